@@ -1,0 +1,87 @@
+// Command colcrypt encrypts sensitive columns of live database tables in
+// place. This file only parses flags, calls the library and maps errors to
+// the exit codes of SPEC §5; the work happens in the packages it imports.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+)
+
+// app is what every command shares: where results and logs go.
+type app struct {
+	stdout io.Writer
+	stderr io.Writer
+	stdin  *os.File
+	log    *slog.Logger
+	level  slog.LevelVar
+}
+
+// commands holds the constructors of the top-level commands; each command's
+// file adds itself from init, so commands live in their own files.
+var commands []func(*app) *cobra.Command
+
+func register(newCmd func(*app) *cobra.Command) { commands = append(commands, newCmd) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Stdin)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin *os.File) int {
+	a := &app{stdout: stdout, stderr: stderr, stdin: stdin}
+	a.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &a.level}))
+
+	var verbose bool
+	root := &cobra.Command{
+		Use:           "colcrypt",
+		Short:         "Encrypt sensitive columns of live database tables in place",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			if verbose {
+				a.level.Set(slog.LevelDebug)
+			}
+		},
+	}
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log at debug level (row keys, never values)")
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd(a))
+	}
+	// cobra reports flag and argument mistakes as plain errors; they are bad usage.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.Input(err) })
+
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitcode.OK
+	}
+	code := exitcode.Of(err)
+	var ee *exitcode.Error
+	if !errors.As(err, &ee) || ee.Err.Error() != "" {
+		fmt.Fprintln(stderr, "colcrypt:", err)
+	}
+	return code
+}
+
+// exactArgs is cobra.ExactArgs whose error is bad usage (exit 2).
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		return exitcode.Input(cobra.ExactArgs(n)(cmd, args))
+	}
+}

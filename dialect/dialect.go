@@ -1,0 +1,140 @@
+// Package dialect is the one small contract every database engine meets.
+// Everything specific to SQL Server, PostgreSQL or SQLite lives in that
+// engine's folder below this one; the planner and the migration engine talk
+// only to these interfaces, so adding an engine is adding a folder.
+package dialect
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// Dialect is one database engine.
+type Dialect interface {
+	// Name is the engine name used in plans: "sqlserver", "postgres", "sqlite".
+	Name() string
+	// ResolveDSN makes a relative file path inside the DSN (a SQLite file)
+	// relative to planDir, the folder of the plan file; other DSNs are
+	// returned unchanged.
+	ResolveDSN(dsn, planDir string) string
+	// Open connects with the DSN from the plan and checks the connection.
+	// Its errors never contain the DSN's password.
+	Open(ctx context.Context, dsn string) (*sql.DB, error)
+
+	// Quote quotes one identifier for this engine, whatever characters it
+	// holds (spaces, quotes, brackets, dashes).
+	Quote(ident string) string
+	// QuoteTable quotes a possibly schema-qualified table name.
+	QuoteTable(name schema.TableName) string
+	// DefaultSchema is the schema an unqualified name resolves to
+	// ("dbo", "public"; "" on SQLite).
+	DefaultSchema() string
+
+	// ReadTable reads one table and everything that depends on it from the
+	// live catalog. It returns an error wrapping ErrTableNotFound when the
+	// table does not exist.
+	ReadTable(ctx context.Context, db *sql.DB, name schema.TableName) (*schema.Table, error)
+
+	// Codec gives the canonical plaintext encoding of a column's type, or an
+	// error wrapping ErrUnsupportedType naming the type.
+	Codec(col *schema.Column) (Codec, error)
+	// StoredLenExpr is an SQL expression giving the bytes a non-NULL value
+	// of the quoted column occupies today (DATALENGTH, octet_length, length).
+	StoredLenExpr(col *schema.Column, quotedCol string) string
+	// CiphertextType is the column type that holds ciphertexts of at most
+	// maxBytes bytes (0: unbounded): VARBINARY(n) or VARBINARY(MAX), bytea, BLOB.
+	CiphertextType(maxBytes int64) string
+	// Limits are the engine's hard limits that sizing checks against.
+	Limits() Limits
+}
+
+// Limits are an engine's limits on rows and values.
+type Limits struct {
+	// RowBytes is the most bytes a row may hold in-row (8060 on SQL
+	// Server); 0 where the engine has no such limit.
+	RowBytes int64
+	// ValueBytes is the largest single value (1 GB on PostgreSQL; SQLite's
+	// default SQLITE_MAX_LENGTH); 0 when the engine has no smaller limit
+	// than the plan's large-object limit.
+	ValueBytes int64
+	// Columns is the most columns a table may have.
+	Columns int
+}
+
+// Codec turns the values of one column into canonical plaintext bytes
+// (SPEC §2) and back, exactly: trailing spaces, precision, time zone,
+// storage class and NULL versus empty all survive the round trip.
+//
+// Reading: the engine selects SelectExpr(col), scans it into an `any`, and
+// Encode turns that into the canonical bytes. NULL is never passed to Encode:
+// NULL stays NULL and is never encrypted.
+//
+// Writing back: Decode turns canonical bytes into a value to bind as a
+// query argument, and RestoreExpr wraps the SQL expression holding that
+// argument (a placeholder or a staging-table column) so that the engine
+// stores it with the column's original type.
+type Codec interface {
+	SelectExpr(quotedCol string) string
+	Encode(v any) ([]byte, error)
+	Decode(b []byte) (any, error)
+	RestoreExpr(expr string) string
+	// MaxPlainBytes is the longest canonical encoding a value of the
+	// declared type can have; 0 when the type is unbounded (MAX, text,
+	// blob), in which case the plan's large-object limit applies.
+	MaxPlainBytes() int64
+	// PlainLenExpr is an SQL expression giving the length of the canonical
+	// encoding of a non-NULL value, so sizing can run in the database.
+	PlainLenExpr(quotedCol string) string
+}
+
+// ErrTableNotFound is returned by ReadTable for a missing table.
+var ErrTableNotFound = errors.New("table not found")
+
+// ErrUnsupportedType is wrapped by Codec for a type colcrypt cannot encrypt.
+var ErrUnsupportedType = errors.New("unsupported data type")
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Dialect{}
+)
+
+// Register makes an engine available under d.Name(). Engine packages call
+// it from init.
+func Register(d Dialect) {
+	mu.Lock()
+	defer mu.Unlock()
+	registry[d.Name()] = d
+}
+
+// Get returns the engine registered under name.
+func Get(name string) (Dialect, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	d, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown database engine %q (known: %v)", name, namesLocked())
+	}
+	return d, nil
+}
+
+// Names lists the registered engines, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return namesLocked()
+}
+
+func namesLocked() []string {
+	var names []string
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

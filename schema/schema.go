@@ -1,0 +1,195 @@
+// Package schema is the engine-neutral model of the tables colcrypt touches:
+// columns with their exact types, keys in both directions, checks, defaults,
+// indexes, triggers and the objects that depend on a column. Each dialect's
+// catalog reader fills it; the planner's rules and the migration engine read
+// it and never look at a catalog themselves.
+package schema
+
+import (
+	"strings"
+)
+
+// TableName is a possibly schema-qualified table name. Schema is empty on
+// engines without schemas (SQLite) and when the plan did not name one.
+type TableName struct {
+	Schema string
+	Name   string
+}
+
+// String gives the name as a user writes it in a plan: "dbo.customers".
+func (n TableName) String() string {
+	if n.Schema == "" {
+		return n.Name
+	}
+	return n.Schema + "." + n.Name
+}
+
+// ParseTableName splits "schema.table" at the first dot. A name without a
+// dot has an empty Schema, which the dialect replaces with its default
+// (dbo, public, main).
+func ParseTableName(s string) TableName {
+	if i := strings.IndexByte(s, '.'); i > 0 {
+		return TableName{Schema: s[:i], Name: s[i+1:]}
+	}
+	return TableName{Name: s}
+}
+
+// Table is one table as read from the live catalog.
+type Table struct {
+	Name    TableName
+	Columns []*Column
+
+	// PrimaryKey is nil when the table has none.
+	PrimaryKey *Index
+	// Indexes holds every index and unique constraint other than the
+	// primary key, unique or not.
+	Indexes []*Index
+	// ForeignKeys are the keys of this table that reference other tables.
+	ForeignKeys []*ForeignKey
+	// ReferencedBy are the foreign keys of other tables (or this one) that
+	// reference this table.
+	ReferencedBy []*ForeignKey
+	Checks       []*Check
+	Triggers     []*Trigger
+	// Dependents are views, computed columns and schema-bound objects that
+	// depend on columns of this table.
+	Dependents []*Dependent
+
+	// RowCount is the catalog's estimate; sizing counts exactly.
+	RowCount int64
+	// CreateSQL is the engine's own definition of the table where it keeps
+	// one (SQLite's sqlite_master.sql); empty elsewhere.
+	CreateSQL string
+}
+
+// Column is one column with everything needed to restore it exactly.
+type Column struct {
+	Name    string
+	Ordinal int // 1-based position in the table
+	// Type is the engine's base type name in lower case, without length or
+	// precision: "varchar", "nvarchar", "numeric", "timestamptz", "integer".
+	Type string
+	// Declared is the full type as the engine would write it in DDL:
+	// "varchar(64)", "numeric(10,2)", "nvarchar(max)", "timestamp(3) with time zone".
+	Declared string
+	// Length is the declared length: characters for character types, bytes
+	// for binary types; -1 for MAX or unbounded; 0 when the type has none.
+	Length    int
+	Precision int
+	Scale     int
+	Collation string
+	Nullable  bool
+
+	Identity     bool // identity, serial/bigserial, or SQLite's INTEGER PRIMARY KEY AUTOINCREMENT / rowid alias
+	Computed     bool
+	ComputedExpr string
+
+	// Default is the default expression as SQL, empty when there is none.
+	Default string
+	// DefaultName is the name of the default constraint (SQL Server), empty elsewhere.
+	DefaultName string
+
+	// Encrypted is true when the engine itself marks the column encrypted
+	// (SQL Server Always Encrypted: sys.columns.encryption_type).
+	Encrypted bool
+}
+
+// Index is an index or a key constraint (primary key, unique constraint).
+type Index struct {
+	Name    string
+	Columns []string
+	Unique  bool
+	Primary bool
+	// Constraint is true when the index backs a PRIMARY KEY or UNIQUE
+	// constraint rather than being a CREATE INDEX.
+	Constraint bool
+	// Definition is the DDL that recreates it, as the engine reports it
+	// (pg_get_indexdef / pg_get_constraintdef, sqlite_master.sql, or built
+	// from the SQL Server catalog).
+	Definition string
+}
+
+// HasColumn reports whether the index covers the column.
+func (ix *Index) HasColumn(col string) bool { return containsFold(ix.Columns, col) }
+
+// ForeignKey links Columns of Table to RefColumns of RefTable, in order.
+type ForeignKey struct {
+	Name       string
+	Table      TableName
+	Columns    []string
+	RefTable   TableName
+	RefColumns []string
+	OnDelete   string
+	OnUpdate   string
+	Definition string
+}
+
+// Check is a check constraint with the columns its expression references.
+type Check struct {
+	Name       string
+	Expr       string
+	Columns    []string
+	Definition string
+}
+
+// Trigger is a trigger on the table with the columns its body references.
+type Trigger struct {
+	Name       string
+	Columns    []string
+	Definition string
+}
+
+// Dependent is an object that depends on columns of the table.
+type Dependent struct {
+	Kind    string // "view", "computed column", "materialized view", "schema-bound function", ...
+	Name    string
+	Columns []string
+}
+
+// Column returns the column with the given name, matched case-insensitively
+// as every supported engine does for unquoted names, or nil.
+func (t *Table) Column(name string) *Column {
+	for _, c := range t.Columns {
+		if strings.EqualFold(c.Name, name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// UsableKey returns the columns of the primary key, or else of the first
+// unique index whose columns are all NOT NULL; nil when there is neither,
+// in which case the engine adds a row-id column for batching.
+func (t *Table) UsableKey() []string {
+	if t.PrimaryKey != nil {
+		return t.PrimaryKey.Columns
+	}
+	for _, ix := range t.Indexes {
+		if !ix.Unique {
+			continue
+		}
+		ok := true
+		for _, name := range ix.Columns {
+			if c := t.Column(name); c == nil || c.Nullable {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return ix.Columns
+		}
+	}
+	return nil
+}
+
+// ContainsFold reports whether names holds name, ignoring case.
+func ContainsFold(names []string, name string) bool { return containsFold(names, name) }
+
+func containsFold(names []string, name string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}

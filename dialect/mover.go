@@ -1,0 +1,99 @@
+package dialect
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// Mover is the write side of an engine, used by the migration engine: the
+// types of colcrypt's own tables, paging, the bulk write path, and the
+// column swap at cut-over and its reverse. An engine that implements
+// Dialect but not Mover can be planned but not migrated.
+type Mover interface {
+	// StateTypes are the column types for colcrypt's own job tables.
+	StateTypes() StateTypes
+	// Placeholder is the n-th (1-based) query parameter: "?", "$1", "@p1".
+	Placeholder(n int) string
+	// FirstRows turns an ordered SELECT into one returning at most n rows
+	// after skipping offset rows.
+	FirstRows(query string, offset, n int64) string
+	// RowID is the expression that identifies a row of a table without a
+	// usable key, and whether the engine must add a colcrypt_row_id column
+	// for it (SQLite has rowid; the others add an identity column).
+	RowID() (expr string, mustAdd bool)
+
+	// AddColumn adds a NULLable column unless it already exists, so that
+	// prepare can be run again after a crash.
+	AddColumn(ctx context.Context, db *sql.DB, table schema.TableName, column, typ string) error
+	// AddRowID adds colcrypt_row_id, filled for every existing row, unless
+	// it already exists.
+	AddRowID(ctx context.Context, db *sql.DB, table schema.TableName) error
+	// DropColumn drops a column if it exists.
+	DropColumn(ctx context.Context, db *sql.DB, table schema.TableName, column string) error
+
+	// BulkUpdate sets columns Set of the rows identified by Key, one row of
+	// values per entry of Rows (key values first, then the Set values), in
+	// tx, through the engine's fastest path.
+	BulkUpdate(ctx context.Context, tx *sql.Tx, u Update) error
+
+	// Swap performs the cut-over of one foreign-key group in short
+	// transactions: foreign keys touching the group dropped first, then each
+	// table's plaintext column dropped (or renamed and set to NULL) and its
+	// ciphertext column renamed to the original name, the recorded keys and
+	// indexes rebuilt on it, and the foreign keys recreated last.
+	Swap(ctx context.Context, db *sql.DB, group []TableSwap) error
+	// Unswap is Swap's reverse for revert: the restored plaintext column
+	// takes the original name, type, nullability, default, checks, keys,
+	// indexes and foreign keys exactly as recorded.
+	Unswap(ctx context.Context, db *sql.DB, group []TableSwap) error
+	// Purge rebuilds the table so that no plaintext stays readable in free
+	// pages (VACUUM, VACUUM FULL, ALTER TABLE ... REBUILD).
+	Purge(ctx context.Context, db *sql.DB, table schema.TableName) error
+}
+
+// StateTypes are portable column types for colcrypt's own tables.
+type StateTypes struct {
+	Text   string // unbounded text
+	Key    string // short indexed text (names)
+	Blob   string
+	BigInt string
+}
+
+// Update is one bulk write.
+type Update struct {
+	Table schema.TableName
+	Key   []string // key column names (or the row-id expression's column)
+	Set   []string // columns written
+	// SetExpr optionally wraps the value written into Set[i] (a Codec's
+	// RestoreExpr on revert); nil or "" means the value as bound.
+	SetExpr []func(expr string) string
+	Rows    [][]any
+}
+
+// TableSwap describes the cut-over (or its reverse) of one table.
+type TableSwap struct {
+	// Table is the table as read before the job changed anything.
+	Table   *schema.Table
+	Columns []SwapColumn
+	// RowID is the row-id column to drop at cut-over, "" when none.
+	RowID string
+	// KeepPlaintext keeps the plaintext column, renamed to
+	// <column>_plaintext and set to NULL (plan option plaintext: null).
+	KeepPlaintext bool
+	// DropChecks and DropDefaults are the constraints the plan allowed to
+	// drop; they are not recreated on the ciphertext column but are
+	// restored by Unswap.
+	DropChecks   bool
+	DropDefaults bool
+}
+
+// SwapColumn is one encrypted column of a TableSwap.
+type SwapColumn struct {
+	Name      string // the original column name
+	Temp      string // the added column: ciphertext on Swap, restored plaintext on Unswap
+	TempType  string // its type: the ciphertext type on Swap
+	IV        string // companion IV column, "" when none (kept on Swap, dropped by Unswap)
+	Plaintext string // on Swap with KeepPlaintext: the name the plaintext column gets
+}

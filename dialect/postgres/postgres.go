@@ -1,0 +1,179 @@
+// Package postgres is colcrypt's PostgreSQL engine: connecting with a pinned
+// session, quoting, reading a table and everything that depends on it from
+// pg_catalog, and the canonical plaintext encoding of each supported type.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+func init() { dialect.Register(Dialect{}) }
+
+// Dialect is the PostgreSQL engine. Its zero value is ready to use.
+type Dialect struct{}
+
+var _ dialect.Dialect = Dialect{}
+
+// sessionSettings pin every connection's text output, because the canonical
+// plaintext of all types but bytea is `col::text` (SPEC §2): the same value
+// must give the same bytes in every session, and those bytes must restore
+// the value exactly. extra_float_digits=3 makes float8 output the shortest
+// exact representation (PostgreSQL 12+) or 17 digits (older), both exact;
+// TimeZone=UTC fixes the rendering of timestamptz (the instant is the value).
+var sessionSettings = map[string]string{
+	"datestyle":          "ISO, MDY",
+	"intervalstyle":      "postgres",
+	"timezone":           "UTC",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
+	"client_encoding":    "UTF8",
+	// text -> xml parses under xmloption; CONTENT accepts both documents
+	// and fragments, so every stored xml value parses back.
+	"xmloption": "content",
+}
+
+// Name implements dialect.Dialect.
+func (Dialect) Name() string { return "postgres" }
+
+// ResolveDSN implements dialect.Dialect: PostgreSQL DSNs hold no file paths.
+func (Dialect) ResolveDSN(dsn, planDir string) string { return dsn }
+
+// Open implements dialect.Dialect. Every connection of the pool starts with
+// sessionSettings as its session defaults.
+func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
+	redacted := RedactDSN(dsn)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(err, dsnSecrets(dsn, nil)))
+	}
+	for k, v := range sessionSettings {
+		cfg.RuntimeParams[k] = v
+	}
+	db := stdlib.OpenDB(*cfg)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(err, dsnSecrets(dsn, cfg)))
+	}
+	return db, nil
+}
+
+// Quote implements dialect.Dialect: a double-quoted identifier with every
+// double quote doubled, which PostgreSQL takes verbatim and case-sensitive.
+func (Dialect) Quote(ident string) string {
+	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
+}
+
+// QuoteTable implements dialect.Dialect. An unqualified name is qualified
+// with the default schema, the schema ReadTable resolves it to, so that a
+// search_path never makes the two disagree.
+func (d Dialect) QuoteTable(name schema.TableName) string {
+	s := name.Schema
+	if s == "" {
+		s = d.DefaultSchema()
+	}
+	return d.Quote(s) + "." + d.Quote(name.Name)
+}
+
+// DefaultSchema implements dialect.Dialect.
+func (Dialect) DefaultSchema() string { return "public" }
+
+// StoredLenExpr implements dialect.Dialect: the bytes the datum occupies,
+// after TOAST compression, which is what the table pays for it today.
+func (Dialect) StoredLenExpr(col *schema.Column, quotedCol string) string {
+	return "pg_column_size(" + quotedCol + ")"
+}
+
+// CiphertextType implements dialect.Dialect: bytea holds any length up to
+// the 1 GB value limit.
+func (Dialect) CiphertextType(maxBytes int64) string { return "bytea" }
+
+// Limits of PostgreSQL: no in-row limit (long values are TOASTed), 1 GB per
+// value, 1600 columns per table.
+const (
+	maxValueBytes = 1 << 30
+	maxColumns    = 1600
+)
+
+// Limits implements dialect.Dialect.
+func (Dialect) Limits() dialect.Limits {
+	return dialect.Limits{RowBytes: 0, ValueBytes: maxValueBytes, Columns: maxColumns}
+}
+
+// passwordKV finds the password of a keyword/value DSN, quoted or not.
+var passwordKV = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
+
+// RedactDSN returns the DSN with its password replaced, for error messages.
+func RedactDSN(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "(unparsable URL)"
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	return passwordKV.ReplaceAllString(dsn, "${1}xxxxx")
+}
+
+// dsnSecrets lists the passwords a DSN may carry, parsed or not.
+func dsnSecrets(dsn string, cfg *pgx.ConnConfig) []string {
+	var s []string
+	if cfg != nil {
+		s = append(s, cfg.Password)
+	}
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			s = append(s, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+	}
+	for _, m := range passwordKV.FindAllStringSubmatch(dsn, -1) {
+		s = append(s, strings.Trim(m[2], "'"))
+	}
+	return s
+}
+
+// scrubbedError is an error whose message had secrets cut out. It still
+// unwraps to the original so that errors.Is/As keep working.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// scrub makes sure no secret appears in err's message: drivers are careful,
+// but the promise is ours.
+func scrub(err error, secrets []string) error {
+	msg := err.Error()
+	changed := false
+	for _, s := range secrets {
+		if len(s) >= 1 && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return &scrubbedError{msg: msg, err: err}
+}
+
+// errAmbiguous is returned when a name matches several tables only when
+// case is ignored.
+var errAmbiguous = errors.New("ambiguous table name")

@@ -1,0 +1,419 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// oldTableSuffix names the original table while a swap rebuilds it.
+const oldTableSuffix = "__colcrypt_old"
+
+func (Dialect) StateTypes() dialect.StateTypes {
+	return dialect.StateTypes{Text: "TEXT", Key: "TEXT", Blob: "BLOB", BigInt: "INTEGER"}
+}
+
+func (Dialect) Placeholder(int) string { return "?" }
+
+func (Dialect) FirstRows(query string, offset, n int64) string {
+	return query + " LIMIT " + strconv.FormatInt(n, 10) + " OFFSET " + strconv.FormatInt(offset, 10)
+}
+
+// RowID: every SQLite table but WITHOUT ROWID ones (which always have a
+// primary key) has a rowid, stable until VACUUM; swaps copy it explicitly.
+func (Dialect) RowID() (string, bool) { return "rowid", false }
+
+// liveColumns lists the table's columns now, including hidden ones.
+func liveColumns(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, table schema.TableName) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, "SELECT name FROM pragma_table_xinfo(?)", table.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		cols[strings.ToLower(name)] = true
+	}
+	return cols, rows.Err()
+}
+
+func (d Dialect) AddColumn(ctx context.Context, db *sql.DB, table schema.TableName, column, typ string) error {
+	cols, err := liveColumns(ctx, db, table)
+	if err != nil {
+		return err
+	}
+	if cols[strings.ToLower(column)] {
+		return nil
+	}
+	_, err = db.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(table)+" ADD COLUMN "+d.Quote(column)+" "+typ)
+	return err
+}
+
+func (Dialect) AddRowID(context.Context, *sql.DB, schema.TableName) error { return nil }
+
+func (d Dialect) DropColumn(ctx context.Context, db *sql.DB, table schema.TableName, column string) error {
+	cols, err := liveColumns(ctx, db, table)
+	if err != nil {
+		return err
+	}
+	if !cols[strings.ToLower(column)] {
+		return nil
+	}
+	_, err = db.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(table)+" DROP COLUMN "+d.Quote(column))
+	return err
+}
+
+// BulkUpdate runs one prepared UPDATE per row inside the chunk's
+// transaction: SQLite has no faster path than that, and in one transaction
+// it is a few microseconds a row.
+func (d Dialect) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update) error {
+	var b strings.Builder
+	b.WriteString("UPDATE " + d.QuoteTable(u.Table) + " SET ")
+	for i, c := range u.Set {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		val := "?"
+		if i < len(u.SetExpr) && u.SetExpr[i] != nil {
+			val = u.SetExpr[i]("?")
+		}
+		b.WriteString(d.Quote(c) + " = " + val)
+	}
+	b.WriteString(" WHERE ")
+	for i, k := range u.Key {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		if strings.EqualFold(k, "rowid") {
+			b.WriteString("rowid = ?")
+		} else {
+			b.WriteString(d.Quote(k) + " = ?")
+		}
+	}
+	stmt, err := tx.PrepareContext(ctx, b.String())
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	nk := len(u.Key)
+	args := make([]any, len(u.Set)+nk)
+	for _, row := range u.Rows {
+		copy(args, row[nk:])
+		copy(args[len(u.Set):], row[:nk])
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Swap rebuilds each table of the group (SQLite's documented way to change
+// a column's type or constraints): a new table from the recorded CREATE
+// TABLE with the encrypted columns turned into BLOBs, the rows copied with
+// their rowids, the old table dropped and the new one renamed, then the
+// recorded indexes and triggers recreated. Foreign keys are checked once
+// for the whole group before the transaction commits.
+func (d Dialect) Swap(ctx context.Context, db *sql.DB, group []dialect.TableSwap) error {
+	return d.rebuildGroup(ctx, db, group, true)
+}
+
+// Unswap rebuilds each table from its recorded original CREATE TABLE, so
+// types, defaults, checks, keys and column order come back exactly.
+func (d Dialect) Unswap(ctx context.Context, db *sql.DB, group []dialect.TableSwap) error {
+	return d.rebuildGroup(ctx, db, group, false)
+}
+
+func (d Dialect) rebuildGroup(ctx context.Context, db *sql.DB, group []dialect.TableSwap, forward bool) (err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// foreign_keys cannot change inside a transaction; the check below
+	// replaces it for the rebuilt tables.
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return err
+	}
+	defer func() {
+		if _, e := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON"); e != nil && err == nil {
+			err = e
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, "PRAGMA legacy_alter_table = ON"); err != nil {
+		return err
+	}
+	for _, ts := range group {
+		if err := d.rebuild(ctx, conn, ts, forward); err != nil {
+			return fmt.Errorf("rebuild %s: %w", ts.Table.Name, err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for rows.Next() {
+		var table string
+		var rowid sql.NullInt64
+		var parent string
+		var fkid int
+		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			rows.Close()
+			return err
+		}
+		problems = append(problems, fmt.Sprintf("%s row %d → %s", table, rowid.Int64, parent))
+	}
+	rows.Close()
+	if len(problems) > 0 {
+		return fmt.Errorf("foreign keys would break (%d rows, e.g. %s); nothing was changed", len(problems), problems[0])
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA legacy_alter_table = OFF"); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSwap, forward bool) error {
+	t := ts.Table
+	live, err := liveColumns(ctx, conn, t.Name)
+	if err != nil {
+		return err
+	}
+	// Already rebuilt by a run that crashed before recording it: the
+	// column this swap reads from is gone.
+	if len(ts.Columns) > 0 && !live[strings.ToLower(ts.Columns[0].Temp)] {
+		return nil
+	}
+	// The old table moves aside and the new one is created from the
+	// recorded statement under the table's own name, so that Unswap gives
+	// back the original CREATE TABLE text exactly. foreign_keys is OFF and
+	// legacy_alter_table ON, so other tables' REFERENCES keep the name.
+	oldName := schema.TableName{Schema: t.Name.Schema, Name: t.Name.Name + oldTableSuffix}
+	createSQL := t.CreateSQL
+	if forward {
+		if createSQL, err = swapCreateSQL(t, ts); err != nil {
+			return err
+		}
+	}
+	var seq sql.NullInt64
+	_ = conn.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = ?", t.Name.Name).Scan(&seq)
+
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(t.Name)+" RENAME TO "+d.Quote(oldName.Name)); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, createSQL); err != nil {
+		return fmt.Errorf("create rebuilt table: %w", err)
+	}
+	var into, from []string
+	swapped := map[string]dialect.SwapColumn{}
+	for _, c := range ts.Columns {
+		swapped[strings.ToLower(c.Name)] = c
+	}
+	for _, c := range t.Columns {
+		if c.Computed {
+			continue
+		}
+		into = append(into, d.Quote(c.Name))
+		if sc, ok := swapped[strings.ToLower(c.Name)]; ok {
+			from = append(from, d.Quote(sc.Temp))
+		} else {
+			from = append(from, d.Quote(c.Name))
+		}
+	}
+	if forward {
+		for _, c := range ts.Columns {
+			if c.IV != "" {
+				into, from = append(into, d.Quote(c.IV)), append(from, d.Quote(c.IV))
+			}
+		}
+	}
+	if !parseCreateTable(t.CreateSQL).withoutRowid {
+		into, from = append([]string{"rowid"}, into...), append([]string{"rowid"}, from...)
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO "+d.QuoteTable(t.Name)+" ("+strings.Join(into, ", ")+") SELECT "+
+		strings.Join(from, ", ")+" FROM "+d.QuoteTable(oldName)); err != nil {
+		return fmt.Errorf("copy rows: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "DROP TABLE "+d.QuoteTable(oldName)); err != nil {
+		return err
+	}
+	if seq.Valid {
+		if _, err := conn.ExecContext(ctx, "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", seq.Int64, t.Name.Name); err != nil {
+			return err
+		}
+	}
+	for _, ix := range t.Indexes {
+		if ix.Definition == "" {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, ix.Definition); err != nil {
+			return fmt.Errorf("recreate index %s: %w", ix.Name, err)
+		}
+	}
+	for _, tr := range t.Triggers {
+		if tr.Definition == "" {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, tr.Definition); err != nil {
+			return fmt.Errorf("recreate trigger %s: %w", tr.Name, err)
+		}
+	}
+	return nil
+}
+
+// swapCreateSQL edits the recorded CREATE TABLE for the encrypted table:
+// each swapped column becomes a BLOB keeping its key, NOT NULL and
+// REFERENCES clauses; its DEFAULT and CHECK clauses go when the plan allows
+// dropping them (the planner blocked the job otherwise), as do table CHECK
+// constraints on it; IV columns and kept-plaintext columns are appended.
+func swapCreateSQL(t *schema.Table, ts dialect.TableSwap) (string, error) {
+	sqlText := t.CreateSQL
+	toks := tokenize(sqlText)
+	open := -1
+	for i, tk := range toks {
+		if tk.punct("(") {
+			open = i
+			break
+		}
+	}
+	closing := matchParen(toks, open)
+	if closing >= len(toks) {
+		return "", fmt.Errorf("cannot read the recorded CREATE TABLE statement of %s", t.Name)
+	}
+	swapped := map[string]dialect.SwapColumn{}
+	for _, c := range ts.Columns {
+		swapped[strings.ToLower(c.Name)] = c
+	}
+	var items []string
+	lastColumn := -1
+	for _, item := range splitTopLevel(toks[open+1 : closing]) {
+		if len(item) == 0 {
+			continue
+		}
+		if isAnyKeyword(item[0], []string{"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}) {
+			if ts.DropChecks && isCheckOn(item, ts.Columns) {
+				continue
+			}
+			items = append(items, source(sqlText, item))
+			continue
+		}
+		name := identName(item[0])
+		if _, ok := swapped[strings.ToLower(name)]; ok {
+			items = append(items, swapColumnDef(sqlText, item))
+		} else {
+			items = append(items, source(sqlText, item))
+		}
+		lastColumn = len(items) - 1
+	}
+	var extra []string
+	for _, c := range ts.Columns {
+		if c.IV != "" {
+			extra = append(extra, quoteIdent(c.IV)+" BLOB")
+		}
+		if c.Plaintext != "" {
+			// plaintext: null keeps the column, empty, under another name.
+			typ := ""
+			if col := t.Column(c.Name); col != nil {
+				typ = " " + col.Declared
+			}
+			extra = append(extra, quoteIdent(c.Plaintext)+typ)
+		}
+	}
+	items = append(items[:lastColumn+1], append(extra, items[lastColumn+1:]...)...)
+	return sqlText[:toks[open].end] + "\n  " + strings.Join(items, ",\n  ") + "\n" + sqlText[toks[closing].pos:], nil
+}
+
+// isCheckOn reports whether a table constraint is a CHECK that references
+// one of the columns.
+func isCheckOn(item []token, cols []dialect.SwapColumn) bool {
+	i := 0
+	if item[0].is("CONSTRAINT") {
+		i = 2
+	}
+	if i >= len(item) || !item[i].is("CHECK") {
+		return false
+	}
+	var names []string
+	for _, c := range cols {
+		names = append(names, c.Name)
+	}
+	return len(columnRefs(item[i:], names)) > 0
+}
+
+// swapColumnDef rewrites one column definition: the type becomes BLOB,
+// constraints that still hold on a ciphertext (PRIMARY KEY, UNIQUE, NOT
+// NULL, REFERENCES) stay, DEFAULT/CHECK/COLLATE go when allowed.
+func swapColumnDef(sqlText string, item []token) string {
+	out := []string{source(sqlText, item[:1]), "BLOB"}
+	i := 1
+	for i < len(item) && !isAnyKeyword(item[i], columnStarters) {
+		if item[i].punct("(") {
+			i = matchParen(item, i)
+		}
+		i++
+	}
+	for i < len(item) {
+		start := i
+		j := i
+		if item[j].is("CONSTRAINT") {
+			j += 2
+		}
+		end := clauseEnd(item, j+1)
+		if end <= start {
+			end = start + 1
+		}
+		clause := item[start:min(end, len(item))]
+		drop := false
+		if j < len(item) {
+			// The planner lets a DEFAULT or CHECK on the column through only
+			// when the plan allows dropping it; a collation means nothing on
+			// a BLOB. All three are restored by Unswap from the recorded SQL.
+			drop = isAnyKeyword(item[j], []string{"DEFAULT", "CHECK", "COLLATE"})
+		}
+		if !drop {
+			out = append(out, source(sqlText, clause))
+		}
+		i = end
+	}
+	return strings.Join(out, " ")
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Purge rebuilds the database file so that no plaintext stays in free
+// pages, then truncates the write-ahead log, which may hold old pages too.
+func (Dialect) Purge(ctx context.Context, db *sql.DB, _ schema.TableName) error {
+	if _, err := db.ExecContext(ctx, "VACUUM"); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return fmt.Errorf("checkpoint the write-ahead log: %w", err)
+	}
+	return nil
+}
+
+var _ dialect.Mover = Dialect{}

@@ -1,0 +1,140 @@
+// Package sqlserver is colcrypt's Microsoft SQL Server engine: connecting
+// through github.com/microsoft/go-mssqldb, quoting T-SQL identifiers,
+// reading a table and everything that depends on it from the sys catalog
+// views, and the canonical plaintext encoding of each supported type, which
+// is the value's own bytes as CAST(col AS VARBINARY(MAX)) returns them.
+//
+// The package registers itself as "sqlserver" in init; import it for its
+// side effect.
+//
+// Known limits: it needs SQL Server 2016 or later (sys.columns.encryption_type);
+// char, varchar and text columns whose collation uses another code page
+// than the database's default collation may not be restored byte for byte
+// (see codec.RestoreExpr).
+package sqlserver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+
+	// The driver registers the "sqlserver" database/sql driver.
+	_ "github.com/microsoft/go-mssqldb"
+)
+
+// driverName is the database/sql driver go-mssqldb registers for DSNs in
+// the sqlserver:// URL, ADO (key=value;...) and odbc: forms.
+const driverName = "sqlserver"
+
+// SQL Server's hard limits, from "Maximum capacity specifications for SQL
+// Server".
+const (
+	// maxInRowBytes is the most a row may hold in-row; variable-length
+	// columns may be pushed off-row, but the planner sizes against it.
+	maxInRowBytes = 8060
+	// maxValueBytes is the largest (MAX) value: 2^31-1 bytes.
+	maxValueBytes = 1<<31 - 1
+	// maxColumns is the most columns a non-wide table may have.
+	maxColumns = 1024
+	// maxVarbinaryN is the largest n of VARBINARY(n); longer values need
+	// VARBINARY(MAX).
+	maxVarbinaryN = 8000
+)
+
+func init() { dialect.Register(sqlServer{}) }
+
+// sqlServer implements dialect.Dialect. It holds no state: everything it
+// knows about a database comes from the *sql.DB it is handed.
+type sqlServer struct{}
+
+var _ dialect.Dialect = sqlServer{}
+
+func (sqlServer) Name() string { return "sqlserver" }
+
+// ResolveDSN returns the DSN unchanged: a SQL Server DSN names a server,
+// never a file relative to the plan.
+func (sqlServer) ResolveDSN(dsn, planDir string) string { return dsn }
+
+func (sqlServer) DefaultSchema() string { return "dbo" }
+
+// Open connects and pings. The driver's messages can echo parts of the DSN,
+// so every error is scrubbed of the DSN's passwords before it is returned.
+func (sqlServer) Open(ctx context.Context, dsn string) (*sql.DB, error) {
+	db, err := sql.Open(driverName, dsn)
+	if err != nil {
+		return nil, openError(dsn, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, openError(dsn, err)
+	}
+	return db, nil
+}
+
+// Quote brackets an identifier, doubling any closing bracket, which is the
+// only character T-SQL escapes inside [...].
+func (sqlServer) Quote(ident string) string { return quoteIdent(ident) }
+
+// QuoteTable gives [schema].[name]; an empty schema is the default schema,
+// as in ReadTable, so both always name the same table.
+func (d sqlServer) QuoteTable(name schema.TableName) string {
+	return quoteTable(d.withSchema(name))
+}
+
+func (d sqlServer) withSchema(name schema.TableName) schema.TableName {
+	if name.Schema == "" {
+		name.Schema = d.DefaultSchema()
+	}
+	return name
+}
+
+func quoteIdent(ident string) string {
+	return "[" + strings.ReplaceAll(ident, "]", "]]") + "]"
+}
+
+func quoteTable(name schema.TableName) string {
+	return quoteIdent(name.Schema) + "." + quoteIdent(name.Name)
+}
+
+// StoredLenExpr is DATALENGTH, the bytes SQL Server stores for the value
+// (for text, ntext, image and xml too).
+func (sqlServer) StoredLenExpr(col *schema.Column, quotedCol string) string {
+	return "DATALENGTH(" + quotedCol + ")"
+}
+
+// CiphertextType is VARBINARY(n) up to SQL Server's 8000-byte limit for n,
+// VARBINARY(MAX) beyond it or when the size is unbounded (0).
+func (sqlServer) CiphertextType(maxBytes int64) string {
+	if maxBytes > 0 && maxBytes <= maxVarbinaryN {
+		return fmt.Sprintf("VARBINARY(%d)", maxBytes)
+	}
+	return "VARBINARY(MAX)"
+}
+
+func (sqlServer) Limits() dialect.Limits {
+	return dialect.Limits{RowBytes: maxInRowBytes, ValueBytes: maxValueBytes, Columns: maxColumns}
+}
+
+// openError wraps a connection failure. When the driver's message holds a
+// password from the DSN the original error is not wrapped, only its
+// scrubbed text is kept, so that no errors.Unwrap can reach the secret;
+// context cancellation stays detectable with errors.Is.
+func openError(dsn string, err error) error {
+	where := describeDSN(dsn)
+	msg := err.Error()
+	clean := redact(msg, dsnSecrets(dsn))
+	if clean == msg {
+		return fmt.Errorf("connect to SQL Server%s: %w", where, err)
+	}
+	for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, ctxErr) {
+			return fmt.Errorf("connect to SQL Server%s: %s: %w", where, clean, ctxErr)
+		}
+	}
+	return fmt.Errorf("connect to SQL Server%s: %s", where, clean)
+}

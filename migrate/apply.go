@@ -1,0 +1,444 @@
+package migrate
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/planner"
+)
+
+// encryptPhases are the phases of an encryption job, in order.
+var encryptPhases = []string{phasePrepared, phaseCopied, phaseVerified, phaseCutover, phasePurged}
+
+// BlockedError is returned when the plan has blockers: apply changes nothing.
+type BlockedError struct {
+	Report *planner.Report
+}
+
+func (b *BlockedError) Error() string {
+	var lines []string
+	for _, t := range b.Report.Tables {
+		for _, f := range t.Findings {
+			if f.Severity == planner.SeverityBlocker {
+				lines = append(lines, fmt.Sprintf("%s.%s: %s", t.Name, f.Column, f.Message))
+			}
+		}
+	}
+	return fmt.Sprintf("the plan has %d blocker(s); nothing was changed:\n  %s", len(lines), strings.Join(lines, "\n  "))
+}
+
+// Result says what a run of apply did.
+type Result struct {
+	JobID   string
+	Phase   string // the last phase completed
+	Already bool   // the job had already finished: nothing to do
+	Verify  *VerifyResult
+}
+
+// Apply runs the encryption job, or resumes it where it stopped.
+func (e *Engine) Apply(ctx context.Context) (*Result, error) {
+	if err := e.st.ensure(ctx); err != nil {
+		return nil, err
+	}
+	id := e.jobID()
+	j, states, err := e.openJob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := e.tables(ctx, id, states)
+	if err != nil {
+		return nil, err
+	}
+	if j == nil || (j.Kind == jobKindRevert && j.Phase == phaseDone) {
+		if j, err = e.startJob(ctx, id, j, tables, states); err != nil {
+			return nil, err
+		}
+	} else if err := e.checkResume(j, tables); err != nil {
+		return nil, err
+	}
+	res := &Result{JobID: id, Phase: j.Phase}
+	if j.Phase == phaseDone {
+		res.Already = true
+		return res, nil
+	}
+	for _, phase := range encryptPhases {
+		if phaseIndex(encryptPhases, phase) <= phaseIndex(encryptPhases, j.Phase) {
+			continue
+		}
+		if err := e.runPhase(ctx, j, phase, tables, res); err != nil {
+			_ = e.st.event(context.WithoutCancel(ctx), id, phase+" failed", err.Error())
+			return res, err
+		}
+		j.Phase = phase
+		if phase == phasePurged {
+			j.Phase = phaseDone
+		}
+		if err := e.st.saveJob(ctx, j); err != nil {
+			return res, err
+		}
+		res.Phase = phase
+		if e.opt.Until == phase {
+			e.log.Info("stopped after phase as asked", "phase", phase)
+			return res, nil
+		}
+	}
+	res.Phase = phaseDone
+	return res, nil
+}
+
+// phaseIndex ranks a job's last completed phase within its phase list:
+// -1 before the first, len(list) once the job is done. A phase from
+// neither is an error in the recorded state, ranked done so that nothing
+// is ever redone destructively on it.
+func phaseIndex(list []string, phase string) int {
+	switch phase {
+	case "":
+		return -1
+	case phaseDone:
+		return len(list)
+	}
+	for i, p := range list {
+		if p == phase {
+			return i
+		}
+	}
+	return len(list)
+}
+
+// openJob loads this plan's job and the column states, and refuses to
+// touch a column another plan's unfinished job is working on.
+func (e *Engine) openJob(ctx context.Context, id string) (*job, map[string]*columnState, error) {
+	j, err := e.st.loadJob(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := e.loadStates(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	mine := map[string]*columnState{}
+	for _, tp := range e.plan.Tables {
+		tn := e.tableName(tp.Name).String()
+		for _, cp := range tp.Columns {
+			s := all[stateKey(tn, cp.Name)]
+			if s == nil {
+				continue
+			}
+			if s.JobID != id {
+				if s.State != StateUnencrypted && s.State != StateEncrypted {
+					return nil, nil, exitcode.Input(fmt.Errorf("%s.%s is being changed by another job (%s, state %d %s): the plan differs from the one that started it; "+
+						"finish or revert that job with its original plan", tn, cp.Name, s.JobID, s.State, StateDesc(s.State)))
+				}
+				continue
+			}
+			mine[stateKey(tn, cp.Name)] = s
+		}
+	}
+	// Columns encrypted by another job must be blocked by the planner, not
+	// resumed: keep them visible to startJob through all.
+	for k, s := range all {
+		if _, ok := mine[k]; !ok && s.State == StateEncrypted {
+			e.alreadyEncrypted = append(e.alreadyEncrypted, k)
+		}
+	}
+	return j, mine, nil
+}
+
+// startJob plans, refuses on blockers, and records a new job. Nothing in
+// the user's tables changes before this returns.
+func (e *Engine) startJob(ctx context.Context, id string, prev *job, tables []*tableJob, states map[string]*columnState) (*job, error) {
+	if prev != nil {
+		// A finished revert of the same plan: start over cleanly.
+		for _, t := range tables {
+			for _, phase := range []string{phaseCopy, phaseDecrypt, phaseRekey} {
+				if err := e.st.clearChunks(ctx, id, t.tn.String(), phase); err != nil {
+					return nil, err
+				}
+			}
+			for _, c := range t.cols {
+				c.state = nil
+			}
+		}
+		if err := e.st.clearDDL(ctx, id); err != nil {
+			return nil, err
+		}
+		for _, t := range tables {
+			fresh, err := e.d.ReadTable(ctx, e.db, t.tn)
+			if err != nil {
+				return nil, err
+			}
+			t.model = fresh
+		}
+	}
+	encrypted := map[string]bool{}
+	for _, k := range e.alreadyEncrypted {
+		encrypted[k] = true
+	}
+	report, err := planner.Analyze(ctx, e.plan, e.d, e.db, planner.Options{AlreadyEncrypted: func(table, column string) bool {
+		return encrypted[stateKey(e.tableName(table).String(), column)]
+	}})
+	if err != nil {
+		return nil, err
+	}
+	if report.Blockers() > 0 {
+		return nil, exitcode.Fail(&BlockedError{Report: report})
+	}
+	checks, err := e.keyChecks(tables)
+	if err != nil {
+		return nil, err
+	}
+	j := &job{ID: id, Fingerprint: e.plan.Fingerprint(), Kind: jobKindEncrypt, PlanPath: e.plan.Path, KeyChecks: checks}
+	if err := e.st.saveJob(ctx, j); err != nil {
+		return nil, err
+	}
+	_ = states
+	return j, e.st.event(ctx, id, "job started", fmt.Sprintf("plan %s, %d table(s)", e.plan.Path, len(tables)))
+}
+
+// checkResume refuses to resume with a different keystore.
+func (e *Engine) checkResume(j *job, tables []*tableJob) error {
+	if j.Kind == jobKindRevert {
+		return exitcode.Input(fmt.Errorf("a revert of this plan is in progress (phase %q): run colcrypt revert %s to finish it first", j.Phase, e.plan.Path))
+	}
+	if j.Fingerprint != e.plan.Fingerprint() {
+		return exitcode.Input(fmt.Errorf("the plan changed since the job started: run apply with the original plan, or revert"))
+	}
+	for name, want := range j.KeyChecks {
+		parts := strings.SplitN(name, "/", 2)
+		var version int
+		fmt.Sscan(parts[1], &version)
+		_, info, err := e.ks.Key(parts[0], uint16(version))
+		if err != nil || info.CheckValue != want {
+			return exitcode.Input(fmt.Errorf("keystore %s does not hold key %s with the check value the job started with: "+
+				"resume with the keystore the job began with", e.plan.Keystore, name))
+		}
+	}
+	return nil
+}
+
+// runPhase runs one phase over every table.
+func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*tableJob, res *Result) error {
+	e.log.Info("phase started", "phase", phase, "job", j.ID)
+	_ = e.st.event(ctx, j.ID, phase+" started", "")
+	var err error
+	switch phase {
+	case phasePrepared:
+		err = e.prepare(ctx, j, tables)
+	case phaseCopied:
+		err = e.copyAll(ctx, j, tables, phaseCopy, StateEncrypting)
+	case phaseVerified:
+		res.Verify, err = e.verifyAll(ctx, j.ID, tables, false)
+		if err == nil {
+			err = res.Verify.Err()
+			if err != nil {
+				err = exitcode.Fail(err)
+			}
+		}
+	case phaseCutover:
+		err = e.cutover(ctx, j, tables)
+	case phasePurged:
+		if e.plan.Job.Purge {
+			for _, t := range tables {
+				if err = e.m.Purge(ctx, e.db, t.tn); err != nil {
+					break
+				}
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	e.log.Info("phase done", "phase", phase, "job", j.ID)
+	return e.st.event(ctx, j.ID, phase+" done", "")
+}
+
+// prepare records the tables' definitions, then adds the ciphertext, IV and
+// row-id columns. Every step checks what is already there, so a prepare
+// interrupted at any point runs again cleanly.
+func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error {
+	for _, t := range tables {
+		model, err := json.Marshal(t.model)
+		if err != nil {
+			return err
+		}
+		recs := []ddlRecord{{Kind: "model", Name: t.tn.String(), Definition: string(model)}}
+		if err := e.st.recordDDL(ctx, j.ID, t.tn.String(), recs); err != nil {
+			return err
+		}
+		for _, c := range t.cols {
+			if c.state == nil {
+				info, err := e.ks.Latest(c.plan.Key)
+				if err != nil {
+					return exitcode.Input(fmt.Errorf("key %q: %w", c.plan.Key, err))
+				}
+				st := &columnState{Table: t.tn.String(), Column: c.col.Name, JobID: j.ID, State: StateEncrypting,
+					KeyName: info.Name, KeyVersion: int(info.Version), Suite: string(c.plan.Suite), IVMode: string(c.plan.IV),
+					Versioned: c.plan.Versioned, SourceType: c.col.Declared, Temp: c.col.Name + ciphertextColumnSuffix}
+				if cipher.IVLen(c.plan.Suite, c.plan.IV) > 0 {
+					st.IVColumn = c.col.Name + ivColumnSuffix
+				}
+				if c.plan.IV == cipher.IVColumn {
+					iv, err := cipher.NewColumnIV(c.plan.Suite)
+					if err != nil {
+						return err
+					}
+					st.ColumnIV = hex.EncodeToString(iv)
+				}
+				// The state, with the column IV, is durable before any
+				// value is encrypted under it.
+				if err := e.st.putColumn(ctx, st); err != nil {
+					return err
+				}
+				c.state = st
+			}
+		}
+		if t.rowID != "" {
+			if err := e.m.AddRowID(ctx, e.db, t.tn); err != nil {
+				return fmt.Errorf("add %s to %s: %w", rowIDColumn, t.name, err)
+			}
+		}
+		for _, c := range t.cols {
+			if err := e.m.AddColumn(ctx, e.db, t.tn, c.state.Temp, c.ctType); err != nil {
+				return fmt.Errorf("add ciphertext column to %s: %w", t.name, err)
+			}
+			if c.state.IVColumn != "" {
+				if err := e.m.AddColumn(ctx, e.db, t.tn, c.state.IVColumn, c.ivType); err != nil {
+					return fmt.Errorf("add IV column to %s: %w", t.name, err)
+				}
+			}
+		}
+		_ = e.st.event(ctx, j.ID, "prepared table", t.tn.String())
+	}
+	return nil
+}
+
+// copyAll runs the copy (or another chunked phase) over every table and
+// keeps the columns' percent complete current for status.
+func (e *Engine) copyAll(ctx context.Context, j *job, tables []*tableJob, phase string, state int) error {
+	for _, t := range tables {
+		total, err := e.countRows(ctx, t)
+		if err != nil {
+			return err
+		}
+		prog := e.newProgress(ctx, phase+" "+t.name, total, func(done int64) { e.saveProgress(ctx, t, state, done, total) })
+		err = e.copyTable(ctx, j.ID, t, phase, prog)
+		prog.finish()
+		if err != nil {
+			return err
+		}
+		e.saveProgress(ctx, t, state, total, total)
+	}
+	return nil
+}
+
+func (e *Engine) countRows(ctx context.Context, t *tableJob) (int64, error) {
+	var n int64
+	err := retry(ctx, e.log, "count rows of "+t.name, func(ctx context.Context) error {
+		return e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+e.d.QuoteTable(t.tn)).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", t.name, err)
+	}
+	return n, nil
+}
+
+// saveProgress records percent complete of a table's columns; a failure
+// only delays what status shows, so it is logged, not returned.
+func (e *Engine) saveProgress(ctx context.Context, t *tableJob, state int, done, total int64) {
+	pct := 100
+	if total > 0 {
+		pct = int(min(done*100/total, 100))
+	}
+	for _, c := range t.cols {
+		c.state.State, c.state.Percent, c.state.RowsDone, c.state.RowsTotal = state, pct, done, total
+		if err := e.st.putColumn(ctx, c.state); err != nil && ctx.Err() == nil {
+			e.log.Warn("could not record progress", "table", t.name, "err", err)
+		}
+	}
+}
+
+// verifyAll verifies every table.
+func (e *Engine) verifyAll(ctx context.Context, jobID string, tables []*tableJob, afterCutover bool) (*VerifyResult, error) {
+	res := &VerifyResult{}
+	for _, t := range tables {
+		total, err := e.countRows(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		prog := e.newProgress(ctx, "verify "+t.name, total, nil)
+		err = e.verifyTable(ctx, jobID, t, afterCutover, res, prog)
+		prog.finish()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// cutover swaps the columns group by group, after checking that a keystore
+// backup newer than the last key change exists.
+func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error {
+	if e.ks.LastBackup().Before(e.ks.LastKeyChange()) || e.ks.LastBackup().IsZero() {
+		if !e.opt.NoBackupCheck {
+			return exitcode.Input(fmt.Errorf("cut-over destroys the plaintext, and keystore %s has no backup taken after its last key change: "+
+				"run colcrypt keys backup %s FILE first (or pass --no-backup-check to waive this)", e.plan.Keystore, e.plan.Keystore))
+		}
+		e.log.Warn("keystore backup check waived with --no-backup-check", "keystore", e.plan.Keystore)
+		_ = e.st.event(ctx, j.ID, "backup check waived", "--no-backup-check given; keystore "+e.plan.Keystore)
+	}
+	for _, group := range groupTables(tables) {
+		var swaps []dialect.TableSwap
+		for _, t := range group {
+			swaps = append(swaps, e.tableSwap(t, true))
+		}
+		if err := retry(ctx, e.log, "cut-over", func(ctx context.Context) error { return e.m.Swap(ctx, e.db, swaps) }); err != nil {
+			return fmt.Errorf("cut-over of %s: %w (the job can be resumed with apply, or undone with revert)", groupNames(group), err)
+		}
+		for _, t := range group {
+			for _, c := range t.cols {
+				c.state.State, c.state.Percent = StateEncrypted, 100
+				if err := e.st.putColumn(ctx, c.state); err != nil {
+					return err
+				}
+			}
+			_ = e.st.event(ctx, j.ID, "cut over table", t.tn.String())
+		}
+	}
+	return nil
+}
+
+func groupNames(group []*tableJob) string {
+	var names []string
+	for _, t := range group {
+		names = append(names, t.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// tableSwap describes the swap of one table: forward (cut-over) or back.
+func (e *Engine) tableSwap(t *tableJob, forward bool) dialect.TableSwap {
+	s := dialect.TableSwap{Table: t.model, RowID: t.rowID, KeepPlaintext: e.plan.Job.Plaintext == "null",
+		DropChecks: e.plan.Job.DropCheckConstraints, DropDefaults: e.plan.Job.DropDefaults}
+	for _, c := range t.cols {
+		sc := dialect.SwapColumn{Name: c.col.Name, IV: c.state.IVColumn}
+		if forward {
+			sc.Temp, sc.TempType = c.state.Temp, c.ctType
+			if s.KeepPlaintext {
+				sc.Plaintext = c.col.Name + plaintextKeptSuffix
+			}
+		} else {
+			sc.Temp, sc.TempType = c.col.Name+restoredColumnSuffix, c.col.Declared
+		}
+		s.Columns = append(s.Columns, sc)
+	}
+	return s
+}
+
+var errNoJob = errors.New("no job")

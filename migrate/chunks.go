@@ -1,0 +1,271 @@
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/colcrypt/colcrypt/cipher"
+)
+
+// Chunk sizing. The copy aims for chunks that take about the plan's
+// chunk_target each: long enough that per-chunk round trips and the
+// checkpoint are noise, short enough that a lock is never held for long and
+// a crash repeats little work.
+const (
+	minChunkRows    = 100 // below this the per-chunk overhead dominates
+	maxChunkFactor  = 10  // never grow past 10× batch_rows, whatever the timing says
+	maxChunkGrowth  = 1.5 // grow at most 50% per chunk, so one fast chunk does not overshoot
+	maxChunkShrink  = 0.5 // shrink at most by half per chunk
+	chunkQueueDepth = 2   // chunks computed ahead per worker: keeps workers busy without reading far ahead
+	verifyFirstRows = 10  // rows named when verification fails
+)
+
+// chunk is a contiguous key range (lo, hi] of a table; nil lo is the
+// start of the table and nil hi its end.
+type chunk struct {
+	lo, hi       []any
+	loEnc, hiEnc string
+}
+
+// query builds SQL with the engine's placeholders numbered in order.
+type query struct {
+	e    *Engine
+	b    strings.Builder
+	args []any
+}
+
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return q.e.m.Placeholder(len(q.args))
+}
+
+func (q *query) write(parts ...string) {
+	for _, p := range parts {
+		q.b.WriteString(p)
+	}
+}
+
+// keyCompare writes the keyset condition comparing the key expressions with
+// vals: after=true gives key > vals, else key <= vals. It is spelled out as
+// ORs of equalities because SQL Server has no row-value comparison.
+func (q *query) keyCompare(key []string, vals []any, after bool) {
+	q.write("(")
+	for i := range key {
+		if i > 0 {
+			q.write(" OR ")
+		}
+		q.write("(")
+		for j := 0; j < i; j++ {
+			q.write(key[j], " = ", q.arg(vals[j]), " AND ")
+		}
+		op := ">"
+		if !after {
+			op = "<"
+			if i == len(key)-1 {
+				op = "<="
+			}
+		}
+		q.write(key[i], " ", op, " ", q.arg(vals[i]), ")")
+	}
+	q.write(")")
+}
+
+// rangeWhere writes the WHERE clause of a chunk, or nothing for a whole table.
+func (q *query) rangeWhere(key []string, ch chunk) {
+	var conds int
+	if ch.lo != nil {
+		q.write(" WHERE ")
+		q.keyCompare(key, ch.lo, true)
+		conds++
+	}
+	if ch.hi != nil {
+		if conds == 0 {
+			q.write(" WHERE ")
+		} else {
+			q.write(" AND ")
+		}
+		q.keyCompare(key, ch.hi, false)
+	}
+}
+
+// selectChunk reads the key and exprs of the rows of a chunk, in key order.
+func (e *Engine) selectChunk(tj *tableJob, exprs []string, ch chunk) (string, []any) {
+	q := &query{e: e}
+	q.write("SELECT ", strings.Join(tj.key, ", "))
+	for _, x := range exprs {
+		q.write(", ", x)
+	}
+	q.write(" FROM ", e.d.QuoteTable(tj.tn))
+	q.rangeWhere(tj.key, ch)
+	q.write(" ORDER BY ", strings.Join(tj.key, ", "))
+	return q.b.String(), q.args
+}
+
+// nextBoundary returns the key of the size-th row after lo, or nil when
+// fewer rows remain.
+func (e *Engine) nextBoundary(ctx context.Context, tj *tableJob, lo []any, size int64) ([]any, error) {
+	q := &query{e: e}
+	q.write("SELECT ", strings.Join(tj.key, ", "), " FROM ", e.d.QuoteTable(tj.tn))
+	q.rangeWhere(tj.key, chunk{lo: lo})
+	q.write(" ORDER BY ", strings.Join(tj.key, ", "))
+	sqlText := e.m.FirstRows(q.b.String(), size-1, 1)
+	vals := make([]any, len(tj.key))
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	err := retry(ctx, e.log, "find chunk boundary of "+tj.name, func(ctx context.Context) error {
+		return e.db.QueryRowContext(ctx, sqlText, q.args...).Scan(ptrs...)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find chunk boundary of %s: %w", tj.name, err)
+	}
+	return vals, nil
+}
+
+// chunkSizer adapts the chunk size toward a target duration per chunk.
+type chunkSizer struct {
+	rows   atomic.Int64
+	target time.Duration
+	max    int64
+}
+
+func newChunkSizer(batchRows int, target time.Duration) *chunkSizer {
+	s := &chunkSizer{target: target, max: int64(batchRows) * maxChunkFactor}
+	s.rows.Store(int64(batchRows))
+	return s
+}
+
+func (s *chunkSizer) observe(rows int64, took time.Duration) {
+	if s.target <= 0 || rows == 0 || took <= 0 {
+		return
+	}
+	factor := float64(s.target) / float64(took)
+	factor = max(min(factor, maxChunkGrowth), maxChunkShrink)
+	next := int64(float64(rows) * factor)
+	s.rows.Store(max(min(next, s.max), minChunkRows))
+}
+
+// chunkWork processes one chunk on a worker; it must be idempotent, since a
+// transient error retries it and a crash repeats it.
+type chunkWork func(ctx context.Context, w *worker, ch chunk) (rows int64, err error)
+
+// worker holds what one goroutine reuses across chunks (ciphers).
+type worker struct {
+	ciphers []*cipher.Column // one per planned column of the table, in order
+}
+
+// runChunks walks the table in contiguous chunks and runs work on a bounded
+// pool of workers. done holds chunks recorded by an earlier run: they are
+// skipped and their boundaries reused, so a resumed run partitions the table
+// exactly as the first did. newWorker builds each worker's state.
+func (e *Engine) runChunks(ctx context.Context, tj *tableJob, done map[string]chunkRecord, newWorker func() (*worker, error),
+	work chunkWork, prog *progress) error {
+	sizer := newChunkSizer(e.opt.BatchRows, e.plan.Job.ChunkTarget)
+	g, ctx := errgroup.WithContext(ctx)
+	chunks := make(chan chunk, e.opt.Workers*chunkQueueDepth)
+
+	g.Go(func() error {
+		defer close(chunks)
+		var lo []any
+		loEnc := ""
+		for {
+			if rec, ok := done[loEnc]; ok {
+				prog.add(rec.Rows)
+				if rec.Hi == "" {
+					return nil
+				}
+				hi, err := decodeKey(rec.Hi)
+				if err != nil {
+					return err
+				}
+				lo, loEnc = hi, rec.Hi
+				continue
+			}
+			hi, err := e.nextBoundary(ctx, tj, lo, sizer.rows.Load())
+			if err != nil {
+				return err
+			}
+			ch := chunk{lo: lo, loEnc: loEnc, hi: hi}
+			if hi != nil {
+				if ch.hiEnc, err = encodeKey(hi); err != nil {
+					return err
+				}
+			}
+			select {
+			case chunks <- ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if hi == nil {
+				return nil
+			}
+			lo, loEnc = hi, ch.hiEnc
+		}
+	})
+	for i := 0; i < e.opt.Workers; i++ {
+		w, err := newWorker()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			for ch := range chunks {
+				start := time.Now()
+				var rows int64
+				err := retry(ctx, e.log, "chunk of "+tj.name, func(ctx context.Context) error {
+					var err error
+					rows, err = work(ctx, w, ch)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				sizer.observe(rows, time.Since(start))
+				prog.add(rows)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// scanRow scans a row of n columns into fresh values.
+func scanRow(rows *sql.Rows, n int) ([]any, error) {
+	vals := make([]any, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	return vals, nil
+}
+
+// describeKey names a row for a message: its key values, at most a few bytes
+// each. Keys are logged only at debug level, but verify names the rows that
+// differ so the DBA can look at them.
+func describeKey(keyCols []string, vals []any) string {
+	var parts []string
+	for i, v := range vals {
+		s := fmt.Sprint(v)
+		if b, ok := v.([]byte); ok {
+			s = fmt.Sprintf("0x%x", b)
+		}
+		if len(s) > 40 {
+			s = s[:40] + "…"
+		}
+		parts = append(parts, keyCols[i]+"="+s)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,345 @@
+// Package migrate runs colcrypt's jobs: encrypting the planned columns
+// (prepare → copy → verify → cut-over → purge), verifying at any stage,
+// reverting, and reporting per-column state. All job state lives in the
+// target database in tables prefixed colcrypt_, every chunk is idempotent
+// and checkpointed in the transaction that writes it, so a job killed at
+// any instant resumes with nothing lost and nothing encrypted twice.
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/keystore"
+	"github.com/colcrypt/colcrypt/planner"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// Phases a job can be stopped after with Options.Until.
+var Phases = []string{phasePrepared, phaseCopied, phaseVerified, phaseCutover}
+
+// Options tune one run of a job. Zero values take the plan's settings.
+type Options struct {
+	Workers       int
+	BatchRows     int
+	Until         string // prepare | copy | verify | cutover; "" runs to the end
+	NoBackupCheck bool   // waive cut-over's keystore-backup check (logged)
+	Log           *slog.Logger
+	// Progress receives progress output (stderr); Terminal selects a
+	// redrawn bar over periodic log lines.
+	Progress io.Writer
+	Terminal bool
+}
+
+// Engine runs the jobs of one plan against one database.
+type Engine struct {
+	plan *planner.Plan
+	d    dialect.Dialect
+	m    dialect.Mover
+	db   *sql.DB
+	ks   *keystore.Keystore
+	st   *store
+	opt  Options
+	log  *slog.Logger
+	// alreadyEncrypted lists columns (stateKey) another job encrypted; the
+	// planner blocks them.
+	alreadyEncrypted []string
+}
+
+// New prepares an engine. ks may be nil for commands that need no keys
+// (status).
+func New(p *planner.Plan, d dialect.Dialect, db *sql.DB, ks *keystore.Keystore, opt Options) (*Engine, error) {
+	m, ok := d.(dialect.Mover)
+	if !ok {
+		return nil, exitcode.Input(fmt.Errorf("engine %s can be planned but not migrated yet", d.Name()))
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = p.Job.Workers
+	}
+	if opt.BatchRows <= 0 {
+		opt.BatchRows = p.Job.BatchRows
+	}
+	if opt.Until != "" && !contains(Phases, opt.Until) {
+		return nil, exitcode.Input(fmt.Errorf("--until %q: expected one of %s", opt.Until, strings.Join(Phases, ", ")))
+	}
+	return &Engine{plan: p, d: d, m: m, db: db, ks: ks, st: &store{db: db, d: d, m: m}, opt: opt, log: opt.Log}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// jobID identifies the plan's job: the same plan always maps to the same
+// job, and a changed plan to a different one.
+func (e *Engine) jobID() string { return e.plan.Fingerprint()[:20] }
+
+// tableJob is one planned table with everything the phases need.
+type tableJob struct {
+	name  string // as the plan writes it
+	tn    schema.TableName
+	model *schema.Table // as read before the job changed anything
+	// key are the quoted expressions that order and identify rows; keyCols
+	// the column names behind them.
+	key      []string
+	keyCols  []string
+	rowID    string // added row-id column, "" when none
+	keyIsEnc bool   // a key column is itself encrypted
+	cols     []*colJob
+}
+
+// colJob is one planned column.
+type colJob struct {
+	plan   planner.ColumnPlan
+	col    *schema.Column
+	codec  dialect.Codec
+	state  *columnState
+	params cipher.Params
+	ctType string
+	ivType string
+}
+
+// tables builds the table jobs from recorded models (on resume) or from the
+// live catalog (first run), in foreign-key group order.
+func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*columnState) ([]*tableJob, error) {
+	var out []*tableJob
+	for _, tp := range e.plan.Tables {
+		tn := e.tableName(tp.Name)
+		model, err := e.recordedModel(ctx, jobID, tn.String())
+		if err != nil {
+			return nil, err
+		}
+		if model == nil {
+			if model, err = e.d.ReadTable(ctx, e.db, tn); err != nil {
+				return nil, exitcode.Input(fmt.Errorf("%s: table %s: %w", e.plan.Path, tp.Name, err))
+			}
+		}
+		tj := &tableJob{name: tp.Name, tn: tn, model: model}
+		for _, cp := range tp.Columns {
+			col := model.Column(cp.Name)
+			if col == nil {
+				return nil, exitcode.Input(fmt.Errorf("%s:%d:%d: column %s not found in table %s", e.plan.Path, cp.Line, cp.Col, cp.Name, tp.Name))
+			}
+			codec, err := e.d.Codec(col)
+			if err != nil {
+				return nil, exitcode.Input(fmt.Errorf("column %s.%s: %w", tp.Name, col.Name, err))
+			}
+			cj := &colJob{plan: cp, col: col, codec: codec,
+				params: cipher.Params{Suite: cp.Suite, IV: cp.IV, Versioned: cp.Versioned}}
+			maxCT := int64(0)
+			if mp := codec.MaxPlainBytes(); mp > 0 {
+				maxCT = int64(cipher.CiphertextLen(cp.Suite, cp.Versioned, int(mp)))
+			}
+			cj.ctType = e.d.CiphertextType(maxCT)
+			if n := cipher.IVLen(cp.Suite, cp.IV); n > 0 {
+				cj.ivType = e.d.CiphertextType(int64(n))
+			}
+			cj.state = states[stateKey(tn.String(), col.Name)]
+			tj.cols = append(tj.cols, cj)
+		}
+		tj.keyCols = model.UsableKey()
+		if tj.keyCols == nil {
+			expr, mustAdd := e.m.RowID()
+			if mustAdd {
+				tj.rowID = rowIDColumn
+				tj.key = []string{e.d.Quote(rowIDColumn)}
+				tj.keyCols = []string{rowIDColumn}
+			} else {
+				tj.key = []string{expr}
+				tj.keyCols = []string{expr}
+			}
+		} else {
+			for _, k := range tj.keyCols {
+				tj.key = append(tj.key, e.d.Quote(k))
+				for _, c := range tj.cols {
+					if strings.EqualFold(c.col.Name, k) {
+						tj.keyIsEnc = true
+					}
+				}
+			}
+		}
+		out = append(out, tj)
+	}
+	return orderByGroups(out), nil
+}
+
+func (e *Engine) tableName(s string) schema.TableName {
+	tn := schema.ParseTableName(s)
+	if tn.Schema == "" {
+		tn.Schema = e.d.DefaultSchema()
+	}
+	return tn
+}
+
+func stateKey(table, column string) string {
+	return strings.ToLower(table) + "\x00" + strings.ToLower(column)
+}
+
+// orderByGroups orders tables so that every foreign-key-connected group is
+// contiguous, groups and members in plan order.
+func orderByGroups(tables []*tableJob) []*tableJob {
+	groups := groupTables(tables)
+	var out []*tableJob
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+// groupTables splits planned tables into groups connected by foreign keys
+// between them: cut-over drops the group's foreign keys before, and
+// rebuilds them after, every table of a group is swapped.
+func groupTables(tables []*tableJob) [][]*tableJob {
+	parent := make([]int, len(tables))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	index := map[string]int{}
+	for i, t := range tables {
+		index[strings.ToLower(t.model.Name.Name)] = i
+	}
+	for i, t := range tables {
+		for _, fk := range append(append([]*schema.ForeignKey{}, t.model.ForeignKeys...), t.model.ReferencedBy...) {
+			for _, other := range []schema.TableName{fk.Table, fk.RefTable} {
+				if j, ok := index[strings.ToLower(other.Name)]; ok {
+					parent[find(i)] = find(j)
+				}
+			}
+		}
+	}
+	byRoot := map[int][]*tableJob{}
+	var roots []int
+	for i, t := range tables {
+		r := find(i)
+		if _, ok := byRoot[r]; !ok {
+			roots = append(roots, r)
+		}
+		byRoot[r] = append(byRoot[r], t)
+	}
+	sort.Ints(roots)
+	var out [][]*tableJob
+	for _, r := range roots {
+		out = append(out, byRoot[r])
+	}
+	return out
+}
+
+// recordedModel returns the table model recorded at prepare, or nil.
+func (e *Engine) recordedModel(ctx context.Context, jobID, table string) (*schema.Table, error) {
+	ok, err := e.st.exists(ctx, ddlTableName)
+	if err != nil || !ok {
+		return nil, err
+	}
+	recs, err := e.st.ddl(ctx, jobID, table)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Kind == "model" {
+			var t schema.Table
+			if err := json.Unmarshal([]byte(r.Definition), &t); err != nil {
+				return nil, fmt.Errorf("recorded model of %s: %w", table, err)
+			}
+			return &t, nil
+		}
+	}
+	return nil, nil
+}
+
+// loadStates reads colcrypt_columns keyed by table and column.
+func (e *Engine) loadStates(ctx context.Context) (map[string]*columnState, error) {
+	list, err := e.st.columns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*columnState{}
+	for _, c := range list {
+		out[stateKey(c.Table, c.Column)] = c
+	}
+	return out, nil
+}
+
+// keyChecks gives the key check values of the keys the columns use, and
+// fails when a key is missing or retired.
+func (e *Engine) keyChecks(tables []*tableJob) (map[string]string, error) {
+	out := map[string]string{}
+	for _, t := range tables {
+		for _, c := range t.cols {
+			name, version := c.plan.Key, 0
+			if c.state != nil {
+				name, version = c.state.KeyName, c.state.KeyVersion
+			}
+			if version == 0 {
+				info, err := e.ks.Latest(name)
+				if err != nil {
+					return nil, exitcode.Input(fmt.Errorf("key %q for %s.%s: %w (add it with: colcrypt keys add %s %s)",
+						name, t.name, c.col.Name, err, e.plan.Keystore, name))
+				}
+				version = int(info.Version)
+			}
+			_, info, err := e.ks.Key(name, uint16(version))
+			if err != nil {
+				return nil, exitcode.Input(fmt.Errorf("key %s version %d for %s.%s: %w", name, version, t.name, c.col.Name, err))
+			}
+			out[name+"/"+strconv.Itoa(version)] = info.CheckValue
+		}
+	}
+	return out, nil
+}
+
+// columnCipher builds the cipher of a column from its recorded state.
+func (e *Engine) columnCipher(c *colJob) (*cipher.Column, error) {
+	st := c.state
+	keys := map[uint16][]byte{}
+	for _, info := range e.ks.List() {
+		if info.Name != st.KeyName {
+			continue
+		}
+		k, _, err := e.ks.Key(info.Name, info.Version)
+		if err != nil {
+			return nil, err
+		}
+		keys[info.Version] = k[:c.params.Suite.KeySize()]
+	}
+	if _, ok := keys[uint16(st.KeyVersion)]; !ok {
+		return nil, exitcode.Input(fmt.Errorf("key %s version %d is not in keystore %s", st.KeyName, st.KeyVersion, e.plan.Keystore))
+	}
+	var iv []byte
+	if st.ColumnIV != "" {
+		var err error
+		if iv, err = hex.DecodeString(st.ColumnIV); err != nil {
+			return nil, fmt.Errorf("column IV of %s.%s: %w", st.Table, st.Column, err)
+		}
+	}
+	return cipher.NewColumn(c.params, keys, uint16(st.KeyVersion), iv)
+}
+
+// ErrVerify is wrapped by verify failures (exit 1).
+var ErrVerify = errors.New("verification failed")

@@ -1,0 +1,79 @@
+package migrate
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Retry tuning. A chunk is idempotent, so retrying one is always safe; the
+// limits only decide how long a job waits out a lock or a failover before
+// giving up with the error.
+const (
+	retryAttempts  = 8                      // enough to ride out a server restart of ~30 s with the backoff below
+	retryBaseDelay = 100 * time.Millisecond // first wait; doubles each attempt
+	retryMaxDelay  = 5 * time.Second        // cap, so a long outage is polled, not slept through
+)
+
+// transientMarkers are fragments of error text that mean "try again": lock
+// timeouts, deadlocks, serialization failures, a busy SQLite file, and
+// dropped connections, across the three engines. Drivers do not share error
+// types, and matching SQLSTATE/error numbers inside the text keeps this
+// helper free of engine imports.
+var transientMarkers = []string{
+	"sqlstate 40001", "sqlstate 40p01", "sqlstate 55p03", "sqlstate 57p01", "sqlstate 57p02", "sqlstate 57p03",
+	"sqlstate 08", "(40001)", "(40p01)", "(55p03)", "(57p01)",
+	"deadlock", "lock timeout", "lock request time out", "could not serialize",
+	"database is locked", "sqlite_busy", "database table is locked",
+	"connection reset", "broken pipe", "connection refused", "unexpected eof", "conn closed",
+	"terminating connection", "server closed the connection", "bad connection",
+	"error 1205", "error 1222", "mssql: transaction (process id",
+}
+
+// isTransient decides whether an error is worth retrying.
+func isTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, m := range transientMarkers {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// retry runs op until it succeeds, fails with a non-transient error, runs
+// out of attempts, or ctx ends. Every wait selects on ctx.Done().
+func retry(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	delay := retryBaseDelay
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = op(ctx)
+		if err == nil || !isTransient(err) || attempt == retryAttempts {
+			return err
+		}
+		log.Warn("transient error, retrying", "op", what, "attempt", attempt, "wait", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, retryMaxDelay)
+	}
+}

@@ -1,0 +1,331 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+)
+
+// revertPhases are the phases of the reverse job after a cut-over.
+var revertPhases = []string{phasePrepared, phaseDecrypt, phaseVerified, phaseCutover}
+
+// Revert undoes the plan's job. Before cut-over the plaintext is intact,
+// so it only drops what prepare added. After cut-over it decrypts every
+// value into a column of the original type (state 5, resumable like
+// apply), proves the restored values add up to the digest recorded during
+// copy, and swaps back, restoring type, nullability, default, checks, keys,
+// indexes and foreign keys as recorded.
+func (e *Engine) Revert(ctx context.Context) (*Result, error) {
+	if err := e.st.ensure(ctx); err != nil {
+		return nil, err
+	}
+	id := e.jobID()
+	j, states, err := e.openJob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j == nil || (j.Kind == jobKindRevert && j.Phase == phaseDone) {
+		return &Result{JobID: id, Already: true, Phase: phaseDone}, nil
+	}
+	tables, err := e.tables(ctx, id, states)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		for _, c := range t.cols {
+			if c.state == nil {
+				return nil, exitcode.Input(fmt.Errorf("%s.%s has no recorded state: the job did not get as far as preparing it", t.name, c.col.Name))
+			}
+		}
+	}
+	res := &Result{JobID: id}
+	if j.Kind == jobKindEncrypt && phaseIndex(encryptPhases, j.Phase) < phaseIndex(encryptPhases, phaseCutover) {
+		return res, e.revertBeforeCutover(ctx, j, tables)
+	}
+	if j.Kind != jobKindRevert {
+		if err := e.checkResume(j, tables); err != nil {
+			return nil, err
+		}
+		j.Kind, j.Phase = jobKindRevert, ""
+		if err := e.st.saveJob(ctx, j); err != nil {
+			return nil, err
+		}
+		_ = e.st.event(ctx, id, "revert started", "")
+	}
+	for _, phase := range revertPhases {
+		if phaseIndex(revertPhases, phase) <= phaseIndex(revertPhases, j.Phase) {
+			continue
+		}
+		if err := e.runRevertPhase(ctx, j, phase, tables, res); err != nil {
+			_ = e.st.event(context.WithoutCancel(ctx), id, "revert "+phase+" failed", err.Error())
+			return res, err
+		}
+		j.Phase = phase
+		if phase == phaseCutover {
+			j.Phase = phaseDone
+		}
+		if err := e.st.saveJob(ctx, j); err != nil {
+			return res, err
+		}
+		res.Phase = phase
+	}
+	res.Phase = phaseDone
+	return res, nil
+}
+
+// revertBeforeCutover drops the columns prepare added; the plaintext was
+// never touched.
+func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tableJob) error {
+	// A cut-over interrupted between one group's swap and the job's record
+	// of it leaves a swapped table whose IV column must not be dropped:
+	// check every table before touching any.
+	for _, t := range tables {
+		live, err := e.d.ReadTable(ctx, e.db, t.tn)
+		if err != nil {
+			return err
+		}
+		for _, c := range t.cols {
+			if c.state.State == StateEncrypted || live.Column(c.state.Temp) == nil {
+				return exitcode.Input(fmt.Errorf("the cut-over of %s was interrupted after it swapped columns: "+
+					"run colcrypt apply %s to finish it, then revert", t.name, e.plan.Path))
+			}
+		}
+	}
+	for _, t := range tables {
+		for _, c := range t.cols {
+			if err := e.m.DropColumn(ctx, e.db, t.tn, c.state.Temp); err != nil {
+				return err
+			}
+			if c.state.IVColumn != "" {
+				if err := e.m.DropColumn(ctx, e.db, t.tn, c.state.IVColumn); err != nil {
+					return err
+				}
+			}
+		}
+		if t.rowID != "" {
+			if err := e.m.DropColumn(ctx, e.db, t.tn, t.rowID); err != nil {
+				return err
+			}
+		}
+		for _, c := range t.cols {
+			c.state.State, c.state.Percent, c.state.RowsDone = StateUnencrypted, 0, 0
+			if err := e.st.putColumn(ctx, c.state); err != nil {
+				return err
+			}
+		}
+		if err := e.st.clearChunks(ctx, j.ID, t.tn.String(), phaseCopy); err != nil {
+			return err
+		}
+	}
+	j.Kind, j.Phase = jobKindRevert, phaseDone
+	if err := e.st.saveJob(ctx, j); err != nil {
+		return err
+	}
+	return e.st.event(ctx, j.ID, "reverted before cut-over", "added columns dropped; plaintext was never changed")
+}
+
+func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, tables []*tableJob, res *Result) error {
+	_ = e.st.event(ctx, j.ID, "revert "+phase+" started", "")
+	switch phase {
+	case phasePrepared:
+		for _, t := range tables {
+			for _, c := range t.cols {
+				if err := e.m.AddColumn(ctx, e.db, t.tn, c.col.Name+restoredColumnSuffix, c.col.Declared); err != nil {
+					return fmt.Errorf("add restore column to %s: %w", t.name, err)
+				}
+				c.state.State = StateDecrypting
+				c.state.Percent = 0
+				if err := e.st.putColumn(ctx, c.state); err != nil {
+					return err
+				}
+			}
+		}
+	case phaseDecrypt:
+		for _, t := range tables {
+			total, err := e.countRows(ctx, t)
+			if err != nil {
+				return err
+			}
+			prog := e.newProgress(ctx, "decrypt "+t.name, total, func(done int64) { e.saveProgress(ctx, t, StateDecrypting, done, total) })
+			err = e.decryptTable(ctx, j.ID, t, prog)
+			prog.finish()
+			if err != nil {
+				return err
+			}
+			e.saveProgress(ctx, t, StateDecrypting, total, total)
+		}
+	case phaseVerified:
+		vr := &VerifyResult{}
+		for _, t := range tables {
+			if err := e.verifyRestored(ctx, j.ID, t, vr); err != nil {
+				return err
+			}
+		}
+		res.Verify = vr
+		if err := vr.Err(); err != nil {
+			return exitcode.Fail(err)
+		}
+	case phaseCutover:
+		for _, group := range groupTables(tables) {
+			var swaps []dialect.TableSwap
+			for _, t := range group {
+				swaps = append(swaps, e.tableSwap(t, false))
+			}
+			if err := retry(ctx, e.log, "revert cut-over", func(ctx context.Context) error { return e.m.Unswap(ctx, e.db, swaps) }); err != nil {
+				return fmt.Errorf("revert cut-over of %s: %w (run revert again to resume)", groupNames(group), err)
+			}
+			for _, t := range group {
+				for _, c := range t.cols {
+					c.state.State, c.state.Percent = StateUnencrypted, 0
+					if err := e.st.putColumn(ctx, c.state); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return e.st.event(ctx, j.ID, "revert "+phase+" done", "")
+}
+
+// decryptTable decrypts every ciphertext into the restore column, chunk by
+// chunk, with a checkpoint and plaintext digest per chunk in the same
+// transaction.
+func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, prog *progress) error {
+	done, err := e.st.chunks(ctx, jobID, tj.tn.String(), phaseDecrypt)
+	if err != nil {
+		return err
+	}
+	var exprs, set []string
+	var setExpr []func(string) string
+	for _, c := range tj.cols {
+		exprs = append(exprs, e.d.Quote(c.col.Name))
+		if c.state.IVColumn != "" {
+			exprs = append(exprs, e.d.Quote(c.state.IVColumn))
+		}
+		set = append(set, c.col.Name+restoredColumnSuffix)
+		setExpr = append(setExpr, c.codec.RestoreExpr)
+	}
+	nKey := len(tj.key)
+	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
+		sqlText, args := e.selectChunk(tj, exprs, ch)
+		rows, err := e.db.QueryContext(ctx, sqlText, args...)
+		if err != nil {
+			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
+		}
+		var out [][]any
+		var dg digest
+		plain := make([][]byte, len(tj.cols))
+		for rows.Next() {
+			vals, err := scanRow(rows, nKey+len(exprs))
+			if err != nil {
+				rows.Close()
+				return 0, err
+			}
+			row := append([]any{}, vals[:nKey]...)
+			at := nKey
+			for i, c := range tj.cols {
+				ct, _ := vals[at].([]byte)
+				ctNull := vals[at] == nil
+				at++
+				var iv []byte
+				if c.state.IVColumn != "" {
+					iv, _ = vals[at].([]byte)
+					at++
+				}
+				plain[i] = nil
+				if ctNull {
+					row = append(row, nil)
+					continue
+				}
+				p, err := w.ciphers[i].Decrypt(ct, iv)
+				if err != nil {
+					rows.Close()
+					return 0, fmt.Errorf("decrypt %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+				}
+				plain[i] = p
+				v, err := c.codec.Decode(p)
+				if err != nil {
+					rows.Close()
+					return 0, fmt.Errorf("decode %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+				}
+				row = append(row, v)
+			}
+			dg.addRow(plain)
+			out = append(out, row)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, Set: set, SetExpr: setExpr, Rows: out}, &dg)
+	}
+	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj), work, prog)
+}
+
+// verifyRestored proves the restored columns hold exactly the original
+// plaintext: the digest of the values read back from the database through
+// the codec must equal the digest recorded while encrypting.
+func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob, vr *VerifyResult) error {
+	want, _, err := e.tableDigest(ctx, jobID, tj, phaseCopy)
+	if err != nil {
+		return err
+	}
+	var exprs []string
+	for _, c := range tj.cols {
+		exprs = append(exprs, c.codec.SelectExpr(e.d.Quote(c.col.Name+restoredColumnSuffix)))
+	}
+	nKey := len(tj.key)
+	var total digest
+	lock := make(chan struct{}, 1)
+	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
+		sqlText, args := e.selectChunk(tj, exprs, ch)
+		rows, err := e.db.QueryContext(ctx, sqlText, args...)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		var dg digest
+		var n int64
+		plain := make([][]byte, len(tj.cols))
+		for rows.Next() {
+			vals, err := scanRow(rows, nKey+len(exprs))
+			if err != nil {
+				return 0, err
+			}
+			n++
+			for i, c := range tj.cols {
+				plain[i] = nil
+				if v := vals[nKey+i]; v != nil {
+					p, err := c.codec.Encode(v)
+					if err != nil {
+						return 0, err
+					}
+					if p == nil {
+						p = []byte{}
+					}
+					plain[i] = p
+				}
+			}
+			dg.addRow(plain)
+		}
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		lock <- struct{}{}
+		total.add(&dg)
+		vr.Rows += n
+		<-lock
+		return n, nil
+	}
+	noCiphers := func() (*worker, error) { return &worker{}, nil }
+	if err := e.runChunks(ctx, tj, nil, noCiphers, work, nil); err != nil {
+		return err
+	}
+	if total.String() != want.String() {
+		vr.Digests = append(vr.Digests, tj.name)
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+)
+
+// ColumnStatus is one planned column's state, as status prints it.
+type ColumnStatus struct {
+	Table      string `json:"table"`
+	Column     string `json:"column"`
+	State      int    `json:"state"`
+	StateDesc  string `json:"state_desc"`
+	Percent    int    `json:"percent_complete"`
+	Key        string `json:"key"`
+	KeyVersion int    `json:"key_version"`
+	Suite      string `json:"suite"`
+	IV         string `json:"iv,omitempty"`
+	RowsDone   int64  `json:"rows_done"`
+	RowsTotal  int64  `json:"rows_total"`
+}
+
+// StatusReport is what status shows: per-column state, the job, and the
+// latest events.
+type StatusReport struct {
+	Columns []ColumnStatus `json:"columns"`
+	Job     *JobStatus     `json:"job,omitempty"`
+	Events  []Event        `json:"events,omitempty"`
+}
+
+// JobStatus summarises the plan's job.
+type JobStatus struct {
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Phase string `json:"phase"`
+}
+
+// statusEvents is how many recent events status shows.
+const statusEvents = 8
+
+// Status reads the state of the plan's columns. It needs no keys and only
+// reads, so it can run from another terminal while a job runs.
+func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
+	all, err := e.loadStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &StatusReport{Columns: []ColumnStatus{}}
+	for _, tp := range e.plan.Tables {
+		tn := e.tableName(tp.Name).String()
+		for _, cp := range tp.Columns {
+			cs := ColumnStatus{Table: tn, Column: cp.Name, State: StateUnencrypted, Key: cp.Key, Suite: string(cp.Suite), IV: string(cp.IV)}
+			if s := all[stateKey(tn, cp.Name)]; s != nil {
+				cs.Column = s.Column
+				cs.State, cs.Percent, cs.Key, cs.KeyVersion = s.State, s.Percent, s.KeyName, s.KeyVersion
+				cs.Suite, cs.IV, cs.RowsDone, cs.RowsTotal = s.Suite, s.IVMode, s.RowsDone, s.RowsTotal
+			}
+			cs.StateDesc = StateDesc(cs.State)
+			rep.Columns = append(rep.Columns, cs)
+		}
+	}
+	ok, err := e.st.exists(ctx, jobTableName)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		j, err := e.st.loadJob(ctx, e.jobID())
+		if err != nil {
+			return nil, err
+		}
+		if j != nil {
+			rep.Job = &JobStatus{ID: j.ID, Kind: j.Kind, Phase: j.Phase}
+			if rep.Events, err = e.st.events(ctx, j.ID, statusEvents); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return rep, nil
+}
+
+// Verify checks every value of the plan's columns: against the plaintext
+// while it exists, against the digests recorded during copy after cut-over.
+func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
+	ok, err := e.st.exists(ctx, jobTableName)
+	if err != nil {
+		return nil, err
+	}
+	var j *job
+	if ok {
+		if j, err = e.st.loadJob(ctx, e.jobID()); err != nil {
+			return nil, err
+		}
+	}
+	if j == nil {
+		return nil, exitcode.Input(fmt.Errorf("nothing to verify: no job of plan %s in this database (run colcrypt apply first)", e.plan.Path))
+	}
+	if j.Kind == jobKindRevert {
+		return nil, exitcode.Input(fmt.Errorf("nothing to verify: the job of plan %s was reverted (phase %s)", e.plan.Path, j.Phase))
+	}
+	if j.Phase == "" || j.Phase == phasePrepared {
+		return nil, exitcode.Input(fmt.Errorf("nothing to verify yet: the copy of plan %s has not finished (run colcrypt apply)", e.plan.Path))
+	}
+	if err := e.checkResume(j, nil); err != nil {
+		return nil, err
+	}
+	_, states, err := e.openJob(ctx, j.ID)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := e.tables(ctx, j.ID, states)
+	if err != nil {
+		return nil, err
+	}
+	after := phaseIndex(encryptPhases, j.Phase) >= phaseIndex(encryptPhases, phaseCutover)
+	res, err := e.verifyAll(ctx, j.ID, tables, after)
+	if err != nil {
+		return nil, err
+	}
+	detail := fmt.Sprintf("%d rows, %d values", res.Rows, res.Values)
+	if !res.OK() {
+		detail = "FAILED: " + res.Err().Error()
+	}
+	_ = e.st.event(ctx, j.ID, "verify", detail)
+	return res, nil
+}

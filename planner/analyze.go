@@ -1,0 +1,108 @@
+package planner
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// Analyze is the dry run of a plan against a live database: it reads every
+// planned table from the catalog, applies the rules of SPEC §1, measures the
+// data (SPEC §2) and orders the foreign-key groups. It changes nothing.
+//
+// A planned table or column missing from the database is bad input
+// (exitcode.Input) naming the plan entry's file:line:column; every missing
+// one is reported at once.
+func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Options) (*Report, error) {
+	targets, err := readTargets(ctx, p, d, db)
+	if err != nil {
+		return nil, err
+	}
+	findings := CheckSchema(p, targets, d, opt)
+	rowID := addsRowID(d)
+
+	rep := &Report{Engine: d.Name(), Tables: make([]*TableReport, len(targets))}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, p.Job.Workers))
+	for i := range targets {
+		tr := newTableReport(&targets[i], d)
+		rep.Tables[i] = tr
+		g.Go(func() error { return measure(gctx, d, db, tr, rowID, p.Job.LargeObjectLimit) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, tr := range rep.Tables {
+		tr.Findings = append(findings[i], CheckSizing(tr, d.Limits(), p.Job.LargeObjectLimit)...)
+		if tr.Findings == nil {
+			tr.Findings = []Finding{}
+		}
+	}
+	rep.Groups = Groups(targets)
+	rep.total()
+	return rep, nil
+}
+
+// readTargets reads every planned table from the catalog and checks that
+// each planned column exists.
+func readTargets(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB) ([]Target, error) {
+	targets := make([]Target, len(p.Tables))
+	var missing []error
+	for i := range p.Tables {
+		tp := &p.Tables[i]
+		t, err := d.ReadTable(ctx, db, schema.ParseTableName(tp.Name))
+		switch {
+		case errors.Is(err, dialect.ErrTableNotFound):
+			missing = append(missing, p.Errorf(tp.Line, tp.Col, "table %s does not exist in the database", tp.Name))
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read catalog of %s: %w", tp.Name, err)
+		}
+		for _, cp := range tp.Columns {
+			if t.Column(cp.Name) == nil {
+				missing = append(missing, p.Errorf(cp.Line, cp.Col, "table %s has no column %s", tp.Name, cp.Name))
+			}
+		}
+		targets[i] = Target{Plan: tp, Table: t}
+	}
+	if len(missing) > 0 {
+		return nil, exitcode.Input(errors.Join(missing...))
+	}
+	return targets, nil
+}
+
+// newTableReport prepares the report of one table before it is measured:
+// its key and, per planned column, the source type, the codec and the type
+// of the ciphertext column.
+func newTableReport(t *Target, d dialect.Dialect) *TableReport {
+	tr := &TableReport{Name: t.Plan.Name, Table: t.Table, Key: t.Table.UsableKey(), RowLimit: d.Limits().RowBytes}
+	for _, cp := range t.Plan.Columns {
+		col := t.Table.Column(cp.Name)
+		cr := &ColumnReport{
+			Name:       col.Name,
+			SourceType: col.Declared,
+			Suite:      string(cp.Suite),
+			IV:         string(cp.IV),
+			Column:     col,
+			Plan:       cp,
+		}
+		if codec, err := d.Codec(col); err == nil {
+			cr.Codec = codec
+			var declared int64 // 0: unbounded
+			if m := codec.MaxPlainBytes(); m > 0 {
+				declared = int64(cipher.CiphertextLen(cipher.Suite(cp.Suite), cp.Versioned, int(m)))
+			}
+			cr.CiphertextType = d.CiphertextType(declared)
+		}
+		tr.Columns = append(tr.Columns, cr)
+	}
+	return tr
+}

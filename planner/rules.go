@@ -1,0 +1,553 @@
+package planner
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// Severity says what a finding means for apply (SPEC §1).
+type Severity string
+
+// The severities of SPEC §1.
+const (
+	// SeverityBlocker: apply refuses to run until the plan or the schema changes.
+	SeverityBlocker Severity = "blocker"
+	// SeverityAction: the engine does it during apply and undoes it on revert.
+	SeverityAction Severity = "action"
+	// SeverityWarning: nothing stops the job, but something changes for users.
+	SeverityWarning Severity = "warning"
+)
+
+// Finding is one rule's verdict on one object. Rule is a stable identifier
+// (the Rule* constants); Object names the database object concerned (a
+// constraint, index, trigger, view, or table.column); Column is the planned
+// column, empty for table-wide findings; Message says what happens and what
+// the user can do about it.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	Rule     string   `json:"rule"`
+	Object   string   `json:"object"`
+	Column   string   `json:"column"`
+	Message  string   `json:"message"`
+}
+
+// Rule identifiers. They appear in reports and JSON output and never change
+// meaning.
+const (
+	RuleIdentity           = "identity"
+	RuleUnsupportedType    = "unsupported-type"
+	RuleAlreadyEncrypted   = "already-encrypted"
+	RulePrimaryKey         = "primary-key"
+	RuleForeignKey         = "foreign-key"
+	RuleReferencedByFK     = "referenced-by-foreign-key"
+	RuleUnique             = "unique"
+	RuleIndex              = "index"
+	RuleCheckConstraint    = "check-constraint"
+	RuleDefault            = "default"
+	RuleTrigger            = "trigger"
+	RuleDependent          = "dependent"
+	RuleComputed           = "computed"
+	RuleNameConflict       = "name-conflict"
+	RuleRowSize            = "row-size"
+	RuleDeclaredRowSize    = "declared-row-size"
+	RuleLargeObject        = "large-object"
+	RuleValueLimit         = "value-limit"
+	RuleNoKey              = "no-key"
+	RuleLegacySuite        = "legacy-suite"
+	RuleColumnCount        = "column-count"
+	colcryptTriggerPrefix  = "colcrypt_" // colcrypt's own (online catch-up) triggers never block
+	ivColumnSuffix         = "_iv"       // SPEC §2: the companion column is <column>_iv
+	rowIDColumn            = "colcrypt_row_id"
+	rowIDBytes             = 8 // colcrypt_row_id is a bigint (identity/bigserial)
+	ciphertextProbeMaxSize = 1 // any bounded size, to learn the base type of bounded ciphertext columns
+)
+
+// Engine is the part of a dialect the rules consult. None of it touches a
+// database, which is what lets the rules run on schema fixtures (this is how
+// SQL Server is tested without a server). Every dialect.Dialect is one.
+type Engine interface {
+	Codec(col *schema.Column) (dialect.Codec, error)
+	CiphertextType(maxBytes int64) string
+	Limits() dialect.Limits
+}
+
+// Target is one planned table with its catalog entry.
+type Target struct {
+	Plan  *TablePlan
+	Table *schema.Table
+}
+
+// Options are what the caller knows beyond the plan and the catalog.
+type Options struct {
+	// AlreadyEncrypted reports whether colcrypt already encrypted a column,
+	// from the migration engine's job state; table and column are named as in
+	// the plan. It may be nil.
+	AlreadyEncrypted func(table, column string) bool
+}
+
+// CheckSchema applies every rule of SPEC §1 that the plan and the catalog
+// decide on their own, and returns the findings of each target, in order.
+// Rules that need the data (row size, large objects, value limit) are in
+// CheckSizing.
+func CheckSchema(p *Plan, targets []Target, e Engine, opt Options) [][]Finding {
+	c := &checker{plan: p, targets: targets, engine: e, opt: opt, binary: map[string]bool{}}
+	for _, size := range []int64{0, ciphertextProbeMaxSize} {
+		c.binary[baseType(e.CiphertextType(size))] = true
+	}
+	out := make([][]Finding, len(targets))
+	for i := range targets {
+		out[i] = c.table(&targets[i])
+	}
+	return out
+}
+
+// CheckSizing applies the rules that need the measured data of one table:
+// rows too long for the engine during migration, values over the plan's
+// large-object limit, and ciphertexts over the engine's largest value.
+func CheckSizing(tr *TableReport, limits dialect.Limits, largeObjectLimit int64) []Finding {
+	var fs []Finding
+	if limits.RowBytes > 0 && tr.OffendingRows > 0 {
+		fs = append(fs, Finding{SeverityBlocker, RuleRowSize, tr.Name, "", fmt.Sprintf(
+			"%s of %s would exceed the engine's %s-byte row limit while plaintext, ciphertext and IV columns coexist (longest: %s bytes during migration): plan fewer or narrower columns per run, or move wide columns to a MAX/unbounded type first",
+			plural(tr.OffendingRows, "row"), tr.Name, thousands(limits.RowBytes), thousands(tr.MaxRowBytesDuring))})
+	}
+	for _, cr := range tr.Columns {
+		obj := tr.Name + "." + cr.Name
+		if cr.LargeObjects > 0 {
+			fs = append(fs, Finding{SeverityBlocker, RuleLargeObject, obj, cr.Name, fmt.Sprintf(
+				"%s of %s hold values over the large-object limit of %s bytes (longest: %s bytes): raise job.large_object_limit, or remove %s from the plan",
+				plural(cr.LargeObjects, "row"), obj, thousands(largeObjectLimit), thousands(cr.MaxPlainBytes), cr.Name)})
+		}
+		if cr.ValueLimitRows > 0 {
+			fs = append(fs, Finding{SeverityBlocker, RuleValueLimit, obj, cr.Name, fmt.Sprintf(
+				"%s of %s would encrypt to more than the engine's largest value of %s bytes (longest ciphertext: %s bytes): shorten those values, or remove %s from the plan",
+				plural(cr.ValueLimitRows, "row"), obj, thousands(limits.ValueBytes), thousands(cr.MaxCiphertextBytes), cr.Name)})
+		}
+	}
+	return fs
+}
+
+// checker holds what every rule of one CheckSchema call shares.
+type checker struct {
+	plan    *Plan
+	targets []Target
+	engine  Engine
+	opt     Options
+	// binary holds the base types (lower case) of the engine's ciphertext
+	// columns: a planned column of such a type that has a companion IV
+	// column is already a ciphertext column.
+	binary map[string]bool
+}
+
+func (c *checker) table(t *Target) []Finding {
+	tbl := t.Table
+	name := t.Plan.Name
+	var fs []Finding
+	add := func(sev Severity, rule, object, column, format string, args ...any) {
+		fs = append(fs, Finding{sev, rule, object, column, fmt.Sprintf(format, args...)})
+	}
+
+	rowID := tbl.UsableKey() == nil && addsRowID(c.engine)
+	if tbl.UsableKey() == nil {
+		if rowID {
+			add(SeverityAction, RuleNoKey, name, "",
+				"%s has no primary key and no unique NOT NULL key: colcrypt adds a %s column to page through it and drops it at cut-over; add a primary key first to avoid the extra column",
+				name, rowIDColumn)
+		} else {
+			add(SeverityAction, RuleNoKey, name, "",
+				"%s has no primary key and no unique NOT NULL key: colcrypt pages through it by the engine's row id; add a primary key first if the table is rebuilt during the job",
+				name)
+		}
+	}
+
+	limits := c.engine.Limits()
+	added := 0
+	var declared int64 // declared row size during migration
+	for _, col := range tbl.Columns {
+		declared += c.maxPlain(col)
+	}
+	for i := range t.Plan.Columns {
+		cp := &t.Plan.Columns[i]
+		added++
+		s := cipher.Suite(cp.Suite)
+		if cipher.IVLen(s, cipher.IVMode(cp.IV)) > 0 {
+			added++
+		}
+		if col := tbl.Column(cp.Name); col != nil {
+			if m := c.maxPlain(col); m > 0 {
+				declared += int64(cipher.CiphertextLen(s, cp.Versioned, int(m)))
+			}
+			declared += int64(cipher.IVLen(s, cipher.IVMode(cp.IV)))
+		}
+	}
+	if rowID {
+		added++
+		declared += rowIDBytes
+	}
+	if limits.Columns > 0 && len(tbl.Columns)+added > limits.Columns {
+		add(SeverityBlocker, RuleColumnCount, name, "",
+			"%s has %d columns and the job adds %d (ciphertext, IV and row-id columns) while it runs, over the engine's limit of %d: split the plan into runs of fewer columns, or drop unused columns first",
+			name, len(tbl.Columns), added, limits.Columns)
+	}
+	if limits.RowBytes > 0 && declared > limits.RowBytes {
+		add(SeverityWarning, RuleDeclaredRowSize, name, "",
+			"the declared maximum row of %s during migration is %s bytes, over the engine's %s-byte row limit: today's data fits (see rule row-size), but a row filled to its declared sizes would fail to update; plan fewer columns per run to be safe",
+			name, thousands(declared), thousands(limits.RowBytes))
+	}
+
+	for i := range t.Plan.Columns {
+		fs = append(fs, c.column(t, &t.Plan.Columns[i])...)
+	}
+	return fs
+}
+
+// column applies the per-column rules to one planned column.
+func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
+	tbl := t.Table
+	table := t.Plan.Name
+	col := tbl.Column(cp.Name)
+	if col == nil {
+		return nil // Analyze reports a missing column as bad input before the rules run
+	}
+	name := col.Name
+	obj := table + "." + name
+	suite := cipher.Suite(cp.Suite)
+	deterministic := cipher.IVMode(cp.IV) == cipher.IVColumn
+
+	var fs []Finding
+	add := func(sev Severity, rule, object, format string, args ...any) {
+		fs = append(fs, Finding{sev, rule, object, name, fmt.Sprintf(format, args...)})
+	}
+
+	if col.Identity {
+		add(SeverityBlocker, RuleIdentity, obj,
+			"%s is an identity (serial, autoincrement) column whose values the engine generates, so it cannot be encrypted: remove it from the plan", obj)
+	}
+	if col.Computed {
+		add(SeverityBlocker, RuleComputed, obj,
+			"%s is a computed column (%s) whose value the engine derives, so it cannot be encrypted: remove it from the plan, or encrypt the columns it is computed from", obj, col.ComputedExpr)
+	}
+	if _, err := c.engine.Codec(col); err != nil {
+		add(SeverityBlocker, RuleUnsupportedType, obj,
+			"%s has type %s, which colcrypt cannot encrypt (%v): remove it from the plan, or convert it to a supported type first", obj, col.Declared, err)
+	}
+
+	iv := tbl.Column(name + ivColumnSuffix)
+	encrypted := col.Encrypted ||
+		(c.opt.AlreadyEncrypted != nil && c.opt.AlreadyEncrypted(table, cp.Name)) ||
+		(c.binary[strings.ToLower(col.Type)] && iv != nil && c.binary[strings.ToLower(iv.Type)])
+	switch {
+	case encrypted:
+		add(SeverityBlocker, RuleAlreadyEncrypted, obj,
+			"%s is already encrypted (by colcrypt, by the engine, or it is a ciphertext column with its %s column): remove it from the plan; use colcrypt rekey to change its key", obj, name+ivColumnSuffix)
+	case iv != nil && cipher.IVLen(suite, cipher.IVMode(cp.IV)) > 0:
+		add(SeverityBlocker, RuleNameConflict, table+"."+iv.Name,
+			"%s already has a column %s, the name colcrypt gives the IV column of %s: rename that column, or use iv: column or the AEAD suite (no IV column) for %s", table, iv.Name, name, name)
+	}
+
+	if pk := tbl.PrimaryKey; pk != nil && pk.HasColumn(name) {
+		if deterministic {
+			add(SeverityAction, RulePrimaryKey, pk.Name,
+				"primary key %s on %s is dropped before the copy and recreated on the ciphertext column after cut-over (iv: column keeps equal values equal)", pk.Name, obj)
+		} else {
+			add(SeverityBlocker, RulePrimaryKey, pk.Name,
+				"primary key %s covers %s, and field-level IVs encrypt equal values differently: set iv: column for %s in the plan, or move the primary key to another column", pk.Name, obj, name)
+		}
+	}
+
+	for _, fk := range tbl.ReferencedBy {
+		i := indexFold(fk.RefColumns, name)
+		if i < 0 || i >= len(fk.Columns) {
+			continue
+		}
+		other := fk.Table.String() + "." + fk.Columns[i]
+		if why := c.fkMismatch(cp, fk.Table, fk.Columns[i]); why == "" {
+			add(SeverityAction, RuleReferencedByFK, fk.Name,
+				"foreign key %s of %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", fk.Name, other, obj, cp.Key)
+		} else {
+			add(SeverityBlocker, RuleReferencedByFK, fk.Name,
+				"foreign key %s of %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", fk.Name, other, obj, why, other, name)
+		}
+	}
+	for _, fk := range tbl.ForeignKeys {
+		i := indexFold(fk.Columns, name)
+		if i < 0 || i >= len(fk.RefColumns) {
+			continue
+		}
+		other := fk.RefTable.String() + "." + fk.RefColumns[i]
+		if why := c.fkMismatch(cp, fk.RefTable, fk.RefColumns[i]); why == "" {
+			add(SeverityAction, RuleForeignKey, fk.Name,
+				"foreign key %s on %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", fk.Name, obj, other, cp.Key)
+		} else {
+			add(SeverityBlocker, RuleForeignKey, fk.Name,
+				"foreign key %s on %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", fk.Name, obj, other, why, other, name)
+		}
+	}
+
+	for _, ix := range tbl.Indexes {
+		if !ix.HasColumn(name) {
+			continue
+		}
+		kind := "index"
+		if ix.Constraint {
+			kind = "constraint"
+		}
+		switch {
+		case ix.Unique && deterministic:
+			add(SeverityAction, RuleUnique, ix.Name,
+				"unique %s %s on %s is dropped before the copy and recreated on the ciphertext column after cut-over (iv: column keeps equal values equal)", kind, ix.Name, obj)
+		case ix.Unique:
+			add(SeverityBlocker, RuleUnique, ix.Name,
+				"field-level IVs cannot keep a unique constraint: unique %s %s covers %s; set iv: column for %s in the plan, or drop the unique %s", kind, ix.Name, obj, name, kind)
+		default:
+			add(SeverityAction, RuleIndex, ix.Name,
+				"index %s on %s is dropped before the copy and rebuilt on the ciphertext column after cut-over", ix.Name, obj)
+			if deterministic {
+				add(SeverityWarning, RuleIndex, ix.Name,
+					"index %s on %s will serve equality lookups only (by ciphertext): ordering and range queries on %s stop working; move them to the application, or drop the index", ix.Name, obj, name)
+			} else {
+				add(SeverityWarning, RuleIndex, ix.Name,
+					"index %s on %s will serve no query: with iv: field equal values encrypt differently, and ordering and range queries stop working; set iv: column for %s if equality lookups matter, or drop the index", ix.Name, obj, name)
+			}
+		}
+	}
+
+	for _, ck := range tbl.Checks {
+		if !references(ck.Columns, ck.Expr, name) {
+			continue
+		}
+		if c.plan.Job.DropCheckConstraints {
+			add(SeverityAction, RuleCheckConstraint, ck.Name,
+				"check constraint %s (%s) on %s is dropped before the copy and not recreated, since it cannot hold on ciphertext; it is recorded and restored on revert", ck.Name, ck.Expr, obj)
+		} else {
+			add(SeverityBlocker, RuleCheckConstraint, ck.Name,
+				"check constraint %s (%s) references %s and would be checked against ciphertext: set job.drop_check_constraints: true to have colcrypt drop it (restored on revert), or drop it yourself", ck.Name, ck.Expr, obj)
+		}
+	}
+
+	if col.Default != "" {
+		if c.plan.Job.DropDefaults {
+			add(SeverityAction, RuleDefault, obj,
+				"default %s on %s is dropped before the copy and restored on revert", col.Default, obj)
+		} else {
+			add(SeverityBlocker, RuleDefault, obj,
+				"%s has default %s, and a default writes plaintext into the ciphertext column: set job.drop_defaults: true to have colcrypt drop it (restored on revert), or drop the default", obj, col.Default)
+		}
+	}
+
+	for _, tr := range tbl.Triggers {
+		if strings.HasPrefix(strings.ToLower(tr.Name), colcryptTriggerPrefix) || !references(tr.Columns, tr.Definition, name) {
+			continue
+		}
+		add(SeverityBlocker, RuleTrigger, tr.Name,
+			"before executing this operation, you must drop trigger %s defined on %s", tr.Name, table)
+	}
+
+	for _, dep := range tbl.Dependents {
+		if !schema.ContainsFold(dep.Columns, name) {
+			continue
+		}
+		rule := RuleDependent
+		if strings.Contains(strings.ToLower(dep.Kind), "computed") {
+			rule = RuleComputed
+		}
+		add(SeverityBlocker, rule, dep.Name,
+			"%s %s depends on %s and would see ciphertext: drop it before the job (and recreate it after, reading decrypted values), or remove %s from the plan", dep.Kind, dep.Name, obj, name)
+	}
+
+	if suite.Legacy() {
+		add(SeverityWarning, RuleLegacySuite, obj,
+			"%s uses %s, a legacy suite (64-bit blocks): prefer aes-256-cbc or aead-aes-256-cbc-hmac-sha256 unless another system must read these values", obj, suite)
+	}
+	return fs
+}
+
+// fkMismatch says why the column at the other end of a foreign key (table,
+// column) cannot keep the key with cp, or "" when it can: both planned, with
+// the same suite, key and versioning, and both deterministic.
+func (c *checker) fkMismatch(cp *ColumnPlan, table schema.TableName, column string) string {
+	other := table.String() + "." + column
+	partner := c.planned(table, column)
+	switch {
+	case partner == nil:
+		return other + " is not in the plan"
+	case cipher.IVMode(cp.IV) != cipher.IVColumn:
+		return cp.Name + " uses iv: " + string(cp.IV)
+	case cipher.IVMode(partner.IV) != cipher.IVColumn:
+		return other + " uses iv: " + string(partner.IV)
+	case cp.Suite != partner.Suite:
+		return fmt.Sprintf("%s uses suite %s and %s suite %s", cp.Name, cp.Suite, other, partner.Suite)
+	case cp.Key != partner.Key:
+		return fmt.Sprintf("%s uses key %s and %s key %s", cp.Name, cp.Key, other, partner.Key)
+	case cp.Versioned != partner.Versioned:
+		return fmt.Sprintf("%s and %s differ in versioned", cp.Name, other)
+	}
+	return ""
+}
+
+// planned returns the plan entry of a column, or nil when the column is not
+// in the plan.
+func (c *checker) planned(table schema.TableName, column string) *ColumnPlan {
+	for _, t := range c.targets {
+		if !sameTable(t.Table.Name, table) {
+			continue
+		}
+		for i := range t.Plan.Columns {
+			if strings.EqualFold(t.Plan.Columns[i].Name, column) {
+				return &t.Plan.Columns[i]
+			}
+		}
+	}
+	return nil
+}
+
+// maxPlain is the declared maximum of a column's canonical plaintext, 0 when
+// unbounded or unsupported.
+func (c *checker) maxPlain(col *schema.Column) int64 {
+	codec, err := c.engine.Codec(col)
+	if err != nil {
+		return 0
+	}
+	return codec.MaxPlainBytes()
+}
+
+// Groups returns the planned tables (as named in the plan) in connected
+// groups: two tables are in one group when a foreign key that the job drops
+// (one touching a planned column) links them. Constraints of a group are
+// dropped before any of its tables is migrated and rebuilt after all of them
+// are. Groups come in plan order of their first table, tables within a group
+// in plan order, so the order is the same on every run.
+func Groups(targets []Target) [][]string {
+	parent := make([]int, len(targets))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if parent[i] != i {
+			parent[i] = find(parent[i])
+		}
+		return parent[i]
+	}
+	union := func(a, b int) {
+		ra, rb := find(a), find(b)
+		if ra == rb {
+			return
+		}
+		if ra > rb {
+			ra, rb = rb, ra
+		}
+		parent[rb] = ra // the root is always the earliest table in the plan
+	}
+	isPlanned := func(t *Target, col string) bool {
+		for _, cp := range t.Plan.Columns {
+			if strings.EqualFold(cp.Name, col) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range targets {
+		for _, fk := range targets[i].Table.ForeignKeys {
+			for j := range targets {
+				if !sameTable(targets[j].Table.Name, fk.RefTable) {
+					continue
+				}
+				touches := false
+				for _, col := range fk.Columns {
+					touches = touches || isPlanned(&targets[i], col)
+				}
+				for _, col := range fk.RefColumns {
+					touches = touches || isPlanned(&targets[j], col)
+				}
+				if touches {
+					union(i, j)
+				}
+			}
+		}
+	}
+	var groups [][]string
+	at := map[int]int{} // root → index in groups
+	for i := range targets {
+		r := find(i)
+		g, ok := at[r]
+		if !ok {
+			g = len(groups)
+			at[r] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], targets[i].Plan.Name)
+	}
+	return groups
+}
+
+// addsRowID reports whether the engine adds a colcrypt_row_id column to a
+// table without a usable key; engines with a built-in row id (SQLite's
+// rowid) say so through dialect.Mover.
+func addsRowID(e any) bool {
+	if m, ok := e.(interface{ RowID() (string, bool) }); ok {
+		_, mustAdd := m.RowID()
+		return mustAdd
+	}
+	return true
+}
+
+// references reports whether a constraint or trigger uses column: from the
+// columns the catalog reader found, or, when it found none, from the text
+// of the definition, erring on the side of a finding.
+func references(columns []string, definition, column string) bool {
+	if len(columns) > 0 {
+		return schema.ContainsFold(columns, column)
+	}
+	return mentions(definition, column)
+}
+
+// mentions reports whether text holds name as a whole identifier, ignoring
+// case.
+func mentions(text, name string) bool {
+	text, name = strings.ToLower(text), strings.ToLower(name)
+	if name == "" {
+		return false
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], name)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(name)
+		if (start == 0 || !identChar(text[start-1])) && (end == len(text) || !identChar(text[end])) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func identChar(b byte) bool {
+	return b == '_' || b == '$' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 0x80
+}
+
+func sameTable(a, b schema.TableName) bool {
+	return strings.EqualFold(a.Name, b.Name) &&
+		(a.Schema == "" || b.Schema == "" || strings.EqualFold(a.Schema, b.Schema))
+}
+
+func indexFold(names []string, name string) int {
+	for i, n := range names {
+		if strings.EqualFold(n, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// baseType is the lower-case type name without length: "VARBINARY(MAX)" → "varbinary".
+func baseType(declared string) string {
+	if i := strings.IndexByte(declared, '('); i >= 0 {
+		declared = declared[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(declared))
+}

@@ -1,0 +1,148 @@
+package planner
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// Sizing measures the real data with one aggregate query per table, run in
+// the database: no row travels to the client, so planning a table of
+// millions of rows costs one scan.
+//
+// The ciphertext length of a value is cipher.Shape's fixed + (n/block+1)*block
+// over the length n of its canonical plaintext (Codec.PlainLenExpr), written
+// in SQL with integer division, which truncates on every supported engine.
+// So the sizes come from the same formula as the code that encrypts.
+
+// measure runs the sizing query of one table and fills tr: its rows,
+// bytes, longest rows and per-column figures.
+func measure(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *TableReport, addsRowID bool, largeObjectLimit int64) error {
+	q := sizingQuery(d, tr, addsRowID, largeObjectLimit)
+	const tableFields = 6
+	const columnFields = 6
+	vals := make([]sql.NullInt64, tableFields+columnFields*len(tr.Columns))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	if err := db.QueryRowContext(ctx, q).Scan(dest...); err != nil {
+		return fmt.Errorf("measure %s: %w", tr.Name, err)
+	}
+	v := func(i int) int64 { return vals[i].Int64 }
+
+	tr.Rows = v(0)
+	tr.BytesNow = v(1)
+	tr.MaxRowBytesNow = v(2)
+	tr.MaxRowBytesAfter = v(3)
+	tr.MaxRowBytesDuring = v(4)
+	tr.OffendingRows = v(5)
+	tr.RowLimit = d.Limits().RowBytes
+
+	var plain, added int64 // planned plaintext now; ciphertext and IVs after
+	for i, cr := range tr.Columns {
+		base := tableFields + columnFields*i
+		nonNull := v(base)
+		cr.Rows = tr.Rows
+		cr.Nulls = tr.Rows - nonNull
+		cr.BytesNow = v(base + 1)
+		if cr.Codec != nil {
+			s, versioned := cipher.Suite(cr.Plan.Suite), cr.Plan.Versioned
+			cr.BytesAfter = v(base + 2)
+			cr.MaxPlainBytes = v(base + 3)
+			if nonNull > 0 {
+				cr.MaxCiphertextBytes = int64(cipher.CiphertextLen(s, versioned, int(cr.MaxPlainBytes)))
+			}
+			cr.IVBytes = nonNull * int64(cipher.IVLen(s, cipher.IVMode(cr.Plan.IV)))
+			cr.LargeObjects = v(base + 4)
+			cr.ValueLimitRows = v(base + 5)
+		}
+		plain += cr.BytesNow
+		added += cr.BytesAfter + cr.IVBytes
+	}
+	// The row id lives only while the job runs: it counts in the peak, and
+	// it is dropped at cut-over, so not after.
+	var rowID int64
+	if tr.Key == nil && addsRowID {
+		rowID = rowIDBytes * tr.Rows
+	}
+	tr.BytesAfter = tr.BytesNow - plain + added
+	tr.BytesPeak = tr.BytesNow + added + rowID
+	return nil
+}
+
+// sizingQuery builds the one aggregate query that measures a table. The
+// inner query turns each row into lengths (the whole row's stored bytes,
+// and per planned column its stored bytes and the length of its canonical
+// plaintext, NULL for a NULL value); the outer one aggregates them:
+//
+//	rows, SUM(row), MAX(row), MAX(row after), MAX(row during), rows over the row limit,
+//	then per planned column: non-NULL values, SUM(stored), SUM(ciphertext), MAX(plaintext),
+//	values over the large-object limit, ciphertexts over the engine's value limit.
+func sizingQuery(d dialect.Dialect, tr *TableReport, addsRowID bool, largeObjectLimit int64) string {
+	limits := d.Limits()
+	const (
+		rowAlias = "colcrypt_row_bytes"
+		subAlias = "colcrypt_sizing"
+	)
+	stored := func(q string, col *schema.Column) string {
+		return fmt.Sprintf("CASE WHEN %s IS NULL THEN 0 ELSE CAST(%s AS BIGINT) END", q, d.StoredLenExpr(col, q))
+	}
+
+	var row []string
+	for _, col := range tr.Table.Columns {
+		row = append(row, stored(d.Quote(col.Name), col))
+	}
+	inner := []string{strings.Join(row, " + ") + " AS " + rowAlias}
+	var after, during []string // per-row deltas
+	var aggs []string
+	for i, cr := range tr.Columns {
+		q := d.Quote(cr.Column.Name)
+		s, l := fmt.Sprintf("colcrypt_s%d", i), fmt.Sprintf("colcrypt_l%d", i)
+		inner = append(inner, stored(q, cr.Column)+" AS "+s)
+		if cr.Codec == nil {
+			// Unsupported type (a blocker): count it, measure nothing after.
+			inner = append(inner, fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE 0 END AS %s", q, l))
+			aggs = append(aggs, "COUNT("+l+")", sum(s), "0", "0", "0", "0")
+			after = append(after, "- "+s)
+			continue
+		}
+		inner = append(inner, fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE CAST(%s AS BIGINT) END AS %s", q, cr.Codec.PlainLenExpr(q), l))
+		suite := cipher.Suite(cr.Plan.Suite)
+		fixed, block := cipher.Shape(suite, cr.Plan.Versioned)
+		ct := fmt.Sprintf("(%d + (%s / %d + 1) * %d)", fixed, l, block, block)
+		grown := fmt.Sprintf("COALESCE(%s + %d, 0)", ct, cipher.IVLen(suite, cipher.IVMode(cr.Plan.IV)))
+		after = append(after, "+ "+grown+" - "+s)
+		during = append(during, "+ "+grown)
+		aggs = append(aggs, "COUNT("+l+")", sum(s), sum(ct), "MAX("+l+")",
+			countIf(l, largeObjectLimit), countIf(ct, limits.ValueBytes))
+	}
+	if tr.Key == nil && addsRowID {
+		during = append(during, fmt.Sprintf("+ %d", rowIDBytes))
+	}
+	rowAfter := strings.Join(append([]string{rowAlias}, after...), " ")
+	rowDuring := strings.Join(append([]string{rowAlias}, during...), " ")
+
+	outer := []string{"COUNT(*)", sum(rowAlias), "MAX(" + rowAlias + ")",
+		"MAX(" + rowAfter + ")", "MAX(" + rowDuring + ")", countIf(rowDuring, limits.RowBytes)}
+	outer = append(outer, aggs...)
+	return fmt.Sprintf("SELECT %s FROM (SELECT %s FROM %s) AS %s",
+		strings.Join(outer, ", "), strings.Join(inner, ", "), d.QuoteTable(tr.Table.Name), subAlias)
+}
+
+// sum is a SUM that comes back as a 64-bit integer on every engine
+// (PostgreSQL widens SUM(bigint) to numeric).
+func sum(expr string) string { return "CAST(SUM(" + expr + ") AS BIGINT)" }
+
+// countIf counts the rows where expr exceeds limit; "0" when there is no limit.
+func countIf(expr string, limit int64) string {
+	if limit <= 0 {
+		return "0"
+	}
+	return fmt.Sprintf("CAST(SUM(CASE WHEN %s > %d THEN 1 ELSE 0 END) AS BIGINT)", expr, limit)
+}

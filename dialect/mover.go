@@ -65,6 +65,10 @@ type StateTypes struct {
 type Update struct {
 	Table schema.TableName
 	Key   []string // key column names (or the row-id expression's column)
+	// KeyTypes are the declared types of the key columns, "" for the
+	// engine's own row-id column, for engines that stage keys in typed
+	// arrays or temporary tables.
+	KeyTypes []string
 	Set   []string // columns written
 	// SetExpr optionally wraps the value written into Set[i] (a Codec's
 	// RestoreExpr on revert); nil or "" means the value as bound.
@@ -96,4 +100,12 @@ type SwapColumn struct {
 	TempType  string // its type: the ciphertext type on Swap
 	IV        string // companion IV column, "" when none (kept on Swap, dropped by Unswap)
 	Plaintext string // on Swap with KeepPlaintext: the name the plaintext column gets
+}
+
+// SingleWriter is implemented by engines that allow one writing transaction
+// at a time (SQLite). The migration engine then serializes chunk writes in
+// the process, so workers queue on a mutex instead of sleeping in the
+// database's busy handler, while encryption still runs in parallel.
+type SingleWriter interface {
+	SingleWriter() bool
 }

@@ -352,6 +352,10 @@ func (e *Engine) countRows(ctx context.Context, t *tableJob) (int64, error) {
 // saveProgress records percent complete of a table's columns; a failure
 // only delays what status shows, so it is logged, not returned.
 func (e *Engine) saveProgress(ctx context.Context, t *tableJob, state int, done, total int64) {
+	if e.writeMu != nil {
+		e.writeMu.Lock()
+		defer e.writeMu.Unlock()
+	}
 	pct := 100
 	if total > 0 {
 		pct = int(min(done*100/total, 100))

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
 )
 
@@ -98,7 +97,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		if err := rows.Err(); err != nil {
 			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 		}
-		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch, dialect.Update{Table: tj.tn, Key: tj.keyCols, Set: set, Rows: out}, &dg)
+		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch, dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out}, &dg)
 	}
 	if err := e.runChunks(ctx, tj, done, e.newCipherWorker(tj), work, prog); err != nil {
 		return err
@@ -108,6 +107,10 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 
 // writeChunk writes a chunk's rows and its checkpoint in one transaction.
 func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, phase string, ch chunk, u dialect.Update, dg *digest) error {
+	if e.writeMu != nil {
+		e.writeMu.Lock()
+		defer e.writeMu.Unlock()
+	}
 	tx, err := e.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("write chunk of %s: %w", tj.name, err)
@@ -307,6 +310,3 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 	}
 	return nil
 }
-
-// ensure cipher is used for its Params type in this file's signatures.
-var _ = cipher.Params{}

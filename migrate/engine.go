@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
@@ -53,6 +54,8 @@ type Engine struct {
 	st   *store
 	opt  Options
 	log  *slog.Logger
+	// writeMu serializes chunk writes on single-writer engines (nil otherwise).
+	writeMu *sync.Mutex
 	// alreadyEncrypted lists columns (stateKey) another job encrypted; the
 	// planner blocks them.
 	alreadyEncrypted []string
@@ -77,7 +80,11 @@ func New(p *planner.Plan, d dialect.Dialect, db *sql.DB, ks *keystore.Keystore, 
 	if opt.Until != "" && !contains(Phases, opt.Until) {
 		return nil, exitcode.Input(fmt.Errorf("--until %q: expected one of %s", opt.Until, strings.Join(Phases, ", ")))
 	}
-	return &Engine{plan: p, d: d, m: m, db: db, ks: ks, st: &store{db: db, d: d, m: m}, opt: opt, log: opt.Log}, nil
+	e := &Engine{plan: p, d: d, m: m, db: db, ks: ks, st: &store{db: db, d: d, m: m}, opt: opt, log: opt.Log}
+	if sw, ok := d.(dialect.SingleWriter); ok && sw.SingleWriter() {
+		e.writeMu = &sync.Mutex{}
+	}
+	return e, nil
 }
 
 func contains(list []string, s string) bool {
@@ -102,6 +109,7 @@ type tableJob struct {
 	// the column names behind them.
 	key      []string
 	keyCols  []string
+	keyTypes []string // declared types of keyCols, "" for a row id
 	rowID    string // added row-id column, "" when none
 	keyIsEnc bool   // a key column is itself encrypted
 	cols     []*colJob
@@ -163,13 +171,16 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 				tj.rowID = rowIDColumn
 				tj.key = []string{e.d.Quote(rowIDColumn)}
 				tj.keyCols = []string{rowIDColumn}
+				tj.keyTypes = []string{""}
 			} else {
 				tj.key = []string{expr}
 				tj.keyCols = []string{expr}
+				tj.keyTypes = []string{""}
 			}
 		} else {
 			for _, k := range tj.keyCols {
 				tj.key = append(tj.key, e.d.Quote(k))
+				tj.keyTypes = append(tj.keyTypes, model.Column(k).Declared)
 				for _, c := range tj.cols {
 					if strings.EqualFold(c.col.Name, k) {
 						tj.keyIsEnc = true

@@ -260,7 +260,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, Set: set, SetExpr: setExpr, Rows: out}, &dg)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, SetExpr: setExpr, Rows: out}, &dg)
 	}
 	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj), work, prog)
 }

@@ -22,12 +22,12 @@ func FuzzParse(f *testing.F) {
 	for _, tc := range badPlanCases(f) {
 		f.Add([]byte(tc.yaml))
 	}
-	if paths, err := filepath.Glob(filepath.Join("..", "plans", "*.yaml")); err == nil {
-		for _, p := range paths {
-			if data, err := os.ReadFile(p); err == nil {
-				f.Add(data)
-			}
+	for _, p := range examplePlans(f) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(data)
 	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -217,7 +217,11 @@ func (e *Error) Error() string {
 //
 //	p.Errorf(c.Line, c.Col, "column %q not found in %s", c.Name, t.Name)
 func (p *Plan) Errorf(line, col int, format string, args ...any) *Error {
-	return &Error{File: p.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
+	file := p.file
+	if file == "" { // a Plan built in code rather than parsed
+		file = p.Path
+	}
+	return &Error{File: file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Load reads and validates the plan file at path. It touches no database.

@@ -472,6 +472,9 @@ func isNullLiteral(lit string) bool { return strings.EqualFold(strings.TrimSpace
 // unsupported checks that the codec refuses types colcrypt cannot encrypt,
 // naming them, so the planner can report a blocker.
 func (s *suite) unsupported(t *testing.T) {
+	if len(s.e.Unsupported) == 0 {
+		t.Skip("the engine lists no unsupported types")
+	}
 	for i, declared := range s.e.Unsupported {
 		t.Run(declared, func(t *testing.T) {
 			name := unsupportedTable(i)

@@ -19,7 +19,14 @@ func (d Dialect) ReadTable(ctx context.Context, db *sql.DB, name schema.TableNam
 	if name.Schema == "" {
 		name.Schema = d.DefaultSchema()
 	}
-	r := &catalogReader{db: db, d: d}
+	// One snapshot for all the queries, so that DDL running meanwhile
+	// cannot give a table whose parts disagree.
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read catalog of %s: %w", name, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to undo
+	r := &catalogReader{tx: tx, d: d}
 	t, err := r.read(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("read catalog of %s: %w", name, err)
@@ -28,7 +35,7 @@ func (d Dialect) ReadTable(ctx context.Context, db *sql.DB, name schema.TableNam
 }
 
 type catalogReader struct {
-	db  *sql.DB
+	tx  *sql.Tx
 	d   Dialect
 	oid uint32
 	t   *schema.Table
@@ -64,7 +71,7 @@ func (r *catalogReader) read(ctx context.Context, name schema.TableName) (*schem
 	} else {
 		// Never vacuumed or analyzed (PostgreSQL 14+ says -1): count.
 		q := "SELECT count(*) FROM " + r.d.QuoteTable(r.t.Name)
-		if err := r.db.QueryRowContext(ctx, q).Scan(&r.t.RowCount); err != nil {
+		if err := r.tx.QueryRowContext(ctx, q).Scan(&r.t.RowCount); err != nil {
 			return nil, fmt.Errorf("count rows: %w", err)
 		}
 	}
@@ -73,7 +80,7 @@ func (r *catalogReader) read(ctx context.Context, name schema.TableName) (*schem
 
 // find resolves the name to a table (plain or partitioned).
 func (r *catalogReader) find(ctx context.Context, name schema.TableName, reltuples *float64) error {
-	rows, err := r.db.QueryContext(ctx, `
+	rows, err := r.tx.QueryContext(ctx, `
 SELECT c.oid, n.nspname, c.relname, c.reltuples
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -129,7 +136,7 @@ WHERE c.relkind IN ('r', 'p')
 
 // query runs q with the table's oid as $1 and calls scan for every row.
 func (r *catalogReader) query(ctx context.Context, q string, scan func(*sql.Rows) error) error {
-	rows, err := r.db.QueryContext(ctx, q, r.oid)
+	rows, err := r.tx.QueryContext(ctx, q, r.oid)
 	if err != nil {
 		return err
 	}

@@ -51,8 +51,9 @@ var maxTextBytes = map[string]int64{
 	"timetz": 24,
 	// 4714-11-24 23:59:59.999999 BC is 29 bytes; 32 leaves room.
 	"timestamp": 32,
-	// 4714-11-24 23:59:59.999999+00 BC is 32 bytes with TimeZone=UTC; 35
-	// leaves room for offsets with minutes.
+	// 4714-11-24 23:59:59.999999+00 BC is 32 bytes with TimeZone=UTC. In
+	// a zone with local-mean-time offsets such as +05:53:28 the same value
+	// takes 38, one more reason the session is pinned to UTC.
 	"timestamptz": 35,
 	"uuid":        36,
 }

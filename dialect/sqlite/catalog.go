@@ -103,8 +103,14 @@ func (r *catalogReader) readTable(ctx context.Context, name schema.TableName) (*
 	}
 	for _, col := range t.Columns {
 		if col.Computed {
+			refs := columnRefs(tokenize(col.ComputedExpr), names)
+			if col.ComputedExpr == "" {
+				// The expression could not be recovered from the CREATE
+				// TABLE text: assume it may depend on every column.
+				refs = names
+			}
 			var others []string
-			for _, ref := range columnRefs(tokenize(col.ComputedExpr), names) {
+			for _, ref := range refs {
 				if !strings.EqualFold(ref, col.Name) {
 					others = append(others, ref)
 				}
@@ -467,7 +473,7 @@ func (r *catalogReader) buildForeignKeys(ctx context.Context, table schema.Table
 			if c.kind == conForeignKey && !used[k] && equalFold(c.columns, fk.Columns) &&
 				strings.EqualFold(c.refTable, group[0].refTable) {
 				used[k] = true
-
+				fk.Name = c.name
 				break
 			}
 		}

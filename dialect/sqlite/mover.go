@@ -417,3 +417,6 @@ func (Dialect) Purge(ctx context.Context, db *sql.DB, _ schema.TableName) error 
 }
 
 var _ dialect.Mover = Dialect{}
+
+// SingleWriter: SQLite has one writer at a time.
+func (Dialect) SingleWriter() bool { return true }

@@ -268,6 +268,25 @@ func source(sql string, toks []token) string {
 // than multiplication: SELECT *, SELECT DISTINCT *, a, *, t.*.
 var starPrecursors = []string{"SELECT", "DISTINCT", "ALL", "RETURNING"}
 
+// reservedWords are SQLite keywords that can never stand for a column
+// unquoted (those without a fallback to identifier in SQLite's grammar), so
+// "SELECT x AS y" references no column named "as".
+var reservedWords = map[string]bool{}
+
+func init() {
+	for _, w := range strings.Fields(`ADD ALL ALTER AND AS AUTOINCREMENT BETWEEN CASE CHECK COLLATE
+		COMMIT CONSTRAINT CREATE DEFAULT DEFERRABLE DELETE DISTINCT DROP ELSE ESCAPE EXCEPT EXISTS
+		FOREIGN FROM GROUP HAVING IN INDEX INDEXED INSERT INTERSECT INTO IS ISNULL JOIN LIMIT NOT
+		NOTHING NOTNULL NULL ON OR ORDER PRIMARY REFERENCES RETURNING SELECT SET TABLE THEN TO
+		TRANSACTION UNION UNIQUE UPDATE USING VALUES WHEN WHERE`) {
+		reservedWords[w] = true
+	}
+}
+
+// notColumnAfter are keywords after which a name is a table or an alias,
+// never a column reference: FROM t, JOIN t, INTO t, UPDATE t, x AS alias.
+var notColumnAfter = []string{"FROM", "JOIN", "INTO", "UPDATE", "TABLE", "AS"}
+
 // columnRefs returns the names in cols (in their order, as spelled there)
 // that toks reference as identifiers. String literals never count; a name
 // followed by "(" is a function or a table with a column list, and one
@@ -293,10 +312,13 @@ func columnRefs(toks []token, cols []string) []string {
 			continue
 		}
 		name, ok := t.name()
-		if !ok {
+		if !ok || (t.kind == tokWord && reservedWords[strings.ToUpper(t.text)]) {
 			continue
 		}
 		if i+1 < len(toks) && (toks[i+1].punct("(") || toks[i+1].punct(".")) {
+			continue
+		}
+		if i > 0 && isAnyKeyword(toks[i-1], notColumnAfter) {
 			continue
 		}
 		mark(name)

@@ -53,6 +53,8 @@ END`
 
 const viewDDL = `CREATE VIEW dbo.cc_customer_notes AS SELECT id, notes FROM dbo.cc_customers`
 
+func schemaName(t tableRow) schema.TableName { return schema.TableName{Schema: t.Schema, Name: t.Name} }
+
 // fixtureScript is the fixture as one script with GO separators, as a DBA
 // would run it in sqlcmd.
 func fixtureScript() string { return strings.Join(fixtureDDL, "\nGO\n") + "\nGO\n" }
@@ -141,6 +143,10 @@ var (
 		Columns: []columnRow{
 			{ColumnID: 1, Name: "email", TypeName: "varchar", BaseTypeName: "varchar", MaxLength: 64, Collation: latin1, Nullable: true},
 			{ColumnID: 2, Name: "changed_at", TypeName: "varchar", BaseTypeName: "varchar", MaxLength: 30, Collation: latin1, Nullable: true},
+		},
+		// The trigger on cc_customers writes into cc_audit by name.
+		Dependencies: []dependencyRow{
+			{ReferencingID: triggerID, Schema: "dbo", Name: "cc_customers_audit", Type: "TR", Definition: triggerDDL},
 		},
 	}
 

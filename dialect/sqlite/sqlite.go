@@ -225,6 +225,10 @@ func connectionQuery(query string) string {
 		if userSetsPragma(parsed, p.name, p.shorthand) {
 			continue
 		}
+		// Switching to WAL writes the file, which a read-only open forbids.
+		if p.name == "journal_mode" && parsed.Get("mode") == "ro" {
+			continue
+		}
 		parts = append(parts, "_pragma="+p.name+"("+p.value+")")
 	}
 	if len(parts) == 0 {

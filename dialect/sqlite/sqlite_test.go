@@ -242,6 +242,7 @@ func TestOpenSetsPragmas(t *testing.T) {
 		{"file:" + path, busyTimeoutMillis},
 		{path + "?_pragma=busy_timeout(250)&_texttotime=1", 250},
 		{"file:" + path + "?_busy_timeout=300", 300},
+		{"file:" + path + "?mode=ro", busyTimeoutMillis}, // already WAL from the opens above
 	}
 	for _, tt := range tests {
 		db, err := Dialect{}.Open(t.Context(), tt.dsn)

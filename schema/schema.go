@@ -103,6 +103,11 @@ type Index struct {
 	// Constraint is true when the index backs a PRIMARY KEY or UNIQUE
 	// constraint rather than being a CREATE INDEX.
 	Constraint bool
+	// Partial is true for an index with a WHERE clause, Expression for one
+	// with an expression key; Columns then also lists the columns they
+	// reference. Neither can identify rows for batching.
+	Partial    bool
+	Expression bool
 	// Definition is the DDL that recreates it, as the engine reports it
 	// (pg_get_indexdef / pg_get_constraintdef, sqlite_master.sql, or built
 	// from the SQL Server catalog).
@@ -165,7 +170,7 @@ func (t *Table) UsableKey() []string {
 		return t.PrimaryKey.Columns
 	}
 	for _, ix := range t.Indexes {
-		if !ix.Unique {
+		if !ix.Unique || ix.Partial || ix.Expression {
 			continue
 		}
 		ok := true

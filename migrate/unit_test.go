@@ -1,0 +1,178 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+func TestKeyEncodingRoundTrip(t *testing.T) {
+	when := time.Date(2024, 2, 29, 23, 59, 58, 123456789, time.UTC)
+	keys := [][]any{
+		{int64(math.MinInt64)}, {int64(math.MaxInt64)}, {"O'Brien \"x\" 日本"}, {""},
+		{[]byte{0, 255, 1}}, {[]byte{}}, {true}, {1.5}, {when}, {int64(7), "a", []byte("z")},
+	}
+	for _, k := range keys {
+		enc, err := encodeKey(k)
+		if err != nil {
+			t.Fatalf("encode %v: %v", k, err)
+		}
+		got, err := decodeKey(enc)
+		if err != nil {
+			t.Fatalf("decode %q: %v", enc, err)
+		}
+		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", k) {
+			t.Errorf("round trip of %#v gave %#v", k, got)
+		}
+	}
+	if _, err := encodeKey([]any{struct{}{}}); err == nil {
+		t.Error("a key of an unknown Go type must not be checkpointed silently")
+	}
+	if _, err := decodeKey(`["x1"]`); err == nil {
+		t.Error("an unknown tag must be an error")
+	}
+}
+
+func TestDigestIsOrderIndependentAndSensitive(t *testing.T) {
+	rows := [][][]byte{{[]byte("a"), nil}, {[]byte(""), []byte("b")}, {nil, nil}, {[]byte("ab"), []byte("")}}
+	var fwd, rev digest
+	for i := range rows {
+		fwd.addRow(rows[i])
+		rev.addRow(rows[len(rows)-1-i])
+	}
+	if fwd.String() != rev.String() {
+		t.Fatal("digest depends on row order")
+	}
+	// Split into two chunks and add the chunk digests: same total.
+	var c1, c2, total digest
+	c1.addRow(rows[0])
+	c1.addRow(rows[1])
+	c2.addRow(rows[2])
+	c2.addRow(rows[3])
+	total.add(&c1)
+	total.add(&c2)
+	if total.String() != fwd.String() {
+		t.Fatal("chunk digests do not add up to the table digest")
+	}
+	// NULL and empty differ, and so does moving bytes between columns.
+	for _, other := range [][][]byte{{[]byte(""), nil}, {[]byte("a"), []byte("")}, {nil, []byte("a")}} {
+		var a, b digest
+		a.addRow(rows[0])
+		b.addRow(other)
+		if a.String() == b.String() {
+			t.Errorf("rows %q and %q have the same digest", rows[0], other)
+		}
+	}
+	back, err := parseDigest(fwd.String())
+	if err != nil || back.String() != fwd.String() {
+		t.Fatalf("parseDigest round trip: %v", err)
+	}
+}
+
+func TestKeyCompareSQL(t *testing.T) {
+	e := &Engine{m: fakeMover{}}
+	cases := []struct {
+		key   []string
+		after bool
+		want  string
+	}{
+		{[]string{"id"}, true, "((id > $1))"},
+		{[]string{"id"}, false, "((id <= $1))"},
+		{[]string{"a", "b"}, true, "((a > $1) OR (a = $2 AND b > $3))"},
+		{[]string{"a", "b", "c"}, false, "((a < $1) OR (a = $2 AND b < $3) OR (a = $4 AND b = $5 AND c <= $6))"},
+	}
+	for _, c := range cases {
+		q := &query{e: e}
+		vals := make([]any, len(c.key))
+		q.keyCompare(c.key, vals, c.after)
+		if got := q.b.String(); got != c.want {
+			t.Errorf("keyCompare(%v, after=%v) = %s, want %s", c.key, c.after, got, c.want)
+		}
+	}
+}
+
+func TestRetryClassifiesAndBacksOff(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	transient := []error{
+		errors.New("ERROR: canceling statement due to lock timeout (SQLSTATE 55P03)"),
+		errors.New("ERROR: could not serialize access (SQLSTATE 40001)"),
+		errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"),
+		errors.New("database is locked (5) (SQLITE_BUSY)"),
+		fmt.Errorf("write chunk: %w", io.ErrUnexpectedEOF),
+		errors.New("mssql: Transaction (Process ID 52) was deadlocked on lock resources"),
+	}
+	for _, err := range transient {
+		if !isTransient(err) {
+			t.Errorf("%q should be retried", err)
+		}
+	}
+	fatal := []error{errors.New(`ERROR: column "x" does not exist (SQLSTATE 42703)`), context.Canceled, errors.New("cipher: message authentication failed")}
+	for _, err := range fatal {
+		if isTransient(err) {
+			t.Errorf("%q must not be retried", err)
+		}
+	}
+	calls := 0
+	err := retry(context.Background(), log, "test", func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return transient[0]
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("retry: err=%v calls=%d, want success on the third call", err, calls)
+	}
+	calls = 0
+	err = retry(context.Background(), log, "test", func(context.Context) error { calls++; return fatal[0] })
+	if calls != 1 || !errors.Is(err, fatal[0]) {
+		t.Fatalf("a fatal error was retried (%d calls) or lost: %v", calls, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := retry(ctx, log, "test", func(context.Context) error { return transient[0] }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("retry ignored a cancelled context: %v", err)
+	}
+}
+
+func TestPhaseIndexNeverRanksDoneBeforeCutover(t *testing.T) {
+	if phaseIndex(encryptPhases, phaseDone) <= phaseIndex(encryptPhases, phaseCutover) {
+		t.Fatal("a finished job ranks before cut-over: revert would take the before-cut-over path and drop IV columns")
+	}
+	if phaseIndex(encryptPhases, "") >= phaseIndex(encryptPhases, phasePrepared) {
+		t.Fatal("a new job ranks at or after prepare")
+	}
+	if phaseIndex(encryptPhases, "garbage") <= phaseIndex(encryptPhases, phaseCutover) {
+		t.Fatal("an unknown recorded phase must rank as done, never as before cut-over")
+	}
+}
+
+func TestGroupTablesFollowsForeignKeys(t *testing.T) {
+	mk := func(name string, fks ...string) *tableJob {
+		m := &schema.Table{Name: schema.TableName{Name: name}}
+		for _, ref := range fks {
+			m.ForeignKeys = append(m.ForeignKeys, &schema.ForeignKey{Table: m.Name, RefTable: schema.TableName{Name: ref}})
+		}
+		return &tableJob{name: name, model: m}
+	}
+	groups := groupTables([]*tableJob{mk("customers"), mk("audit"), mk("orders", "customers"), mk("items", "orders"), mk("misc", "elsewhere")})
+	var got []string
+	for _, g := range groups {
+		got = append(got, groupNames(g))
+	}
+	want := []string{"customers, orders, items", "audit", "misc"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("groups = %q, want %q", got, want)
+	}
+}
+
+type fakeMover struct{ dialectMoverStub }
+
+func (fakeMover) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }

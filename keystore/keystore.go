@@ -303,8 +303,9 @@ func (k *Keystore) List() []KeyInfo {
 }
 
 // Key returns a copy of the raw 32-byte data key name/version and its
-// description. A retired version is refused with ErrRetired (its KeyInfo
-// is still returned).
+// description. A retired version is still returned, because values written
+// under it must stay readable (verify, revert, a rekey in progress); it is
+// refused for encryption by EncryptionKey and Latest.
 func (k *Keystore) Key(name string, version uint16) ([]byte, KeyInfo, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -312,14 +313,21 @@ func (k *Keystore) Key(name string, version uint16) ([]byte, KeyInfo, error) {
 	if err != nil {
 		return nil, KeyInfo{}, err
 	}
-	if e.Status == StatusRetired {
-		return nil, e.info(), fmt.Errorf("key %s version %d: %w", name, version, ErrRetired)
-	}
 	dek, ok := unwrapDEK(k.keys.kek, e.Wrapped, e.Name, e.Version)
 	if !ok { // validated at Open; only memory corruption gets here
 		return nil, KeyInfo{}, fmt.Errorf("key %s version %d: %w", name, version, fail(ErrCorrupt, "does not unwrap"))
 	}
 	return dek, e.info(), nil
+}
+
+// EncryptionKey is Key for writing new values: a retired version is
+// refused with ErrRetired (its KeyInfo is still returned).
+func (k *Keystore) EncryptionKey(name string, version uint16) ([]byte, KeyInfo, error) {
+	dek, info, err := k.Key(name, version)
+	if err == nil && info.Status == StatusRetired {
+		return nil, info, fmt.Errorf("key %s version %d: %w", name, version, ErrRetired)
+	}
+	return dek, info, err
 }
 
 // Latest returns the newest active version of name: the one to encrypt
@@ -343,7 +351,8 @@ func (k *Keystore) Latest(name string) (KeyInfo, error) {
 	return KeyInfo{}, fmt.Errorf("key %s: %w", name, ErrNoSuchKey)
 }
 
-// Retire marks a version retired: Key refuses it from then on. Retiring
+// Retire marks a version retired: EncryptionKey and Latest refuse it from
+// then on; Key still returns it so existing values stay readable. Retiring
 // counts as a key change (LastKeyChange), so a backup taken before it no
 // longer counts as current.
 func (k *Keystore) Retire(name string, version uint16) error {

@@ -532,8 +532,11 @@ func TestRetireAndLatest(t *testing.T) {
 	if latest, err = k.Latest("pii"); err != nil || latest.Version != 1 {
 		t.Fatalf("after retiring 2, Latest(pii) = %+v, %v; want version 1", latest, err)
 	}
-	if _, info, err := k.Key("pii", 2); !errors.Is(err, ErrRetired) || info.Status != StatusRetired {
-		t.Errorf("Key(pii, 2) = %+v, %v; want ErrRetired with its info", info, err)
+	if _, info, err := k.EncryptionKey("pii", 2); !errors.Is(err, ErrRetired) || info.Status != StatusRetired {
+		t.Errorf("EncryptionKey(pii, 2) = %+v, %v; want ErrRetired with its info", info, err)
+	}
+	if dek, info, err := k.Key("pii", 2); err != nil || len(dek) != DEKSize || info.Status != StatusRetired {
+		t.Errorf("Key(pii, 2) = %d bytes, %+v, %v; a retired key must still decrypt", len(dek), info, err)
 	}
 	if err := k.Retire("pii", 2); !errors.Is(err, ErrRetired) {
 		t.Errorf("retiring twice: %v, want ErrRetired", err)

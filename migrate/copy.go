@@ -11,11 +11,11 @@ import (
 
 // newCipherWorker gives each worker its own column ciphers: they reuse
 // buffers and block ciphers and are not safe to share.
-func (e *Engine) newCipherWorker(tj *tableJob) func() (*worker, error) {
+func (e *Engine) newCipherWorker(tj *tableJob, encrypt bool) func() (*worker, error) {
 	return func() (*worker, error) {
 		w := &worker{}
 		for _, c := range tj.cols {
-			cc, err := e.columnCipher(c)
+			cc, err := e.columnCipher(c, encrypt)
 			if err != nil {
 				return nil, err
 			}
@@ -99,7 +99,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch, dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out}, &dg)
 	}
-	if err := e.runChunks(ctx, tj, done, e.newCipherWorker(tj), work, prog); err != nil {
+	if err := e.runChunks(ctx, tj, done, e.newCipherWorker(tj, true), work, prog); err != nil {
 		return err
 	}
 	return nil
@@ -295,7 +295,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		<-mu
 		return n, nil
 	}
-	if err := e.runChunks(ctx, tj, nil, e.newCipherWorker(tj), work, prog); err != nil {
+	if err := e.runChunks(ctx, tj, nil, e.newCipherWorker(tj, false), work, prog); err != nil {
 		return err
 	}
 	res.Rows += rowsSeen

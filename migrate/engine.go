@@ -325,9 +325,16 @@ func (e *Engine) keyChecks(tables []*tableJob) (map[string]string, error) {
 	return out, nil
 }
 
-// columnCipher builds the cipher of a column from its recorded state.
-func (e *Engine) columnCipher(c *colJob) (*cipher.Column, error) {
+// columnCipher builds the cipher of a column from its recorded state. Every
+// version of the column's key is loaded, so values under any of them
+// decrypt; encrypt refuses a retired encryption version.
+func (e *Engine) columnCipher(c *colJob, encrypt bool) (*cipher.Column, error) {
 	st := c.state
+	if encrypt {
+		if _, _, err := e.ks.EncryptionKey(st.KeyName, uint16(st.KeyVersion)); err != nil {
+			return nil, exitcode.Input(fmt.Errorf("encrypt %s.%s: %w", st.Table, st.Column, err))
+		}
+	}
 	keys := map[uint16][]byte{}
 	for _, info := range e.ks.List() {
 		if info.Name != st.KeyName {

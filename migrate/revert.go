@@ -262,7 +262,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
 			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, SetExpr: setExpr, Rows: out}, &dg)
 	}
-	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj), work, prog)
+	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj, false), work, prog)
 }
 
 // verifyRestored proves the restored columns hold exactly the original

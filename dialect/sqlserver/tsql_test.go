@@ -188,7 +188,20 @@ func TestDefinitionsAreTSQL(t *testing.T) {
 				t.Errorf("%s: empty definition", tb.Name)
 				continue
 			}
-			requireTSQL(t, tb.Name.String()+" definition", def)
+			requireTSQL(t, tb.Name.String()+" definition", withinGrammar(def))
 		}
 	}
+}
+
+// withinGrammar works around one gap of the grammar: its ALTER TABLE ...
+// WITH NOCHECK ADD branch lacks NOT FOR REPLICATION, which Microsoft's
+// ALTER TABLE syntax allows there ([ WITH { CHECK | NOCHECK } ] ADD
+// <table_constraint>, whose FOREIGN KEY and CHECK forms take [ NOT FOR
+// REPLICATION ]), and which the grammar's plain ADD branch accepts. Such a
+// statement is checked without its WITH NOCHECK, everything else as is.
+func withinGrammar(stmt string) string {
+	if !strings.Contains(stmt, " NOT FOR REPLICATION") {
+		return stmt
+	}
+	return strings.ReplaceAll(stmt, " WITH NOCHECK ADD CONSTRAINT ", " ADD CONSTRAINT ")
 }

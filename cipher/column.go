@@ -179,7 +179,7 @@ func (c *Column) Encrypt(plaintext []byte) (ciphertext, iv []byte, err error) {
 
 	h := 0
 	if c.p.Versioned {
-		out[0] = HeaderTag
+		out[0] = c.p.Suite.HeaderTag()
 		binary.BigEndian.PutUint16(out[1:HeaderLen], c.enc.version)
 		h = HeaderLen
 	}
@@ -266,9 +266,12 @@ func (c *Column) Decrypt(ciphertext, iv []byte) ([]byte, error) {
 	ks := c.enc
 	data := ciphertext
 	if c.p.Versioned {
-		v, err := KeyVersion(ciphertext)
+		suite, v, err := Header(ciphertext)
 		if err != nil {
 			return nil, err
+		}
+		if suite != c.p.Suite {
+			return nil, fmt.Errorf("%w: a %s ciphertext given to a %s column", ErrMalformed, suite, c.p.Suite)
 		}
 		if v != ks.version {
 			if ks = c.keys[v]; ks == nil {
@@ -340,13 +343,8 @@ func (c *Column) decryptCell(ks *keyState, cell []byte) ([]byte, error) {
 
 // KeyVersion reports the key version in a versioned ciphertext's header.
 func KeyVersion(ciphertext []byte) (uint16, error) {
-	if len(ciphertext) < HeaderLen {
-		return 0, fmt.Errorf("%w: %d bytes is shorter than the %d-byte versioned header", ErrMalformed, len(ciphertext), HeaderLen)
-	}
-	if ciphertext[0] != HeaderTag {
-		return 0, fmt.Errorf("%w: header tag 0x%02x, want 0x%02x", ErrMalformed, ciphertext[0], HeaderTag)
-	}
-	return binary.BigEndian.Uint16(ciphertext[1:HeaderLen]), nil
+	_, v, err := Header(ciphertext)
+	return v, err
 }
 
 // NewColumnIV returns a random IV for a CBC suite with IVColumn, to be kept in
@@ -364,4 +362,23 @@ func NewColumnIV(s Suite) ([]byte, error) {
 		return nil, fmt.Errorf("new column IV: %w", err)
 	}
 	return iv, nil
+}
+
+// columnIVLabel separates the column-IV derivation from every other use of
+// a data key.
+const columnIVLabel = "colcrypt column IV v1"
+
+// ColumnIV derives the one IV of an IVColumn CBC column from its data key:
+// HMAC-SHA256(key, label) cut to the block size; nil for AEAD, whose
+// deterministic IV comes from the plaintext. Deriving it from the key, not
+// drawing it at random per column, is what lets two columns under the same
+// key (a primary key and the foreign key referencing it) encrypt equal
+// values to equal ciphertexts, so the foreign key can be rebuilt on them.
+func ColumnIV(s Suite, key []byte) []byte {
+	if s.aead() || s.BlockSize() == 0 {
+		return nil
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(columnIVLabel))
+	return m.Sum(nil)[:s.BlockSize()]
 }

@@ -304,10 +304,23 @@ func TestVersionedRekey(t *testing.T) {
 }
 
 func TestKeyVersion(t *testing.T) {
-	if v, err := KeyVersion([]byte{0xCC, 0x12, 0x34, 0xFF}); err != nil || v != 0x1234 {
+	if v, err := KeyVersion([]byte{0xC3, 0x12, 0x34, 0xFF}); err != nil || v != 0x1234 {
 		t.Errorf("KeyVersion = %#x, %v; want 0x1234 (big-endian)", v, err)
 	}
-	for _, bad := range [][]byte{nil, {0xCC}, {0xCC, 0}, {0xCD, 0, 1}, {0x01, 0, 1, 2}} {
+	// Each suite has its own tag, and Header reads it back.
+	seen := map[byte]bool{}
+	for _, s := range Suites() {
+		tag := s.HeaderTag()
+		if seen[tag] || tag&0xF0 != 0xC0 {
+			t.Errorf("suite %s has tag %#x: tags must be distinct and start with 0xC", s, tag)
+		}
+		seen[tag] = true
+		got, v, err := Header([]byte{tag, 0, 9})
+		if err != nil || got != s || v != 9 {
+			t.Errorf("Header(%s tag) = %s, %d, %v", s, got, v, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0xC3}, {0xC3, 0}, {0xCC, 0, 1}, {0xC0, 0, 1}, {0x01, 0, 1, 2}} {
 		if _, err := KeyVersion(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("KeyVersion(%x) err = %v, want ErrMalformed", bad, err)
 		}
@@ -734,5 +747,40 @@ func TestNewColumnIV(t *testing.T) {
 	}
 	if _, err := NewColumnIV("rc4"); err == nil {
 		t.Error("NewColumnIV accepted an unknown suite")
+	}
+}
+
+func TestColumnIVIsDerivedFromTheKey(t *testing.T) {
+	k1, k2 := make([]byte, 32), make([]byte, 32)
+	for i := range k1 {
+		k1[i], k2[i] = byte(i*7+1), byte(i*11+2) // distinct DES thirds, so 3DES accepts them
+	}
+	for _, s := range Suites() {
+		a, b, c := ColumnIV(s, k1), ColumnIV(s, k1), ColumnIV(s, k2)
+		if s == AEADAES256CBCHMACSHA256 {
+			if a != nil {
+				t.Errorf("%s: AEAD derives its IV from the plaintext, got a column IV", s)
+			}
+			continue
+		}
+		if len(a) != s.BlockSize() || !bytes.Equal(a, b) || bytes.Equal(a, c) {
+			t.Errorf("%s: ColumnIV must be block-sized, stable per key and differ between keys: %x %x %x", s, a, b, c)
+		}
+		// Two columns under the same key encrypt equal values equally.
+		key := k1[:s.KeySize()]
+		p := Params{Suite: s, IV: IVColumn, Versioned: true}
+		x, err := NewColumn(p, map[uint16][]byte{1: key}, 1, ColumnIV(s, k1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := NewColumn(p, map[uint16][]byte{1: key}, 1, ColumnIV(s, k1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cx, _, _ := x.Encrypt([]byte("123-45-6789"))
+		cy, _, _ := y.Encrypt([]byte("123-45-6789"))
+		if !bytes.Equal(cx, cy) {
+			t.Errorf("%s: columns sharing a key encrypt the same SSN differently; a foreign key between them could not be rebuilt", s)
+		}
 	}
 }

@@ -27,8 +27,8 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	}
 	f.Add([]byte{}, []byte{})
-	f.Add([]byte{HeaderTag}, []byte(nil))
-	f.Add([]byte{HeaderTag, 0, 1, aeVersion}, make([]byte, 8))
+	f.Add([]byte{AES256CBC.HeaderTag()}, []byte(nil))
+	f.Add([]byte{AEADAES256CBCHMACSHA256.HeaderTag(), 0, 1, aeVersion}, make([]byte, 8))
 	f.Add(make([]byte, 16), make([]byte, 16))
 	f.Add(make([]byte, 8), make([]byte, 8))
 

@@ -269,8 +269,8 @@ func TestAECellMatchesOpenSSL(t *testing.T) {
 		if len(got) < HeaderLen+1+32+16 {
 			t.Fatalf("cell of %d bytes is too short", len(got))
 		}
-		if !bytes.Equal(got[:HeaderLen], []byte{0xCC, 0x00, 0x07}) {
-			t.Errorf("header = %x, want cc0007", got[:HeaderLen])
+		if !bytes.Equal(got[:HeaderLen], []byte{0xC5, 0x00, 0x07}) {
+			t.Errorf("header = %x, want c50007 (AEAD's tag, key version 7)", got[:HeaderLen])
 		}
 		iv = got[HeaderLen+1+32 : HeaderLen+1+32+16]
 		if want := opensslCell(t, k, iv, plaintext); !bytes.Equal(got[HeaderLen:], want) {

@@ -1,6 +1,7 @@
 package cipher
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 )
@@ -97,11 +98,39 @@ func ParseIVMode(s string) (IVMode, error) {
 	return "", fmt.Errorf("unknown IV mode %q (valid: %s, %s)", s, IVField, IVColumn)
 }
 
-// Header layout of a versioned ciphertext.
-const (
-	HeaderLen = 3    // versioned header: format tag byte + key version uint16 big-endian
-	HeaderTag = 0xCC // first byte of a versioned ciphertext
-)
+// HeaderLen is the length of the versioned header: a format tag byte, then
+// the key version as a big-endian uint16.
+const HeaderLen = 3
+
+// headerTagBase is the high nibble of every format tag; the low nibble
+// names the suite. Naming the suite in the tag lets one column hold values
+// of two suites while a rekey moves it from one to the other (3DES to AES),
+// and each value still says how to decrypt it.
+const headerTagBase = 0xC0
+
+// HeaderTag is the format tag that starts a versioned ciphertext of s.
+func (s Suite) HeaderTag() byte {
+	for i, x := range Suites() {
+		if x == s {
+			return headerTagBase | byte(i+1)
+		}
+	}
+	return 0
+}
+
+// Header reads the versioned header of a ciphertext: the suite its tag
+// names and the key version.
+func Header(ciphertext []byte) (Suite, uint16, error) {
+	if len(ciphertext) < HeaderLen {
+		return "", 0, fmt.Errorf("%w: %d bytes is shorter than the %d-byte versioned header", ErrMalformed, len(ciphertext), HeaderLen)
+	}
+	tag := ciphertext[0]
+	suites := Suites()
+	if tag&0xF0 != headerTagBase || int(tag&0x0F) < 1 || int(tag&0x0F) > len(suites) {
+		return "", 0, fmt.Errorf("%w: unknown header tag 0x%02x", ErrMalformed, tag)
+	}
+	return suites[tag&0x0F-1], binary.BigEndian.Uint16(ciphertext[1:HeaderLen]), nil
+}
 
 // Always Encrypted cell layout (AEAD suite).
 const (

@@ -285,11 +285,13 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 					st.IVColumn = c.col.Name + ivColumnSuffix
 				}
 				if c.plan.IV == cipher.IVColumn {
-					iv, err := cipher.NewColumnIV(c.plan.Suite)
+					dek, _, err := e.ks.EncryptionKey(info.Name, info.Version)
 					if err != nil {
-						return err
+						return exitcode.Input(err)
 					}
-					st.ColumnIV = hex.EncodeToString(iv)
+					if iv := cipher.ColumnIV(c.plan.Suite, dek[:c.plan.Suite.KeySize()]); iv != nil {
+						st.ColumnIV = hex.EncodeToString(iv)
+					}
 				}
 				// The state, with the column IV, is durable before any
 				// value is encrypted under it.

@@ -268,13 +268,13 @@ func TestBuildTableSchemaBoundAndSpecialIndexes(t *testing.T) {
 	}
 
 	wantDeps := map[string]string{
-		"schema-bound function|tax_of": "tax_id,id",
-		"view|all_people":              "id,tax_id,parent,doc,node,label,Secret",
-		"view|report.hidden":                 "id,tax_id,parent,doc,node,label,Secret",
-		"view|counts":                  "id",
-		"index included column|people_tax":   "label",
-		"filtered index|people_tax":          "parent",
-		"xml index|people_doc":               "doc",
+		"schema-bound function|tax_of":     "tax_id,id",
+		"view|all_people":                  "id,tax_id,parent,doc,node,label,Secret",
+		"view|report.hidden":               "id,tax_id,parent,doc,node,label,Secret",
+		"view|counts":                      "id",
+		"index included column|people_tax": "label",
+		"filtered index|people_tax":        "parent",
+		"xml index|people_doc":             "doc",
 	}
 	got := map[string]string{}
 	for _, d := range tb.Dependents {

@@ -13,23 +13,29 @@ import (
 // the value back: character data in the column's code page (or UTF-16LE for
 // the n-types) with CHAR's trailing spaces, numbers and dates in SQL
 // Server's own binary layout with their precision and scale. Nothing is
-// parsed or formatted in Go, so nothing can be lost in between.
+// parsed or formatted in Go, so nothing can be lost in between, and "CAST
+// and CONVERT (Transact-SQL)" guarantees exactly this kind of round trip
+// (a type to binary and back) from version to version.
 //
 // The lengths below are the longest such casts, which are not always the
-// storage sizes (Microsoft's "datetime2 (Transact-SQL)": "When a datetime2
-// value is cast to a varbinary value, an additional byte is added to the
-// varbinary value to store precision"):
+// storage sizes ("datetime2 (Transact-SQL)": "When a datetime2 value is
+// cast to a varbinary value, an additional byte is added to the varbinary
+// value to store precision"):
 //
-//   - decimal(p,s)/numeric(p,s): precision, scale, one reserved byte, a sign
+//   - decimal(p,s)/numeric(p,s): precision, scale, a reserved byte, a sign
 //     byte (1 positive, 0 negative), then the magnitude as a little-endian
-//     integer of 4, 8, 12 or 16 bytes for p in 1-9, 10-19, 20-28, 29-38
-//     ("decimal and numeric": 5, 9, 13, 17 storage bytes, which count the
-//     sign byte). The cast drops high-order 4-byte words that are zero, so
-//     shorter casts occur; the longest is 8, 12, 16 or 20 bytes.
+//     integer of at most 4, 8, 12 or 16 bytes for p in 1-9, 10-19, 20-28,
+//     29-38 ("decimal and numeric (Transact-SQL)": 5, 9, 13 and 17 storage
+//     bytes, sign byte included). Microsoft does not document this layout;
+//     it is the one published casts show, e.g. decimal(19,6) 1 as
+//     0x1306000140420F00, where zero high-order 4-byte words are left out.
+//     The longest casts are 8, 12, 16 or 20 bytes.
 //   - time(n): the precision byte, then 3, 4 or 5 bytes for n in 0-2, 3-4,
-//     5-7 ("time (Transact-SQL)", column length table): 4, 5 or 6 bytes.
-//   - datetime2(n): the precision byte, then time(n) followed by a 3-byte
-//     date (MS-TDS 2.2.5.5.1.8): 7, 8 or 9 bytes.
+//     5-7 ("time (Transact-SQL)", column lengths): 4, 5 or 6 bytes. The
+//     precision byte is documented for datetime2, whose time part this is.
+//   - datetime2(n): the precision byte, time(n), then a 3-byte date
+//     ("datetime2 (Transact-SQL)"; MS-TDS, date and time types): 7, 8 or
+//     9 bytes.
 var fixedPlainBytes = map[string]int64{
 	"bigint":        8,
 	"int":           4,

@@ -22,10 +22,9 @@ import (
 // name passed as @p1. It proves ReadTable's plumbing: the parameter, the
 // scan of every column in order, and the not-found path.
 type catalogDriver struct {
-	mu     sync.Mutex
-	name   string // the @p1 that has rows
-	rows   catalogRows
-	argsOK bool
+	mu   sync.Mutex
+	name string // the @p1 that has rows
+	rows catalogRows
 }
 
 func (d *catalogDriver) Open(string) (driver.Conn, error) { return catalogConn{d}, nil }
@@ -56,7 +55,6 @@ func (s catalogStmt) Query(args []driver.Value) (driver.Rows, error) {
 	if args[0] != s.d.name {
 		return &catalogResult{}, nil // OBJECT_ID gives NULL: no rows
 	}
-	s.d.argsOK = true
 	var rows any
 	switch s.q {
 	case tableQuery:
@@ -133,7 +131,7 @@ func openFakeCatalog(t *testing.T, quotedName string, rows catalogRows) *sql.DB 
 	t.Helper()
 	registerCatalogDriver.Do(func() { sql.Register("sqlserver-catalog-fixture", fakeCatalog) })
 	fakeCatalog.mu.Lock()
-	fakeCatalog.name, fakeCatalog.rows, fakeCatalog.argsOK = quotedName, rows, false
+	fakeCatalog.name, fakeCatalog.rows = quotedName, rows
 	fakeCatalog.mu.Unlock()
 	db, err := sql.Open("sqlserver-catalog-fixture", "")
 	if err != nil {

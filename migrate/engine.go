@@ -330,6 +330,10 @@ func (e *Engine) keyChecks(tables []*tableJob) (map[string]string, error) {
 // decrypt; encrypt refuses a retired encryption version.
 func (e *Engine) columnCipher(c *colJob, encrypt bool) (*cipher.Column, error) {
 	st := c.state
+	p, err := recordedParams(st)
+	if err != nil {
+		return nil, fmt.Errorf("recorded state of %s.%s: %w", st.Table, st.Column, err)
+	}
 	if encrypt {
 		if _, _, err := e.ks.EncryptionKey(st.KeyName, uint16(st.KeyVersion)); err != nil {
 			return nil, exitcode.Input(fmt.Errorf("encrypt %s.%s: %w", st.Table, st.Column, err))
@@ -344,7 +348,7 @@ func (e *Engine) columnCipher(c *colJob, encrypt bool) (*cipher.Column, error) {
 		if err != nil {
 			return nil, err
 		}
-		keys[info.Version] = k[:c.params.Suite.KeySize()]
+		keys[info.Version] = k[:p.Suite.KeySize()]
 	}
 	if _, ok := keys[uint16(st.KeyVersion)]; !ok {
 		return nil, exitcode.Input(fmt.Errorf("key %s version %d is not in keystore %s", st.KeyName, st.KeyVersion, e.plan.Keystore))
@@ -356,7 +360,22 @@ func (e *Engine) columnCipher(c *colJob, encrypt bool) (*cipher.Column, error) {
 			return nil, fmt.Errorf("column IV of %s.%s: %w", st.Table, st.Column, err)
 		}
 	}
-	return cipher.NewColumn(c.params, keys, uint16(st.KeyVersion), iv)
+	return cipher.NewColumn(p, keys, uint16(st.KeyVersion), iv)
+}
+
+// recordedParams are the cipher parameters a column's values were written
+// with, as recorded: the plan may since have moved on (a rekey to another
+// suite reads the old values with these).
+func recordedParams(st *columnState) (cipher.Params, error) {
+	suite, err := cipher.ParseSuite(st.Suite)
+	if err != nil {
+		return cipher.Params{}, err
+	}
+	iv, err := cipher.ParseIVMode(st.IVMode)
+	if err != nil {
+		return cipher.Params{}, err
+	}
+	return cipher.Params{Suite: suite, IV: iv, Versioned: st.Versioned}, nil
 }
 
 // ErrVerify is wrapped by verify failures (exit 1).

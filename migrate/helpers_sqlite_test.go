@@ -251,14 +251,33 @@ func (f *fixture) snapshot() snapshot {
 	f.t.Helper()
 	db := f.raw()
 	defer db.Close()
-	s, err := takeSnapshot(db)
+	s, err := takeSnapshot(db, false)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return s
 }
 
-func takeSnapshot(db *sql.DB) (snapshot, error) {
+// userData is the snapshot without what a job adds while it runs: the
+// CREATE TABLE texts (prepare adds columns to them) and the added
+// ciphertext and IV columns. Before cut-over it must not change at all.
+func (f *fixture) userData() snapshot {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	s, err := takeSnapshot(db, true)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+// addedColumn reports whether a column is one a job adds before cut-over.
+func addedColumn(name string) bool {
+	return strings.HasSuffix(name, "__colcrypt") || strings.HasSuffix(name, "_iv") || name == "colcrypt_row_id"
+}
+
+func takeSnapshot(db *sql.DB, dataOnly bool) (snapshot, error) {
 	s := snapshot{Rows: map[string][]string{}}
 	rows, err := db.Query(`SELECT type, name, tbl_name, COALESCE(sql, '<auto>') ` + userObjects + ` ORDER BY type, name`)
 	if err != nil {
@@ -271,17 +290,20 @@ func takeSnapshot(db *sql.DB) (snapshot, error) {
 			rows.Close()
 			return s, err
 		}
-		s.Schema = append(s.Schema, fmt.Sprintf("%s %s on %s: %s", typ, name, tbl, text))
 		if typ == "table" {
 			tables = append(tables, name)
+			if dataOnly {
+				continue
+			}
 		}
+		s.Schema = append(s.Schema, fmt.Sprintf("%s %s on %s: %s", typ, name, tbl, text))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return s, err
 	}
 	for _, t := range tables {
-		r, err := tableRows(db, t)
+		r, err := tableRows(db, t, dataOnly)
 		if err != nil {
 			return s, fmt.Errorf("snapshot of %s: %w", t, err)
 		}
@@ -293,11 +315,17 @@ func takeSnapshot(db *sql.DB) (snapshot, error) {
 // tableRows renders every row of a table: rowid when it has one, then each
 // column's storage class and value. Values are read through a unary plus,
 // which strips the declared type so the driver returns them as stored.
-func tableRows(db *sql.DB, table string) ([]string, error) {
+func tableRows(db *sql.DB, table string, dataOnly bool) ([]string, error) {
 	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-	cols, err := columnNames(db, table)
+	all, err := columnNames(db, table)
 	if err != nil {
 		return nil, err
+	}
+	var cols []string
+	for _, c := range all {
+		if !dataOnly || !addedColumn(c) {
+			cols = append(cols, c)
+		}
 	}
 	var sel []string
 	for _, c := range cols {
@@ -434,7 +462,7 @@ func (f *fixture) wantEncrypted(table string, columns ...string) {
 	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 	for _, c := range columns {
 		var n int
-		if err := db.QueryRow("SELECT count(*) FROM "+q(table)+" WHERE typeof("+q(c)+") NOT IN ('blob', 'null')").Scan(&n); err != nil {
+		if err := db.QueryRow("SELECT count(*) FROM " + q(table) + " WHERE typeof(" + q(c) + ") NOT IN ('blob', 'null')").Scan(&n); err != nil {
 			f.t.Fatal(err)
 		}
 		if n != 0 {
@@ -463,3 +491,23 @@ func (f *fixture) columnExists(table, column string) bool {
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+// flipByte inverts one byte of a BLOB value of the row with the given id,
+// as someone editing the table behind colcrypt's back would.
+func (f *fixture) flipByte(table, column string, id, offset int) {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	var b []byte
+	if err := db.QueryRow("SELECT "+q(column)+" FROM "+q(table)+" WHERE id = ?", id).Scan(&b); err != nil {
+		f.t.Fatal(err)
+	}
+	if offset >= len(b) {
+		f.t.Fatalf("%s.%s of row %d has %d bytes, cannot flip byte %d", table, column, id, len(b), offset)
+	}
+	b[offset] ^= 0xff
+	if _, err := db.Exec("UPDATE "+q(table)+" SET "+q(column)+" = ? WHERE id = ?", b, id); err != nil {
+		f.t.Fatal(err)
+	}
+}

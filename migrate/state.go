@@ -108,7 +108,7 @@ func (s *store) ensure(ctx context.Context) error {
 			state %[3]s NOT NULL, percent_complete %[3]s NOT NULL, key_name %[1]s NOT NULL, key_version %[3]s NOT NULL,
 			suite %[1]s NOT NULL, iv_mode %[1]s NOT NULL, versioned %[3]s NOT NULL, column_iv %[1]s, source_type %[1]s NOT NULL,
 			temp_column %[1]s NOT NULL, iv_column %[1]s, rows_total %[3]s NOT NULL, rows_done %[3]s NOT NULL,
-			updated_at %[1]s NOT NULL, PRIMARY KEY (table_name, column_name)`, t.Key, t.Text, t.BigInt)},
+			rekey_target %[2]s, updated_at %[1]s NOT NULL, PRIMARY KEY (table_name, column_name)`, t.Key, t.Text, t.BigInt)},
 		{ddlTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, table_name %[1]s NOT NULL, seq %[3]s NOT NULL,
 			kind %[1]s NOT NULL, name %[1]s NOT NULL, definition %[2]s NOT NULL, PRIMARY KEY (job_id, table_name, seq)`, t.Key, t.Text, t.BigInt)},
 		{chunkTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, table_name %[1]s NOT NULL, phase %[1]s NOT NULL,
@@ -216,9 +216,23 @@ type columnState struct {
 	IVColumn   string
 	RowsTotal  int64
 	RowsDone   int64
+	// Target is what a rekey in progress (state 4) moves the column to;
+	// nil otherwise.
+	Target *rekeyTarget
 }
 
-const columnStateCols = "table_name, column_name, job_id, state, percent_complete, key_name, key_version, suite, iv_mode, versioned, column_iv, source_type, temp_column, iv_column, rows_total, rows_done"
+// rekeyTarget is the key version, suite and IV mode a rekey writes.
+type rekeyTarget struct {
+	KeyName    string `json:"key_name"`
+	KeyVersion int    `json:"key_version"`
+	Suite      string `json:"suite"`
+	IVMode     string `json:"iv_mode"`
+	Versioned  bool   `json:"versioned"`
+	ColumnIV   string `json:"column_iv,omitempty"`
+	IVColumn   string `json:"iv_column,omitempty"`
+}
+
+const columnStateCols = "table_name, column_name, job_id, state, percent_complete, key_name, key_version, suite, iv_mode, versioned, column_iv, source_type, temp_column, iv_column, rows_total, rows_done, rekey_target"
 
 func (s *store) columns(ctx context.Context) ([]*columnState, error) {
 	ok, err := s.exists(ctx, stateTableName)
@@ -234,10 +248,16 @@ func (s *store) columns(ctx context.Context) ([]*columnState, error) {
 	for rows.Next() {
 		var c columnState
 		var versioned int
-		var iv, ivCol sql.NullString
+		var iv, ivCol, target sql.NullString
 		if err := rows.Scan(&c.Table, &c.Column, &c.JobID, &c.State, &c.Percent, &c.KeyName, &c.KeyVersion, &c.Suite,
-			&c.IVMode, &versioned, &iv, &c.SourceType, &c.Temp, &ivCol, &c.RowsTotal, &c.RowsDone); err != nil {
+			&c.IVMode, &versioned, &iv, &c.SourceType, &c.Temp, &ivCol, &c.RowsTotal, &c.RowsDone, &target); err != nil {
 			return nil, fmt.Errorf("read %s: %w", stateTableName, err)
+		}
+		if target.Valid && target.String != "" {
+			c.Target = &rekeyTarget{}
+			if err := json.Unmarshal([]byte(target.String), c.Target); err != nil {
+				return nil, fmt.Errorf("read %s: rekey target of %s.%s: %w", stateTableName, c.Table, c.Column, err)
+			}
 		}
 		c.Versioned = versioned != 0
 		c.ColumnIV = iv.String
@@ -252,13 +272,21 @@ func (s *store) putColumn(ctx context.Context, c *columnState) error {
 	if c.Versioned {
 		versioned = 1
 	}
-	args := []any{c.JobID, c.State, c.Percent, c.KeyName, c.KeyVersion, c.Suite, c.IVMode, versioned,
-		nullString(c.ColumnIV), c.SourceType, c.Temp, nullString(c.IVColumn), c.RowsTotal, c.RowsDone, now(), c.Table, c.Column}
+	var target any
+	if c.Target != nil {
+		b, err := json.Marshal(c.Target)
+		if err != nil {
+			return err
+		}
+		target = string(b)
+	}
 	res, err := s.db.ExecContext(ctx, "UPDATE "+s.table(stateTableName)+" SET job_id = "+s.ph(1)+", state = "+s.ph(2)+
 		", percent_complete = "+s.ph(3)+", key_name = "+s.ph(4)+", key_version = "+s.ph(5)+", suite = "+s.ph(6)+
 		", iv_mode = "+s.ph(7)+", versioned = "+s.ph(8)+", column_iv = "+s.ph(9)+", source_type = "+s.ph(10)+
 		", temp_column = "+s.ph(11)+", iv_column = "+s.ph(12)+", rows_total = "+s.ph(13)+", rows_done = "+s.ph(14)+
-		", updated_at = "+s.ph(15)+" WHERE table_name = "+s.ph(16)+" AND column_name = "+s.ph(17), args...)
+		", rekey_target = "+s.ph(15)+", updated_at = "+s.ph(16)+" WHERE table_name = "+s.ph(17)+" AND column_name = "+s.ph(18),
+		c.JobID, c.State, c.Percent, c.KeyName, c.KeyVersion, c.Suite, c.IVMode, versioned, nullString(c.ColumnIV),
+		c.SourceType, c.Temp, nullString(c.IVColumn), c.RowsTotal, c.RowsDone, target, now(), c.Table, c.Column)
 	if err != nil {
 		return fmt.Errorf("save state of %s.%s: %w", c.Table, c.Column, err)
 	}
@@ -266,8 +294,8 @@ func (s *store) putColumn(ctx context.Context, c *columnState) error {
 		return nil
 	}
 	_, err = s.db.ExecContext(ctx, "INSERT INTO "+s.table(stateTableName)+" ("+columnStateCols+", updated_at) VALUES ("+
-		s.placeholders(1, 17)+")", c.Table, c.Column, c.JobID, c.State, c.Percent, c.KeyName, c.KeyVersion, c.Suite,
-		c.IVMode, versioned, nullString(c.ColumnIV), c.SourceType, c.Temp, nullString(c.IVColumn), c.RowsTotal, c.RowsDone, now())
+		s.placeholders(1, 18)+")", c.Table, c.Column, c.JobID, c.State, c.Percent, c.KeyName, c.KeyVersion, c.Suite,
+		c.IVMode, versioned, nullString(c.ColumnIV), c.SourceType, c.Temp, nullString(c.IVColumn), c.RowsTotal, c.RowsDone, target, now())
 	if err != nil {
 		return fmt.Errorf("save state of %s.%s: %w", c.Table, c.Column, err)
 	}
@@ -334,6 +362,26 @@ func (s *store) ddl(ctx context.Context, jobID, table string) ([]ddlRecord, erro
 func (s *store) clearDDL(ctx context.Context, jobID string) error {
 	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.table(ddlTableName)+" WHERE job_id = "+s.ph(1), jobID)
 	return err
+}
+
+// moveJob re-keys every record of a job to a new job id, in one
+// transaction: a rekey that applies a changed plan (a new suite) makes the
+// job the new plan's, so that apply, verify and revert find it by the plan.
+func (s *store) moveJob(ctx context.Context, from, to, fingerprint string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for _, t := range []string{jobTableName, stateTableName, ddlTableName, chunkTableName, eventTableName} {
+		if _, err := tx.ExecContext(ctx, "UPDATE "+s.table(t)+" SET job_id = "+s.ph(1)+" WHERE job_id = "+s.ph(2), to, from); err != nil {
+			return fmt.Errorf("move job %s to %s: %w", from, to, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE "+s.table(jobTableName)+" SET fingerprint = "+s.ph(1)+" WHERE job_id = "+s.ph(2), fingerprint, to); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // chunkRecord is a finished chunk of one phase.

@@ -1,0 +1,369 @@
+package migrate
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/planner"
+)
+
+// Rekey re-encrypts encrypted columns in place under their key's newest
+// version, and under the plan's suite and IV mode when those changed (state
+// 4, resumable like apply). Every value carries a versioned header naming
+// its suite and key version, so while the job runs each value decrypts with
+// whichever key wrote it, and a chunk repeated after a crash skips values
+// already rewritten: nothing is ever unreadable or encrypted twice.
+// columns are TABLE.COLUMN names; none means every planned column.
+func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
+	if err := e.st.ensure(ctx); err != nil {
+		return nil, err
+	}
+	all, err := e.loadStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	selected, jobID, err := e.selectRekeyColumns(columns, all)
+	if err != nil {
+		return nil, err
+	}
+	j, err := e.st.loadJob(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if j == nil {
+		return nil, exitcode.Input(fmt.Errorf("the job that encrypted these columns (%s) is missing from the database", jobID))
+	}
+	states := map[string]*columnState{}
+	for k, s := range all {
+		if s.JobID == jobID {
+			states[k] = s
+		}
+	}
+	tables, err := e.tables(ctx, jobID, states)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{JobID: jobID}
+	started := false
+	for _, t := range tables {
+		cols := rekeyColumns(t, selected)
+		if len(cols) == 0 {
+			continue
+		}
+		for _, c := range cols {
+			if c.state.State == StateEncrypted {
+				if err := e.startRekey(ctx, j, t, c); err != nil {
+					return nil, err
+				}
+				started = true
+			}
+		}
+		if err := e.rekeyTable(ctx, j, t, cols); err != nil {
+			_ = e.st.event(context.WithoutCancel(ctx), j.ID, "rekey failed", err.Error())
+			return res, err
+		}
+	}
+	if !started {
+		e.log.Info("rekey resumed and finished")
+	}
+	// A rekey that applied a changed plan (another suite or IV mode) makes
+	// the job the new plan's.
+	if j.Fingerprint != e.plan.Fingerprint() {
+		if err := e.st.moveJob(ctx, j.ID, e.jobID(), e.plan.Fingerprint()); err != nil {
+			return res, err
+		}
+		res.JobID = e.jobID()
+	}
+	res.Phase = phaseDone
+	return res, nil
+}
+
+// selectRekeyColumns resolves TABLE.COLUMN names against the plan and
+// checks they are encrypted (or mid-rekey) by one job.
+func (e *Engine) selectRekeyColumns(columns []string, all map[string]*columnState) (map[string]bool, string, error) {
+	selected := map[string]bool{}
+	var jobID string
+	for _, tp := range e.plan.Tables {
+		tn := e.tableName(tp.Name).String()
+		for _, cp := range tp.Columns {
+			want := len(columns) == 0
+			for _, name := range columns {
+				i := strings.LastIndexByte(name, '.')
+				if i > 0 && strings.EqualFold(name[i+1:], cp.Name) && strings.EqualFold(e.tableName(name[:i]).String(), tn) {
+					want = true
+				}
+			}
+			if !want {
+				continue
+			}
+			s := all[stateKey(tn, cp.Name)]
+			if s == nil || (s.State != StateEncrypted && s.State != StateKeyChange) {
+				state := StateUnencrypted
+				if s != nil {
+					state = s.State
+				}
+				return nil, "", exitcode.Input(fmt.Errorf("%s.%s is not encrypted (state %d %s): rekey works on encrypted columns; run colcrypt apply first",
+					tn, cp.Name, state, StateDesc(state)))
+			}
+			if jobID != "" && s.JobID != jobID {
+				return nil, "", exitcode.Input(fmt.Errorf("%s.%s was encrypted by another job than the other columns: rekey them with their own plans", tn, cp.Name))
+			}
+			jobID = s.JobID
+			selected[stateKey(tn, cp.Name)] = true
+		}
+	}
+	if len(selected) < max(len(columns), 1) {
+		return nil, "", exitcode.Input(fmt.Errorf("--column %s: not a column of plan %s (write TABLE.COLUMN as in the plan)", strings.Join(columns, ", "), e.plan.Path))
+	}
+	return selected, jobID, nil
+}
+
+func rekeyColumns(t *tableJob, selected map[string]bool) []*colJob {
+	var out []*colJob
+	for _, c := range t.cols {
+		if selected[stateKey(t.tn.String(), c.col.Name)] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// startRekey decides the target of one column and records it (state 4),
+// after the checks: a newer key version or a changed suite/IV mode, a
+// versioned column, a backup taken after the new version was added, and
+// the planner's rules for the new settings.
+func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob) error {
+	st := c.state
+	info, err := e.ks.Latest(c.plan.Key)
+	if err != nil {
+		return exitcode.Input(fmt.Errorf("key %q for %s.%s: %w", c.plan.Key, t.name, c.col.Name, err))
+	}
+	target := &rekeyTarget{KeyName: info.Name, KeyVersion: int(info.Version), Suite: string(c.plan.Suite),
+		IVMode: string(c.plan.IV), Versioned: c.plan.Versioned}
+	if target.KeyName == st.KeyName && target.KeyVersion == st.KeyVersion && target.Suite == st.Suite &&
+		target.IVMode == st.IVMode && target.Versioned == st.Versioned {
+		return exitcode.Input(fmt.Errorf("%s.%s is already encrypted under the newest version of key %s (v%d) with %s, iv %s: "+
+			"add a new version first (colcrypt keys add %s %s) or change the plan's suite", t.name, c.col.Name, st.KeyName,
+			st.KeyVersion, st.Suite, st.IVMode, e.plan.Keystore, st.KeyName))
+	}
+	if !st.Versioned || !target.Versioned {
+		return exitcode.Input(fmt.Errorf("%s.%s: rekey needs versioned ciphertexts (versioned: true), because while it runs each value "+
+			"must say which key wrote it; revert and apply again instead", t.name, c.col.Name))
+	}
+	if e.ks.LastBackup().Before(info.Created) && !e.opt.NoBackupCheck {
+		return exitcode.Input(fmt.Errorf("keystore %s has no backup taken after key %s v%d was added: run colcrypt keys backup %s FILE "+
+			"first (or pass --no-backup-check)", e.plan.Keystore, info.Name, info.Version, e.plan.Keystore))
+	}
+	if err := e.checkRekeyRules(t, c); err != nil {
+		return err
+	}
+	suite := c.plan.Suite
+	if c.plan.IV == cipher.IVColumn {
+		dek, _, err := e.ks.EncryptionKey(info.Name, info.Version)
+		if err != nil {
+			return exitcode.Input(err)
+		}
+		if iv := cipher.ColumnIV(suite, dek[:suite.KeySize()]); iv != nil {
+			target.ColumnIV = hex.EncodeToString(iv)
+		}
+	}
+	if cipher.IVLen(suite, c.plan.IV) > 0 {
+		target.IVColumn = c.col.Name + ivColumnSuffix
+		if err := e.m.AddColumn(ctx, e.db, t.tn, target.IVColumn, c.ivType); err != nil {
+			return fmt.Errorf("add IV column to %s: %w", t.name, err)
+		}
+	}
+	if err := e.st.clearChunks(ctx, j.ID, t.tn.String(), phaseRekey); err != nil {
+		return err
+	}
+	st.State, st.Percent, st.Target = StateKeyChange, 0, target
+	if err := e.st.putColumn(ctx, st); err != nil {
+		return err
+	}
+	j.KeyChecks[info.Name+"/"+strconv.Itoa(int(info.Version))] = info.CheckValue
+	if err := e.st.saveJob(ctx, j); err != nil {
+		return err
+	}
+	return e.st.event(ctx, j.ID, "rekey started", fmt.Sprintf("%s.%s: %s v%d %s/%s → %s v%d %s/%s", t.name, c.col.Name,
+		st.KeyName, st.KeyVersion, st.Suite, st.IVMode, target.KeyName, target.KeyVersion, target.Suite, target.IVMode))
+}
+
+// checkRekeyRules runs the planner's rules for the column's new settings on
+// the table as it was before encryption (a field-level IV cannot keep a
+// unique constraint, whatever the suite).
+func (e *Engine) checkRekeyRules(t *tableJob, c *colJob) error {
+	for _, tp := range e.plan.Tables {
+		if !strings.EqualFold(e.tableName(tp.Name).String(), t.tn.String()) {
+			continue
+		}
+		findings := planner.CheckSchema(e.plan, []planner.Target{{Plan: &tp, Table: t.model}}, e.d, planner.Options{})
+		for _, f := range findings[0] {
+			if f.Severity == planner.SeverityBlocker && strings.EqualFold(f.Column, c.col.Name) {
+				return exitcode.Fail(fmt.Errorf("rekey of %s.%s: %s", t.name, c.col.Name, f.Message))
+			}
+		}
+	}
+	return nil
+}
+
+// rekeyTable rewrites the selected columns of a table chunk by chunk.
+func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*colJob) error {
+	done, err := e.st.chunks(ctx, j.ID, t.tn.String(), phaseRekey)
+	if err != nil {
+		return err
+	}
+	type pair struct{ old, new *cipher.Column }
+	var exprs, set []string
+	for _, c := range cols {
+		exprs = append(exprs, e.d.Quote(c.col.Name))
+		set = append(set, c.col.Name)
+		// The IV column is read and written while either the old or the
+		// new mode has one: a repeated chunk meets values of both.
+		if hasIVColumn(c) {
+			exprs = append(exprs, e.d.Quote(c.col.Name+ivColumnSuffix))
+			set = append(set, c.col.Name+ivColumnSuffix)
+		}
+	}
+	// A worker holds the old and the new cipher of each column.
+	newWorker := func() (*worker, error) {
+		w := &worker{}
+		for _, c := range cols {
+			old, err := e.columnCipher(c, false)
+			if err != nil {
+				return nil, err
+			}
+			next, err := e.targetCipher(c)
+			if err != nil {
+				return nil, err
+			}
+			w.ciphers = append(w.ciphers, old, next)
+		}
+		return w, nil
+	}
+	nKey := len(t.key)
+	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
+		sqlText, args := e.selectChunk(t, exprs, ch)
+		rows, err := e.db.QueryContext(ctx, sqlText, args...)
+		if err != nil {
+			return 0, fmt.Errorf("read chunk of %s: %w", t.name, err)
+		}
+		var out [][]any
+		var dg digest
+		plain := make([][]byte, len(cols))
+		for rows.Next() {
+			vals, err := scanRow(rows, nKey+len(exprs))
+			if err != nil {
+				rows.Close()
+				return 0, err
+			}
+			row := append([]any{}, vals[:nKey]...)
+			at := nKey
+			for i, c := range cols {
+				ciphers := pair{w.ciphers[2*i], w.ciphers[2*i+1]}
+				ct, _ := vals[at].([]byte)
+				isNull := vals[at] == nil
+				at++
+				var iv []byte
+				hasIVCol := hasIVColumn(c)
+				if hasIVCol {
+					iv, _ = vals[at].([]byte)
+					at++
+				}
+				plain[i] = nil
+				if isNull {
+					row = append(row, nil)
+					if hasIVCol {
+						row = append(row, nil)
+					}
+					continue
+				}
+				// Values already under the target were rewritten by an
+				// earlier run of this chunk: decrypt with the new cipher.
+				dec, decIV := ciphers.old, iv
+				if c.state.IVColumn == "" {
+					decIV = nil
+				}
+				if suite, version, err := cipher.Header(ct); err == nil &&
+					string(suite) == c.state.Target.Suite && int(version) == c.state.Target.KeyVersion {
+					dec, decIV = ciphers.new, iv
+					if c.state.Target.IVColumn == "" {
+						decIV = nil
+					}
+				}
+				p, err := dec.Decrypt(ct, decIV)
+				if err != nil {
+					rows.Close()
+					return 0, fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(t.keyCols, vals[:nKey]), err)
+				}
+				plain[i] = p
+				nct, niv, err := ciphers.new.Encrypt(p)
+				if err != nil {
+					rows.Close()
+					return 0, err
+				}
+				row = append(row, nct)
+				if hasIVCol {
+					if niv == nil {
+						row = append(row, nil)
+					} else {
+						row = append(row, niv)
+					}
+				}
+			}
+			dg.addRow(plain)
+			out = append(out, row)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
+			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: t.keyTypes, Set: set, Rows: out}, &dg)
+	}
+	total, err := e.countRows(ctx, t)
+	if err != nil {
+		return err
+	}
+	onlyCols := &tableJob{name: t.name, tn: t.tn, model: t.model, key: t.key, keyCols: t.keyCols, keyTypes: t.keyTypes, cols: cols}
+	prog := e.newProgress(ctx, "rekey "+t.name, total, func(n int64) { e.saveProgress(ctx, onlyCols, StateKeyChange, n, total) })
+	err = e.runChunks(ctx, t, done, newWorker, work, prog)
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	// Every value is under the target now: it becomes the column's state.
+	for _, c := range cols {
+		st, tg := c.state, c.state.Target
+		oldIV := st.IVColumn
+		st.KeyName, st.KeyVersion, st.Suite, st.IVMode, st.Versioned = tg.KeyName, tg.KeyVersion, tg.Suite, tg.IVMode, tg.Versioned
+		st.ColumnIV, st.IVColumn, st.Target = tg.ColumnIV, tg.IVColumn, nil
+		st.State, st.Percent, st.RowsDone, st.RowsTotal = StateEncrypted, 100, total, total
+		if err := e.st.putColumn(ctx, st); err != nil {
+			return err
+		}
+		if oldIV != "" && st.IVColumn == "" {
+			if err := e.m.DropColumn(ctx, e.db, t.tn, oldIV); err != nil {
+				return fmt.Errorf("drop the IV column the new suite no longer needs: %w", err)
+			}
+		}
+	}
+	_ = e.st.event(ctx, j.ID, "rekey done", t.tn.String())
+	return nil
+}
+
+func hasIVColumn(c *colJob) bool { return c.state.IVColumn != "" || c.state.Target.IVColumn != "" }
+
+// targetCipher builds the cipher a rekey writes with.
+func (e *Engine) targetCipher(c *colJob) (*cipher.Column, error) {
+	tg := c.state.Target
+	shadow := *c.state
+	shadow.KeyName, shadow.KeyVersion, shadow.Suite, shadow.IVMode, shadow.Versioned, shadow.ColumnIV =
+		tg.KeyName, tg.KeyVersion, tg.Suite, tg.IVMode, tg.Versioned, tg.ColumnIV
+	return e.columnCipher(&colJob{plan: c.plan, col: c.col, codec: c.codec, state: &shadow}, true)
+}

@@ -1,0 +1,711 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/migrate"
+	"github.com/colcrypt/colcrypt/planner"
+)
+
+// awkwardValues are SQL literals that a careless codec or a careless swap
+// would change: empty and space-padded strings, NULL, multi-byte text with
+// 4-byte emoji, integer extremes, reals whose bits matter, blobs (empty and
+// with zero bytes), date-shaped text, and text that looks like a number.
+var awkwardValues = []string{
+	`''`, `'   '`, `'trailing  '`, `'  leading'`, `NULL`,
+	`'Ünïcödé — 日本語 — 😀🧪🏳️‍🌈'`,
+	`9223372036854775807`, `-9223372036854775808`, `0`, `-1`,
+	`1.0`, `-0.0`, `1e308`, `-1e308`, `4.9e-324`, `0.1`,
+	`x''`, `x'00ff'`, `x'00'`,
+	`'2024-01-02 03:04:05'`, `'2024-01-02T03:04:05.123456789+02:00'`, `'2024-02-30'`,
+	`'007'`, `'1e3'`, `'NULL'`, `'a' || char(0) || 'b'`,
+	`replace(hex(zeroblob(2500)), '0', 'é')`, // 5,000 two-byte characters
+	`'dup'`, `'dup'`,
+}
+
+// awkwardColumns are columns of every affinity, so the same literal lands
+// as a different storage class in each; v_any has none and keeps them all.
+var awkwardColumns = []string{"v_text", "v_char", "v_int", "v_real", "v_any", "v_blob", "v_dt", "v_num"}
+
+func awkwardSetup() []string {
+	stmts := []string{`CREATE TABLE awkward (
+  id     INTEGER PRIMARY KEY,
+  label  TEXT NOT NULL,
+  v_text TEXT,
+  v_char CHAR(12),
+  v_int  INTEGER,
+  v_real REAL,
+  v_any,
+  v_blob BLOB,
+  v_dt   DATETIME,
+  v_num  NUMERIC(10,2)
+)`}
+	for i, v := range awkwardValues {
+		vals := strings.Repeat(", "+v, len(awkwardColumns))
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO awkward (id, label%s) VALUES (%d, 'row %d'%s)",
+			", "+strings.Join(awkwardColumns, ", "), i+1, i+1, vals))
+	}
+	// A row of every storage class mixed across columns, and one all NULL.
+	stmts = append(stmts,
+		`INSERT INTO awkward VALUES (100, 'mixed', 1, 2.5, 'three', x'04', 5, 'six', 7.0, x'08')`,
+		`INSERT INTO awkward (id, label) VALUES (101, 'all null')`)
+	return stmts
+}
+
+// TestRoundTripEverySuite encrypts columns of every affinity holding awkward
+// values with every suite, IV mode and versioning, checks that no plaintext
+// is left in them, verifies, reverts, and compares every row, storage
+// class and schema entry with the state before.
+func TestRoundTripEverySuite(t *testing.T) {
+	for _, suite := range cipher.Suites() {
+		for _, iv := range []cipher.IVMode{cipher.IVField, cipher.IVColumn} {
+			for _, versioned := range []bool{true, false} {
+				name := fmt.Sprintf("%s/%s/versioned=%t", suite, iv, versioned)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					f := newFixture(t, awkwardSetup()...)
+					var cols []planColumn
+					for _, c := range awkwardColumns {
+						cols = append(cols, planColumn{name: c})
+					}
+					p := f.plan("plan.yaml", planSpec{suite: string(suite), iv: string(iv), versioned: boolPtr(versioned),
+						tables: []planTable{{name: "awkward", columns: cols}}})
+					before := f.snapshot()
+
+					res := f.apply(p, migrate.Options{})
+					if res.Phase != "done" {
+						t.Fatalf("apply ended at phase %q, want done", res.Phase)
+					}
+					f.wantEncrypted("awkward", awkwardColumns...)
+					wantIV := cipher.IVLen(suite, iv) > 0
+					for _, c := range awkwardColumns {
+						if got := f.columnExists("awkward", c+"_iv"); got != wantIV {
+							t.Errorf("IV column %s_iv exists: %t, want %t", c, got, wantIV)
+						}
+						if f.columnExists("awkward", c+"__colcrypt") {
+							t.Errorf("temporary column %s__colcrypt left after cut-over", c)
+						}
+					}
+					f.checkDeterminism(iv)
+					f.wantStates(p, migrate.StateEncrypted)
+
+					vr := f.verify(p)
+					if !vr.OK() {
+						t.Fatalf("verify after apply: %v", vr.Err())
+					}
+					if vr.Rows != int64(len(awkwardValues)+2) {
+						t.Errorf("verify read %d rows, want %d", vr.Rows, len(awkwardValues)+2)
+					}
+
+					f.revert(p)
+					f.wantStates(p, migrate.StateUnencrypted)
+					if d := before.diff(f.snapshot()); d != "" {
+						t.Fatalf("after apply and revert the database differs:\n%s", d)
+					}
+				})
+			}
+		}
+	}
+}
+
+// checkDeterminism: the two 'dup' rows encrypt to the same ciphertext with
+// iv: column and to different ones with iv: field.
+func (f *fixture) checkDeterminism(iv cipher.IVMode) {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	var a, b []byte
+	if err := db.QueryRow(`SELECT (SELECT v_any FROM awkward WHERE id = ?), (SELECT v_any FROM awkward WHERE id = ?)`,
+		len(awkwardValues)-1, len(awkwardValues)).Scan(&a, &b); err != nil {
+		f.t.Fatal(err)
+	}
+	if same := string(a) == string(b); same != (iv == cipher.IVColumn) {
+		f.t.Errorf("iv %s: equal plaintexts give equal ciphertexts: %t", iv, same)
+	}
+}
+
+// TestRoundTripTableShapes covers keys, constraints, indexes and names
+// that the swap must rebuild exactly: each case encrypts, checks what a
+// user would check after cut-over, reverts and compares the whole database.
+func TestRoundTripTableShapes(t *testing.T) {
+	type shape struct {
+		name   string
+		setup  []string
+		spec   planSpec
+		after  func(t *testing.T, f *fixture) // after cut-over
+		revert func(t *testing.T, f *fixture) // after revert
+	}
+	field, column := "field", "column"
+	uniqueViolation := func(t *testing.T, f *fixture, stmt, what string) {
+		t.Helper()
+		err := f.execErr(stmt)
+		if err == nil || !strings.Contains(strings.ToUpper(err.Error()), "UNIQUE") {
+			t.Errorf("%s: %q gave %v, want a UNIQUE constraint failure", what, stmt, err)
+		}
+	}
+	wantObject := func(t *testing.T, f *fixture, typ, name string) {
+		t.Helper()
+		db := f.raw()
+		defer db.Close()
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE type = ? AND name = ?", typ, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("%s %s does not exist", typ, name)
+		}
+	}
+	shapes := []shape{
+		{
+			name: "no key: pages by rowid, rowids kept",
+			setup: []string{
+				`CREATE TABLE nokey (a TEXT, b INTEGER, c)`,
+				`INSERT INTO nokey VALUES ('x', 1, 'same'), ('x', 1, 'same'), (NULL, 2, NULL), ('', 3, x'00'), ('y', 4, 4.5)`,
+				`INSERT INTO nokey SELECT a, b + 10, c FROM nokey`,
+				`DELETE FROM nokey WHERE rowid IN (2, 7)`,
+			},
+			spec: planSpec{iv: field, tables: []planTable{{name: "nokey", columns: []planColumn{{name: "a"}, {name: "c", suite: "aes-128-cbc"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				if f.columnExists("nokey", "colcrypt_row_id") {
+					t.Error("SQLite needs no colcrypt_row_id column (it has rowid), but one exists after cut-over")
+				}
+			},
+		},
+		{
+			name: "composite primary key with an encrypted key column",
+			setup: []string{
+				`CREATE TABLE accts (region TEXT NOT NULL, acct TEXT NOT NULL, secret TEXT, PRIMARY KEY (region, acct))`,
+				`INSERT INTO accts VALUES ('eu', 'A-1', 's1'), ('eu', 'A-2', NULL), ('us', 'A-1', 's3'), ('us', 'B 7 ', '')`,
+			},
+			spec: planSpec{tables: []planTable{{name: "accts", columns: []planColumn{{name: "acct", iv: column}, {name: "secret"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				uniqueViolation(t, f, `INSERT INTO accts (region, acct) SELECT region, acct FROM accts WHERE region = 'eu' LIMIT 1`,
+					"primary key on the ciphertext after cut-over")
+			},
+			revert: func(t *testing.T, f *fixture) {
+				uniqueViolation(t, f, `INSERT INTO accts (region, acct) VALUES ('eu', 'A-1')`, "primary key after revert")
+			},
+		},
+		{
+			name: "composite primary key, WITHOUT ROWID",
+			setup: []string{
+				`CREATE TABLE wr (a INTEGER NOT NULL, b TEXT NOT NULL, note TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID`,
+				`INSERT INTO wr VALUES (1, 'x', 'n1'), (1, 'y', NULL), (2, 'x', 'n3'), (-5, '', 'n4')`,
+			},
+			spec: planSpec{suite: "3des-cbc", tables: []planTable{{name: "wr", columns: []planColumn{{name: "note"}}}}},
+		},
+		{
+			name: "unique column with iv: column keeps its constraint",
+			setup: []string{
+				`CREATE TABLE people (id INTEGER PRIMARY KEY, ssn TEXT NOT NULL UNIQUE, email TEXT, note TEXT)`,
+				`CREATE UNIQUE INDEX people_email ON people (email)`,
+				`INSERT INTO people VALUES (1, '111-11-1111', 'a@example.com', 'n'), (2, '222-22-2222', NULL, NULL), (3, '333-33-3333', 'c@example.com', '')`,
+			},
+			spec: planSpec{tables: []planTable{{name: "people", columns: []planColumn{{name: "ssn", iv: column}, {name: "email", iv: column, suite: "aes-256-cbc"}, {name: "note"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				uniqueViolation(t, f, `INSERT INTO people (id, ssn) SELECT 10, ssn FROM people WHERE id = 1`, "UNIQUE ssn after cut-over")
+				uniqueViolation(t, f, `INSERT INTO people (id, ssn, email) SELECT 11, x'01', email FROM people WHERE id = 1`, "unique index people_email after cut-over")
+				wantObject(t, f, "index", "people_email")
+			},
+			revert: func(t *testing.T, f *fixture) {
+				uniqueViolation(t, f, `INSERT INTO people (id, ssn) VALUES (10, '111-11-1111')`, "UNIQUE ssn after revert")
+				uniqueViolation(t, f, `INSERT INTO people (id, ssn, email) VALUES (11, 'new', 'a@example.com')`, "unique index people_email after revert")
+			},
+		},
+		{
+			name: "the only key is the encrypted unique column",
+			setup: []string{
+				`CREATE TABLE bykey (ssn TEXT NOT NULL UNIQUE, name TEXT)`,
+				`INSERT INTO bykey VALUES ('b', 'B'), ('a', 'A'), ('c', NULL), ('d', 'D'), ('e', 'E')`,
+			},
+			spec: planSpec{tables: []planTable{{name: "bykey", columns: []planColumn{{name: "ssn", iv: column}}}}},
+			after: func(t *testing.T, f *fixture) {
+				uniqueViolation(t, f, `INSERT INTO bykey SELECT ssn, 'dup' FROM bykey LIMIT 1`, "UNIQUE ssn after cut-over")
+			},
+		},
+		{
+			name: "plain index on an encrypted column is rebuilt",
+			setup: []string{
+				`CREATE TABLE contacts (id INTEGER PRIMARY KEY, email TEXT, city TEXT)`,
+				`CREATE INDEX contacts_email ON contacts (email)`,
+				`CREATE INDEX contacts_city_email ON contacts (city, email DESC) WHERE city IS NOT NULL`,
+				`INSERT INTO contacts VALUES (1, 'a@x', 'Oslo'), (2, 'b@x', NULL), (3, NULL, 'Rome')`,
+			},
+			spec: planSpec{tables: []planTable{{name: "contacts", columns: []planColumn{{name: "email"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				wantObject(t, f, "index", "contacts_email")
+				wantObject(t, f, "index", "contacts_city_email")
+			},
+			revert: func(t *testing.T, f *fixture) {
+				wantObject(t, f, "index", "contacts_email")
+				wantObject(t, f, "index", "contacts_city_email")
+			},
+		},
+		{
+			name: "default dropped at cut-over and restored on revert",
+			setup: []string{
+				`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT DEFAULT 'n/a', kind TEXT NOT NULL DEFAULT ('plain' || '-text'))`,
+				`INSERT INTO notes (id) VALUES (1)`,
+				`INSERT INTO notes VALUES (2, 'hello', 'memo'), (3, NULL, 'x')`,
+			},
+			spec: planSpec{job: "  drop_defaults: true\n", tables: []planTable{{name: "notes", columns: []planColumn{{name: "body"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				f.exec(`INSERT INTO notes (id) VALUES (50)`)
+				db := f.raw()
+				defer db.Close()
+				var typ string
+				if err := db.QueryRow(`SELECT typeof(body) FROM notes WHERE id = 50`).Scan(&typ); err != nil {
+					t.Fatal(err)
+				}
+				if typ != "null" {
+					t.Errorf("after cut-over a row inserted without body got a %s body: the default still writes plaintext", typ)
+				}
+				f.exec(`DELETE FROM notes WHERE id = 50`)
+			},
+			revert: func(t *testing.T, f *fixture) {
+				f.exec(`INSERT INTO notes (id) VALUES (50)`)
+				db := f.raw()
+				defer db.Close()
+				var body string
+				if err := db.QueryRow(`SELECT body FROM notes WHERE id = 50`).Scan(&body); err != nil || body != "n/a" {
+					t.Errorf("after revert a row inserted without body got %q (%v), want the restored default 'n/a'", body, err)
+				}
+				f.exec(`DELETE FROM notes WHERE id = 50`)
+			},
+		},
+		{
+			name: "check constraints dropped at cut-over and restored on revert",
+			setup: []string{
+				`CREATE TABLE codes (id INTEGER PRIMARY KEY, code TEXT CHECK (code GLOB '[A-Z][A-Z][0-9][0-9]'), n INTEGER,
+  CONSTRAINT code_len CHECK (length(code) = 4), CHECK (n >= 0))`,
+				`INSERT INTO codes VALUES (1, 'AB12', 1), (2, NULL, 2), (3, 'ZZ99', 0)`,
+			},
+			spec: planSpec{job: "  drop_check_constraints: true\n", tables: []planTable{{name: "codes", columns: []planColumn{{name: "code"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				if err := f.execErr(`INSERT INTO codes VALUES (9, x'0102', -1)`); err == nil {
+					t.Error("the CHECK (n >= 0), which does not reference code, was dropped too")
+				}
+			},
+			revert: func(t *testing.T, f *fixture) {
+				if err := f.execErr(`INSERT INTO codes VALUES (9, 'bad', 1)`); err == nil || !strings.Contains(err.Error(), "CHECK") {
+					t.Errorf("after revert inserting a code that violates the CHECK gave %v, want a CHECK constraint failure", err)
+				}
+			},
+		},
+		{
+			name: "odd table and column names",
+			setup: []string{
+				`CREATE TABLE "we""ird [tab]-le" ("s p a c e" TEXT, "quo""te" TEXT, "[brack]" TEXT, "dash-ed" INTEGER, "it's" BLOB, "ok" TEXT)`,
+				`INSERT INTO "we""ird [tab]-le" VALUES ('a b', 'q"q', '[x]', 1, x'ff', 'k'), (NULL, '', ']', -1, NULL, 'l'), ('  ', '"', '[', 0, x'', 'm')`,
+			},
+			spec: planSpec{suite: "aes-192-cbc", iv: field, tables: []planTable{{name: `we"ird [tab]-le`, columns: []planColumn{
+				{name: "s p a c e"}, {name: `quo"te`}, {name: "[brack]", suite: "aead-aes-256-cbc-hmac-sha256"}, {name: "dash-ed", iv: column}, {name: "it's"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				f.wantEncrypted(`we"ird [tab]-le`, "s p a c e", `quo"te`, "[brack]", "dash-ed", "it's")
+				if !f.columnExists(`we"ird [tab]-le`, `quo"te_iv`) {
+					t.Error(`IV column quo"te_iv missing`)
+				}
+			},
+		},
+		{
+			name: "foreign key between two encrypted columns",
+			setup: []string{
+				`CREATE TABLE parent (code TEXT PRIMARY KEY, name TEXT)`,
+				`CREATE TABLE child (id INTEGER PRIMARY KEY, parent_code TEXT REFERENCES parent (code), qty INTEGER)`,
+				`INSERT INTO parent VALUES ('P1', 'one'), ('P2', 'two')`,
+				`INSERT INTO child VALUES (1, 'P1', 5), (2, 'P2', 6), (3, NULL, 7), (4, 'P1', 8)`,
+			},
+			spec: planSpec{iv: column, tables: []planTable{
+				{name: "parent", columns: []planColumn{{name: "code"}}},
+				{name: "child", columns: []planColumn{{name: "parent_code"}}},
+			}},
+			after: func(t *testing.T, f *fixture) {
+				if err := f.execErr(`INSERT INTO child VALUES (9, x'0102', 1)`); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+					t.Errorf("after cut-over a child row referencing no parent gave %v, want a FOREIGN KEY failure", err)
+				}
+				if err := f.execErr(`INSERT INTO child (id, parent_code) SELECT 9, code FROM parent WHERE name = 'two'`); err != nil {
+					t.Errorf("after cut-over a child row referencing a parent's ciphertext: %v", err)
+				}
+				f.exec(`DELETE FROM child WHERE id = 9`)
+			},
+			revert: func(t *testing.T, f *fixture) {
+				if err := f.execErr(`INSERT INTO child VALUES (9, 'P9', 1)`); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+					t.Errorf("after revert a child row referencing no parent gave %v, want a FOREIGN KEY failure", err)
+				}
+			},
+		},
+		{
+			name: "DATETIME primary key holding text",
+			setup: []string{
+				`CREATE TABLE events (at DATETIME PRIMARY KEY, payload TEXT)`,
+				`INSERT INTO events VALUES ('2024-01-02 03:04:05', 'a'), ('2024-01-02T03:04:06Z', 'b'), ('2024-01-03', 'c'), ('not a date', 'd'), ('2024-01-02 03:04:05.5', NULL)`,
+			},
+			spec: planSpec{tables: []planTable{{name: "events", columns: []planColumn{{name: "payload"}}}}},
+		},
+		{
+			name: "trigger on another column is kept",
+			setup: []string{
+				`CREATE TABLE audited (id INTEGER PRIMARY KEY, secret TEXT, touched INTEGER DEFAULT 0)`,
+				`CREATE TRIGGER audited_touch AFTER UPDATE OF id ON audited BEGIN UPDATE audited SET touched = touched + 1 WHERE id = new.id; END`,
+				`INSERT INTO audited (id, secret) VALUES (1, 's1'), (2, NULL)`,
+			},
+			spec: planSpec{tables: []planTable{{name: "audited", columns: []planColumn{{name: "secret"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				wantObject(t, f, "trigger", "audited_touch")
+			},
+		},
+	}
+	for _, s := range shapes {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, s.setup...)
+			p := f.plan("plan.yaml", s.spec)
+			before := f.snapshot()
+			f.apply(p, migrate.Options{})
+			for _, tp := range s.spec.tables {
+				var cols []string
+				for _, c := range tp.columns {
+					cols = append(cols, c.name)
+				}
+				f.wantEncrypted(tp.name, cols...)
+			}
+			if s.after != nil {
+				s.after(t, f)
+			}
+			if vr := f.verify(p); !vr.OK() {
+				t.Fatalf("verify after apply: %v", vr.Err())
+			}
+			f.revert(p)
+			if s.revert != nil {
+				s.revert(t, f)
+			}
+			if d := before.diff(f.snapshot()); d != "" {
+				t.Fatalf("after apply and revert the database differs:\n%s", d)
+			}
+		})
+	}
+}
+
+// customersSetup is a small customers table with a unique SSN, a default
+// and NULLs, used by the job-control tests.
+func customersSetup(rows int) []string {
+	stmts := []string{`CREATE TABLE customers (
+  id    INTEGER PRIMARY KEY,
+  ssn   TEXT NOT NULL UNIQUE,
+  email TEXT,
+  notes TEXT DEFAULT ''
+)`}
+	var vals []string
+	for i := 1; i <= rows; i++ {
+		email := fmt.Sprintf("'user%d@example.com'", i)
+		if i%7 == 0 {
+			email = "NULL"
+		}
+		vals = append(vals, fmt.Sprintf("(%d, '%03d-%02d-%04d', %s, 'note %d ✓')", i, i%1000, i%100, i, email, i))
+	}
+	return append(stmts, "INSERT INTO customers VALUES "+strings.Join(vals, ", "))
+}
+
+func customersPlan(f *fixture, name, emailSuite string) *planner.Plan {
+	return f.plan(name, planSpec{job: "  drop_defaults: true\n", tables: []planTable{{name: "customers", columns: []planColumn{
+		{name: "ssn", iv: "column"}, {name: "email", suite: emailSuite}, {name: "notes", suite: "aes-128-cbc"}}}}})
+}
+
+// TestApplyUntil stops after each phase, checks the state status shows,
+// then either finishes with a later apply or reverts: before cut-over a
+// revert must leave the table exactly as it was.
+func TestApplyUntil(t *testing.T) {
+	wantState := map[string]int{"prepare": migrate.StateEncrypting, "copy": migrate.StateEncrypting,
+		"verify": migrate.StateEncrypting, "cutover": migrate.StateEncrypted}
+	for _, until := range migrate.Phases {
+		for _, then := range []string{"finish", "revert"} {
+			t.Run(until+"/"+then, func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t, customersSetup(500)...)
+				p := customersPlan(f, "plan.yaml", "")
+				before, beforeData := f.snapshot(), f.userData()
+
+				res := f.apply(p, migrate.Options{Until: until})
+				if res.Phase != until {
+					t.Fatalf("apply --until %s stopped after %q", until, res.Phase)
+				}
+				f.wantStates(p, wantState[until])
+				if until != "cutover" {
+					if !f.columnExists("customers", "ssn__colcrypt") {
+						t.Fatalf("apply --until %s: the ciphertext column is missing before cut-over", until)
+					}
+					if d := beforeData.diff(f.userData()); d != "" {
+						t.Fatalf("apply --until %s changed the plaintext:\n%s", until, d)
+					}
+				}
+				if until == "copy" || until == "verify" {
+					if vr := f.verify(p); !vr.OK() {
+						t.Fatalf("verify after apply --until %s: %v", until, vr.Err())
+					}
+				}
+
+				if then == "revert" {
+					f.revert(p)
+					f.wantStates(p, migrate.StateUnencrypted)
+					if d := before.diff(f.snapshot()); d != "" {
+						t.Fatalf("revert after apply --until %s: the database differs:\n%s", until, d)
+					}
+					// A new apply after the revert starts over and finishes.
+					f.apply(p, migrate.Options{})
+				} else {
+					res := f.apply(p, migrate.Options{})
+					if res.Phase != "done" {
+						t.Fatalf("apply after --until %s ended at %q", until, res.Phase)
+					}
+				}
+				f.wantEncrypted("customers", "ssn", "email", "notes")
+				if vr := f.verify(p); !vr.OK() {
+					t.Fatalf("verify: %v", vr.Err())
+				}
+				f.revert(p)
+				if d := before.diff(f.snapshot()); d != "" {
+					t.Fatalf("after the final revert the database differs:\n%s", d)
+				}
+			})
+		}
+	}
+}
+
+// TestApplyUntilAlreadyReached: running apply --until PHASE again when the
+// job is already past PHASE must not go on to the later phases. A script
+// that runs `apply --until copy` twice (or resumes a killed
+// `apply --until copy`) would otherwise cut over and destroy the plaintext
+// the user asked to keep.
+func TestApplyUntilAlreadyReached(t *testing.T) {
+	for _, until := range []string{"prepare", "copy", "verify"} {
+		t.Run(until, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, customersSetup(50)...)
+			p := customersPlan(f, "plan.yaml", "")
+			f.apply(p, migrate.Options{Until: until})
+			res := f.apply(p, migrate.Options{Until: until})
+			if res.Phase != until && !res.Already {
+				t.Errorf("second apply --until %s ran on to phase %q", until, res.Phase)
+			}
+			if !f.columnExists("customers", "ssn__colcrypt") {
+				t.Errorf("second apply --until %s cut over: the plaintext columns are gone", until)
+			}
+		})
+	}
+}
+
+// TestResumeRefusals: a job resumes only with the plan and keystore it
+// started with, and cut-over requires a keystore backup newer than the
+// last key change.
+func TestResumeRefusals(t *testing.T) {
+	t.Run("changed plan", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(100)...)
+		p1 := customersPlan(f, "plan.yaml", "")
+		f.apply(p1, migrate.Options{Until: "copy"})
+		mid := f.snapshot()
+		p2 := customersPlan(f, "plan2.yaml", "aes-256-cbc")
+		_, err := f.engine(p2, f.ks, migrate.Options{}).Apply(context.Background())
+		if err == nil {
+			t.Fatal("apply with a plan whose suite changed resumed the job")
+		}
+		t.Logf("refused as expected: %v", err)
+		if d := mid.diff(f.snapshot()); d != "" {
+			t.Fatalf("the refused apply changed the database:\n%s", d)
+		}
+		if _, err := f.engine(p2, f.ks, migrate.Options{}).Revert(context.Background()); err == nil {
+			// Reverting under the other plan must not drop the first job's columns either.
+			if d := mid.diff(f.snapshot()); d != "" {
+				t.Fatalf("revert with a changed plan changed the database:\n%s", d)
+			}
+		}
+		f.apply(p1, migrate.Options{})
+		if vr := f.verify(p1); !vr.OK() {
+			t.Fatalf("verify: %v", vr.Err())
+		}
+	})
+	t.Run("other keystore", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(100)...)
+		p := customersPlan(f, "plan.yaml", "")
+		f.apply(p, migrate.Options{Until: "copy"})
+		mid := f.snapshot()
+		other := newKeystore(t, f.dir+"/other.keystore", true)
+		_, err := f.engine(p, other, migrate.Options{}).Apply(context.Background())
+		if err == nil {
+			t.Fatal("apply with another keystore holding a different key pii resumed the job")
+		}
+		if !strings.Contains(err.Error(), "keystore") {
+			t.Errorf("the refusal does not mention the keystore: %v", err)
+		}
+		if d := mid.diff(f.snapshot()); d != "" {
+			t.Fatalf("the refused apply changed the database:\n%s", d)
+		}
+		if _, err := f.engine(p, other, migrate.Options{}).Verify(context.Background()); err == nil {
+			t.Error("verify with another keystore was not refused")
+		}
+		f.apply(p, migrate.Options{})
+	})
+	t.Run("no backup", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(100)...)
+		f.ks = newKeystore(t, f.dir+"/nobackup.keystore", false)
+		p := customersPlan(f, "plan.yaml", "")
+		before := f.userData()
+		_, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "backup") {
+			t.Fatalf("cut-over without a keystore backup: got %v, want a refusal naming the backup", err)
+		}
+		if d := before.diff(f.userData()); d != "" {
+			t.Fatalf("the refused cut-over changed the plaintext:\n%s", d)
+		}
+		f.wantStates(p, migrate.StateEncrypting)
+		f.apply(p, migrate.Options{NoBackupCheck: true})
+		f.wantStates(p, migrate.StateEncrypted)
+	})
+	t.Run("key added after the backup", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(100)...)
+		if _, err := f.ks.Add("other"); err != nil {
+			t.Fatal(err)
+		}
+		p := customersPlan(f, "plan.yaml", "")
+		_, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "backup") {
+			t.Fatalf("cut-over with a key added after the last backup: got %v, want a refusal", err)
+		}
+		if err := f.ks.Backup(f.dir+"/second.backup", []byte("backup"), cheapKDF); err != nil {
+			t.Fatal(err)
+		}
+		f.apply(p, migrate.Options{})
+		f.wantStates(p, migrate.StateEncrypted)
+	})
+}
+
+// TestVerifyDetectsTampering: verify names the row whose ciphertext or
+// plaintext was changed behind colcrypt's back, and its error is ErrVerify
+// (exit 1).
+func TestVerifyDetectsTampering(t *testing.T) {
+	const row = 43 // its email is not NULL
+	wantNamed := func(t *testing.T, vr *migrate.VerifyResult, column string) {
+		t.Helper()
+		if vr.OK() {
+			t.Fatal("verify passed after tampering")
+		}
+		if err := vr.Err(); !errors.Is(err, migrate.ErrVerify) {
+			t.Errorf("verify error %v does not wrap ErrVerify", err)
+		}
+		for _, m := range vr.Mismatches {
+			if m.Column == column && strings.Contains(m.Row, fmt.Sprintf("id=%d", row)) {
+				return
+			}
+		}
+		t.Errorf("verify did not name row id=%d of column %s: %v", row, column, vr.Err())
+	}
+	t.Run("aead ciphertext after cut-over", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(300)...)
+		p := customersPlan(f, "plan.yaml", "")
+		f.apply(p, migrate.Options{})
+		f.flipByte("customers", "email", row, 40)
+		wantNamed(t, f.verify(p), "email")
+	})
+	t.Run("cbc IV after cut-over", func(t *testing.T) {
+		// The IV is XORed into the first plaintext block: flipping its
+		// first byte flips the storage-class tag of the decrypted value, so
+		// decryption succeeds with a plaintext that is not the original.
+		t.Parallel()
+		f := newFixture(t, customersSetup(300)...)
+		p := customersPlan(f, "plan.yaml", "")
+		f.apply(p, migrate.Options{})
+		f.flipByte("customers", "notes_iv", row, 0)
+		wantNamed(t, f.verify(p), "notes")
+	})
+	t.Run("plaintext before cut-over", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(300)...)
+		p := customersPlan(f, "plan.yaml", "")
+		f.apply(p, migrate.Options{Until: "copy"})
+		f.exec(fmt.Sprintf(`UPDATE customers SET email = 'changed@example.com' WHERE id = %d`, row))
+		wantNamed(t, f.verify(p), "email")
+
+		// Apply must not cut over on top of it: plaintext is destroyed only
+		// after verify passed.
+		_, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+		if err == nil || !errors.Is(err, migrate.ErrVerify) {
+			t.Fatalf("apply after the plaintext changed: got %v, want a verify failure", err)
+		}
+		if !f.columnExists("customers", "email__colcrypt") {
+			t.Fatal("apply cut over although verify failed")
+		}
+	})
+}
+
+// TestBlockedApplyChangesNothing: a plan with a blocker changes nothing in
+// the user's tables, whichever table the blocker is on.
+func TestBlockedApplyChangesNothing(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup []string
+		spec  planSpec
+		want  string // in the blocker message
+	}{
+		{
+			name: "identity column",
+			setup: []string{`CREATE TABLE acc (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT)`,
+				`INSERT INTO acc (name) VALUES ('a'), ('b')`},
+			spec: planSpec{iv: "column", tables: []planTable{{name: "acc", columns: []planColumn{{name: "name"}, {name: "id"}}}}},
+			want: "identity",
+		},
+		{
+			name: "trigger referencing the column, next to a clean table",
+			setup: []string{
+				`CREATE TABLE clean (id INTEGER PRIMARY KEY, secret TEXT)`,
+				`INSERT INTO clean VALUES (1, 's')`,
+				`CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT, email_upper TEXT)`,
+				`CREATE TRIGGER t_upper AFTER UPDATE ON t BEGIN UPDATE t SET email_upper = upper(new.email) WHERE id = new.id; END`,
+				`INSERT INTO t (id, email) VALUES (1, 'a@x'), (2, NULL)`,
+			},
+			spec: planSpec{tables: []planTable{
+				{name: "clean", columns: []planColumn{{name: "secret"}}},
+				{name: "t", columns: []planColumn{{name: "email"}}},
+			}},
+			want: "you must drop trigger t_upper defined on t",
+		},
+		{
+			name:  "default without drop_defaults",
+			setup: []string{`CREATE TABLE d (id INTEGER PRIMARY KEY, v TEXT DEFAULT 'x')`, `INSERT INTO d (id) VALUES (1)`},
+			spec:  planSpec{tables: []planTable{{name: "d", columns: []planColumn{{name: "v"}}}}},
+			want:  "default",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, c.setup...)
+			p := f.plan("plan.yaml", c.spec)
+			before := f.snapshot()
+			_, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+			var blocked *migrate.BlockedError
+			if !errors.As(err, &blocked) {
+				t.Fatalf("apply: got %v, want a BlockedError", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("blocker message %q does not contain %q", err, c.want)
+			}
+			if d := before.diff(f.snapshot()); d != "" {
+				t.Fatalf("a blocked apply changed the database:\n%s", d)
+			}
+			for _, col := range f.status(p).Columns {
+				if col.State != migrate.StateUnencrypted {
+					t.Errorf("status of %s.%s after a blocked apply: %d %s", col.Table, col.Column, col.State, col.StateDesc)
+				}
+			}
+		})
+	}
+}

@@ -69,7 +69,7 @@ type Update struct {
 	// engine's own row-id column, for engines that stage keys in typed
 	// arrays or temporary tables.
 	KeyTypes []string
-	Set   []string // columns written
+	Set      []string // columns written
 	// SetExpr optionally wraps the value written into Set[i] (a Codec's
 	// RestoreExpr on revert); nil or "" means the value as bound.
 	SetExpr []func(expr string) string
@@ -108,4 +108,13 @@ type SwapColumn struct {
 // database's busy handler, while encryption still runs in parallel.
 type SingleWriter interface {
 	SingleWriter() bool
+}
+
+// Slicer is implemented by engines that can cut bytes out of a binary
+// value in SQL, so status can count the values under each key version from
+// the versioned headers without reading the ciphertexts into the client.
+type Slicer interface {
+	// Substr gives the SQL for n bytes of the binary expression starting at
+	// the 1-based position from.
+	Substr(expr string, from, n int) string
 }

@@ -110,8 +110,8 @@ type tableJob struct {
 	key      []string
 	keyCols  []string
 	keyTypes []string // declared types of keyCols, "" for a row id
-	rowID    string // added row-id column, "" when none
-	keyIsEnc bool   // a key column is itself encrypted
+	rowID    string   // added row-id column, "" when none
+	keyIsEnc bool     // a key column is itself encrypted
 	cols     []*colJob
 }
 

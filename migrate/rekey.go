@@ -11,6 +11,7 @@ import (
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/planner"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // Rekey re-encrypts encrypted columns in place under their key's newest
@@ -159,6 +160,18 @@ func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob)
 	if e.ks.LastBackup().Before(info.Created) && !e.opt.NoBackupCheck {
 		return exitcode.Input(fmt.Errorf("keystore %s has no backup taken after key %s v%d was added: run colcrypt keys backup %s FILE "+
 			"first (or pass --no-backup-check)", e.plan.Keystore, info.Name, info.Version, e.plan.Keystore))
+	}
+	for _, fk := range append(append([]*schema.ForeignKey{}, t.model.ForeignKeys...), t.model.ReferencedBy...) {
+		cols := fk.Columns
+		if strings.EqualFold(fk.RefTable.Name, t.model.Name.Name) {
+			cols = append(append([]string{}, cols...), fk.RefColumns...)
+		}
+		if schema.ContainsFold(cols, c.col.Name) {
+			// Rewriting one side of a foreign key in place would break it
+			// until the other side is rewritten too.
+			return exitcode.Input(fmt.Errorf("%s.%s is part of foreign key %s: an in-place rekey would break it while it runs; "+
+				"revert the plan and apply it again with the new key instead", t.name, c.col.Name, fk.Name))
+		}
 	}
 	if err := e.checkRekeyRules(t, c); err != nil {
 		return err

@@ -20,7 +20,13 @@ type ColumnStatus struct {
 	IV         string `json:"iv,omitempty"`
 	RowsDone   int64  `json:"rows_done"`
 	RowsTotal  int64  `json:"rows_total"`
+	// Versions counts the values under each key version (versioned
+	// columns): what a retire would leave unreadable, and how far a rekey is.
+	Versions []VersionCount `json:"versions,omitempty"`
 }
+
+// VersionSummary is Versions in one line, e.g. "v1: 10, v2: 90".
+func (c ColumnStatus) VersionSummary() string { return formatCounts(c.Versions) }
 
 // StatusReport is what status shows: per-column state, the job, and the
 // latest events.
@@ -47,6 +53,10 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	counts, err := e.keyVersionCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rep := &StatusReport{Columns: []ColumnStatus{}}
 	for _, tp := range e.plan.Tables {
 		tn := e.tableName(tp.Name).String()
@@ -58,6 +68,7 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 				cs.Suite, cs.IV, cs.RowsDone, cs.RowsTotal = s.Suite, s.IVMode, s.RowsDone, s.RowsTotal
 			}
 			cs.StateDesc = StateDesc(cs.State)
+			cs.Versions = counts[stateKey(tn, cs.Column)]
 			rep.Columns = append(rep.Columns, cs)
 		}
 	}

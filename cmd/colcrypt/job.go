@@ -211,13 +211,13 @@ func newStatusCmd(a *app) *cobra.Command {
 
 func writeStatus(a *app, rep *migrate.StatusReport) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TABLE\tCOLUMN\tSTATE\tDONE\tKEY\tSUITE\tIV")
+	fmt.Fprintln(tw, "TABLE\tCOLUMN\tSTATE\tDONE\tKEY\tSUITE\tIV\tVALUES PER KEY VERSION")
 	for _, c := range rep.Columns {
 		key := c.Key
 		if c.KeyVersion > 0 {
 			key = fmt.Sprintf("%s v%d", c.Key, c.KeyVersion)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d %s\t%d%%\t%s\t%s\t%s\n", c.Table, c.Column, c.State, c.StateDesc, c.Percent, key, c.Suite, c.IV)
+		fmt.Fprintf(tw, "%s\t%s\t%d %s\t%d%%\t%s\t%s\t%s\t%s\n", c.Table, c.Column, c.State, c.StateDesc, c.Percent, key, c.Suite, c.IV, c.VersionSummary())
 	}
 	tw.Flush()
 	if rep.Job != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -229,11 +230,12 @@ func newKeysRestoreCmd(a *app) *cobra.Command {
 }
 
 func newKeysRetireCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "retire KEYSTORE NAME VERSION",
-		Short: "Mark a data key version retired: it no longer encrypts or decrypts",
+	var planPath string
+	cmd := &cobra.Command{
+		Use:   "retire KEYSTORE NAME VERSION [--plan PLAN]",
+		Short: "Mark a data key version retired: it no longer encrypts new values (existing ones stay readable)",
 		Args:  exactArgs(3),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			path, name := args[0], args[1]
 			version, err := strconv.ParseUint(args[2], 10, 16)
 			if err != nil || version == 0 {
@@ -242,6 +244,23 @@ func newKeysRetireCmd(a *app) *cobra.Command {
 			k, err := a.openKeystore(path)
 			if err != nil {
 				return err
+			}
+			if planPath == "" {
+				a.log.Warn("retiring without --plan: no database was checked for values still under this version", "key", name, "version", version)
+			} else {
+				e, closeDB, err := a.engine(cmd.Context(), planPath, false, jobFlags{})
+				if err != nil {
+					return err
+				}
+				uses, err := e.VersionInUse(cmd.Context(), name, int(version))
+				closeDB()
+				if err != nil {
+					return err
+				}
+				if len(uses) > 0 {
+					return exitcode.Input(fmt.Errorf("key %s version %d still protects %s: rekey them first (colcrypt rekey %s --all), then retire",
+						name, version, strings.Join(uses, ", "), planPath))
+				}
 			}
 			if err := k.Retire(name, uint16(version)); err != nil {
 				return exitcode.Input(fmt.Errorf("retire in keystore %s: %w", path, err))
@@ -260,4 +279,6 @@ func newKeysRetireCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&planPath, "plan", "", "refuse when this plan's database still holds values under the version")
+	return cmd
 }

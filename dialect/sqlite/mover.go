@@ -420,3 +420,8 @@ var _ dialect.Mover = Dialect{}
 
 // SingleWriter: SQLite has one writer at a time.
 func (Dialect) SingleWriter() bool { return true }
+
+// Substr: SQLite's substr counts bytes on BLOBs.
+func (Dialect) Substr(expr string, from, n int) string {
+	return "substr(" + expr + ", " + strconv.Itoa(from) + ", " + strconv.Itoa(n) + ")"
+}

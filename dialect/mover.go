@@ -118,3 +118,12 @@ type Slicer interface {
 	// the 1-based position from.
 	Substr(expr string, from, n int) string
 }
+
+// KeyReader is implemented by engines whose driver would turn key values
+// into another Go type than the one that binds back to the same key (the
+// SQLite driver reads text in DATETIME-declared columns as time.Time): the
+// engine selects keys through KeySelect but still orders and compares on
+// the bare column, so the index serves the keyset walk.
+type KeyReader interface {
+	KeySelect(quotedCol string) string
+}

@@ -68,6 +68,10 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		res.Already = true
 		return res, nil
 	}
+	if e.opt.Until != "" && phaseIndex(encryptPhases, j.Phase) >= phaseIndex(encryptPhases, e.opt.Until) {
+		e.log.Info("the job is already past the phase --until names; nothing to do", "until", e.opt.Until, "phase", j.Phase)
+		return res, nil
+	}
 	for _, phase := range encryptPhases {
 		if phaseIndex(encryptPhases, phase) <= phaseIndex(encryptPhases, j.Phase) {
 			continue

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
 )
 
 // Chunk sizing. The copy aims for chunks that take about the plan's
@@ -98,7 +99,7 @@ func (q *query) rangeWhere(key []string, ch chunk) {
 // selectChunk reads the key and exprs of the rows of a chunk, in key order.
 func (e *Engine) selectChunk(tj *tableJob, exprs []string, ch chunk) (string, []any) {
 	q := &query{e: e}
-	q.write("SELECT ", strings.Join(tj.key, ", "))
+	q.write("SELECT ", strings.Join(e.keySelect(tj), ", "))
 	for _, x := range exprs {
 		q.write(", ", x)
 	}
@@ -108,11 +109,24 @@ func (e *Engine) selectChunk(tj *tableJob, exprs []string, ch chunk) (string, []
 	return q.b.String(), q.args
 }
 
+// keySelect gives the expressions that read the key columns.
+func (e *Engine) keySelect(tj *tableJob) []string {
+	kr, ok := e.d.(dialect.KeyReader)
+	if !ok {
+		return tj.key
+	}
+	out := make([]string, len(tj.key))
+	for i, k := range tj.key {
+		out[i] = kr.KeySelect(k)
+	}
+	return out
+}
+
 // nextBoundary returns the key of the size-th row after lo, or nil when
 // fewer rows remain.
 func (e *Engine) nextBoundary(ctx context.Context, tj *tableJob, lo []any, size int64) ([]any, error) {
 	q := &query{e: e}
-	q.write("SELECT ", strings.Join(tj.key, ", "), " FROM ", e.d.QuoteTable(tj.tn))
+	q.write("SELECT ", strings.Join(e.keySelect(tj), ", "), " FROM ", e.d.QuoteTable(tj.tn))
 	q.rangeWhere(tj.key, chunk{lo: lo})
 	q.write(" ORDER BY ", strings.Join(tj.key, ", "))
 	sqlText := e.m.FirstRows(q.b.String(), size-1, 1)
@@ -172,52 +186,28 @@ type worker struct {
 func (e *Engine) runChunks(ctx context.Context, tj *tableJob, done map[string]chunkRecord, newWorker func() (*worker, error),
 	work chunkWork, prog *progress) error {
 	sizer := newChunkSizer(e.opt.BatchRows, e.plan.Job.ChunkTarget)
-	g, ctx := errgroup.WithContext(ctx)
-	chunks := make(chan chunk, e.opt.Workers*chunkQueueDepth)
+	walk := func(ctx context.Context, out chan<- chunk) error { return e.walk(ctx, tj, done, sizer, out, prog) }
+	return e.runPool(ctx, tj, walk, newWorker, work, sizer, prog)
+}
 
-	g.Go(func() error {
-		defer close(chunks)
-		var lo []any
-		loEnc := ""
-		for {
-			if rec, ok := done[loEnc]; ok {
-				prog.add(rec.Rows)
-				if rec.Hi == "" {
-					return nil
-				}
-				hi, err := decodeKey(rec.Hi)
-				if err != nil {
-					return err
-				}
-				lo, loEnc = hi, rec.Hi
-				continue
-			}
-			hi, err := e.nextBoundary(ctx, tj, lo, sizer.rows.Load())
-			if err != nil {
-				return err
-			}
-			ch := chunk{lo: lo, loEnc: loEnc, hi: hi}
-			if hi != nil {
-				if ch.hiEnc, err = encodeKey(hi); err != nil {
-					return err
-				}
-			}
-			select {
-			case chunks <- ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if hi == nil {
-				return nil
-			}
-			lo, loEnc = hi, ch.hiEnc
-		}
-	})
-	for i := 0; i < e.opt.Workers; i++ {
+// runPool runs work on the chunks produce sends, on e.opt.Workers workers.
+func (e *Engine) runPool(ctx context.Context, tj *tableJob, produce func(context.Context, chan<- chunk) error,
+	newWorker func() (*worker, error), work chunkWork, sizer *chunkSizer, prog *progress) error {
+	workers := make([]*worker, e.opt.Workers)
+	for i := range workers {
 		w, err := newWorker()
 		if err != nil {
 			return err
 		}
+		workers[i] = w
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	chunks := make(chan chunk, e.opt.Workers*chunkQueueDepth)
+	g.Go(func() error {
+		defer close(chunks)
+		return produce(ctx, chunks)
+	})
+	for _, w := range workers {
 		g.Go(func() error {
 			for ch := range chunks {
 				start := time.Now()
@@ -230,13 +220,137 @@ func (e *Engine) runChunks(ctx context.Context, tj *tableJob, done map[string]ch
 				if err != nil {
 					return err
 				}
-				sizer.observe(rows, time.Since(start))
+				if sizer != nil {
+					sizer.observe(rows, time.Since(start))
+				}
 				prog.add(rows)
 			}
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+// walk sends contiguous chunks from the start of the table to its end.
+func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRecord, sizer *chunkSizer, out chan<- chunk, prog *progress) error {
+	// Recorded chunks that begin where no recorded chunk ends follow a
+	// hole: a chunk that a crash lost while a later one committed. A new
+	// chunk filling the hole must stop where the recorded one begins, or the
+	// two would overlap and their rows count twice.
+	ends := map[string]bool{}
+	for _, r := range done {
+		ends[r.Hi] = true
+	}
+	var holeEnds [][]any
+	for lo := range done {
+		if lo != "" && !ends[lo] {
+			k, err := decodeKey(lo)
+			if err != nil {
+				return err
+			}
+			holeEnds = append(holeEnds, k)
+		}
+	}
+	var lo []any
+	loEnc := ""
+	for {
+		if rec, ok := done[loEnc]; ok {
+			prog.add(rec.Rows)
+			if rec.Hi == "" {
+				return nil
+			}
+			hi, err := decodeKey(rec.Hi)
+			if err != nil {
+				return err
+			}
+			lo, loEnc = hi, rec.Hi
+			continue
+		}
+		hi, err := e.nextBoundary(ctx, tj, lo, sizer.rows.Load())
+		if err != nil {
+			return err
+		}
+		for _, end := range holeEnds {
+			if inside, err := e.keyWithin(ctx, tj, end, lo, hi); err != nil {
+				return err
+			} else if inside {
+				hi = end
+			}
+		}
+		ch := chunk{lo: lo, loEnc: loEnc, hi: hi}
+		if hi != nil {
+			if ch.hiEnc, err = encodeKey(hi); err != nil {
+				return err
+			}
+		}
+		select {
+		case out <- ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if hi == nil {
+			return nil
+		}
+		lo, loEnc = hi, ch.hiEnc
+	}
+}
+
+// keyWithin reports whether key k lies in (lo, hi] (nil lo: from the start,
+// nil hi: to the end), compared by the database on the key columns so the
+// columns' own collation decides, as it does for the walk.
+func (e *Engine) keyWithin(ctx context.Context, tj *tableJob, k, lo, hi []any) (bool, error) {
+	q := &query{e: e}
+	q.write("SELECT COUNT(*) FROM ", e.d.QuoteTable(tj.tn), " WHERE ")
+	for i, col := range tj.key {
+		if i > 0 {
+			q.write(" AND ")
+		}
+		q.write(col, " = ", q.arg(k[i]))
+	}
+	if lo != nil {
+		q.write(" AND ")
+		q.keyCompare(tj.key, lo, true)
+	}
+	if hi != nil {
+		q.write(" AND ")
+		q.keyCompare(tj.key, hi, false)
+	}
+	var n int64
+	err := retry(ctx, e.log, "compare chunk keys of "+tj.name, func(ctx context.Context) error {
+		return e.db.QueryRowContext(ctx, q.b.String(), q.args...).Scan(&n)
+	})
+	return n > 0, err
+}
+
+// replay sends the recorded chunks of a phase, for work that must see the
+// table exactly as that phase partitioned it.
+func replay(records map[string]chunkRecord) (func(context.Context, chan<- chunk) error, error) {
+	var list []chunk
+	for _, r := range records {
+		ch := chunk{loEnc: r.Lo, hiEnc: r.Hi}
+		var err error
+		if r.Lo != "" {
+			if ch.lo, err = decodeKey(r.Lo); err != nil {
+				return nil, err
+			}
+		}
+		if r.Hi != "" {
+			if ch.hi, err = decodeKey(r.Hi); err != nil {
+				return nil, err
+			}
+		}
+		list = append(list, ch)
+	}
+	return func(ctx context.Context, out chan<- chunk) error {
+		for _, ch := range list {
+			select {
+			case out <- ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}, nil
 }
 
 // scanRow scans a row of n columns into fresh values.

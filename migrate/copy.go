@@ -53,6 +53,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		}
 		var out [][]any
 		var dg digest
+		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
 		for rows.Next() {
 			vals, err := scanRow(rows, nKey+len(exprs))
@@ -90,14 +91,15 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 					row = append(row, iv)
 				}
 			}
-			dg.addRow(plain)
+			hashes = append(hashes, dg.addRow(plain)...)
 			out = append(out, row)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 		}
-		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch, dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out}, &dg)
+		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch,
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out}, &dg, hashes)
 	}
 	if err := e.runChunks(ctx, tj, done, e.newCipherWorker(tj, true), work, prog); err != nil {
 		return err
@@ -106,7 +108,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 }
 
 // writeChunk writes a chunk's rows and its checkpoint in one transaction.
-func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, phase string, ch chunk, u dialect.Update, dg *digest) error {
+func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, phase string, ch chunk, u dialect.Update, dg *digest, rowHashes []byte) error {
 	if e.writeMu != nil {
 		e.writeMu.Lock()
 		defer e.writeMu.Unlock()
@@ -126,7 +128,7 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 		hi = ch.hiEnc
 	}
 	if _, err := tx.ExecContext(ctx, e.st.checkpointSQL(), jobID, tj.tn.String(), phase, ch.loEnc, hi, int64(len(u.Rows)),
-		dg.String(), time.Now().UTC().Format(timeLayout)); err != nil {
+		dg.String(), rowHashes, time.Now().UTC().Format(timeLayout)); err != nil {
 		return fmt.Errorf("checkpoint chunk of %s: %w", tj.name, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -152,6 +154,35 @@ func (e *Engine) tableDigest(ctx context.Context, jobID string, tj *tableJob, ph
 		rows += c.Rows
 	}
 	return &total, rows, nil
+}
+
+// compareRowHashes names the rows and columns of a replayed chunk whose
+// decrypted values differ from what the copy recorded for them.
+func compareRowHashes(tj *tableJob, rec chunkRecord, ch chunk, keys [][]any, hashes []byte) []Mismatch {
+	if string(rec.RowHashes) == string(hashes) {
+		return nil
+	}
+	rowLen := len(tj.cols) * valueHashLen
+	if len(rec.RowHashes) != len(hashes) {
+		at := "the range starting at the table's first row"
+		if ch.lo != nil {
+			at = "the range after " + describeKey(tj.keyCols, ch.lo)
+		}
+		return []Mismatch{{Table: tj.name, Column: "*", Row: at,
+			Reason: fmt.Sprintf("the copy recorded %d rows here, verify read %d: rows were added or deleted since",
+				len(rec.RowHashes)/rowLen, len(hashes)/rowLen)}}
+	}
+	var out []Mismatch
+	for i := range keys {
+		for j, c := range tj.cols {
+			at := i*rowLen + j*valueHashLen
+			if string(hashes[at:at+valueHashLen]) != string(rec.RowHashes[at:at+valueHashLen]) {
+				out = append(out, Mismatch{Table: tj.name, Column: c.col.Name, Row: describeKey(tj.keyCols, keys[i]),
+					Reason: "the decrypted value differs from the plaintext the copy recorded"})
+			}
+		}
+	}
+	return out
 }
 
 // Mismatch is a row verify found different.
@@ -212,6 +243,23 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 	var mu = make(chan struct{}, 1)
 	var total digest
 	var rowsSeen int64
+	// After cut-over, replaying the copy's own chunks lets each row be
+	// compared with the hash recorded for it, so a difference names its
+	// row. That needs keys that still read as they did during copy: not
+	// encrypted themselves, and not a row-id column cut-over dropped.
+	var records map[string]chunkRecord
+	produce := func(ctx context.Context, out chan<- chunk) error {
+		return e.walk(ctx, tj, nil, newChunkSizer(e.opt.BatchRows, 0), out, nil)
+	}
+	if afterCutover && !tj.keyIsEnc && tj.rowID == "" {
+		var err error
+		if records, err = e.st.chunks(ctx, jobID, tj.tn.String(), phaseCopy); err != nil {
+			return err
+		}
+		if produce, err = replay(records); err != nil {
+			return err
+		}
+	}
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
 		sqlText, args := e.selectChunk(tj, exprs, ch)
 		rows, err := e.db.QueryContext(ctx, sqlText, args...)
@@ -222,6 +270,8 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		var dg digest
 		var n, values int64
 		var bad []Mismatch
+		var keys [][]any
+		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
 		for rows.Next() {
 			vals, err := scanRow(rows, nKey+len(exprs))
@@ -229,6 +279,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 				return 0, err
 			}
 			n++
+			keys = append(keys, vals[:nKey])
 			at := nKey
 			for i, c := range tj.cols {
 				var want []byte
@@ -278,10 +329,13 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 					mismatch("decrypted value differs from the plaintext")
 				}
 			}
-			dg.addRow(plain)
+			hashes = append(hashes, dg.addRow(plain)...)
 		}
 		if err := rows.Err(); err != nil {
 			return 0, err
+		}
+		if records != nil {
+			bad = append(bad, compareRowHashes(tj, records[ch.loEnc], ch, keys, hashes)...)
 		}
 		mu <- struct{}{}
 		total.add(&dg)
@@ -295,7 +349,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		<-mu
 		return n, nil
 	}
-	if err := e.runChunks(ctx, tj, nil, e.newCipherWorker(tj, false), work, prog); err != nil {
+	if err := e.runPool(ctx, tj, produce, e.newCipherWorker(tj, false), work, nil, prog); err != nil {
 		return err
 	}
 	res.Rows += rowsSeen

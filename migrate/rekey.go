@@ -329,7 +329,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 					}
 				}
 			}
-			dg.addRow(plain)
+			_ = dg.addRow(plain)
 			out = append(out, row)
 		}
 		rows.Close()
@@ -337,7 +337,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
-			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: t.keyTypes, Set: set, Rows: out}, &dg)
+			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: t.keyTypes, Set: set, Rows: out}, &dg, nil)
 	}
 	total, err := e.countRows(ctx, t)
 	if err != nil {

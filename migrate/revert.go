@@ -252,7 +252,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 				}
 				row = append(row, v)
 			}
-			dg.addRow(plain)
+			_ = dg.addRow(plain)
 			out = append(out, row)
 		}
 		rows.Close()
@@ -260,16 +260,18 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, SetExpr: setExpr, Rows: out}, &dg)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, SetExpr: setExpr, Rows: out}, &dg, nil)
 	}
 	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj, false), work, prog)
 }
 
-// verifyRestored proves the restored columns hold exactly the original
-// plaintext: the digest of the values read back from the database through
-// the codec must equal the digest recorded while encrypting.
+// verifyRestored proves the restored columns hold exactly what the
+// ciphertexts decrypted to: the digest of the values read back from the
+// database through the codec must equal the digest the decrypt phase
+// recorded. (Not the copy's digest: rows may rightly have changed since
+// cut-over.)
 func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob, vr *VerifyResult) error {
-	want, _, err := e.tableDigest(ctx, jobID, tj, phaseCopy)
+	want, _, err := e.tableDigest(ctx, jobID, tj, phaseDecrypt)
 	if err != nil {
 		return err
 	}
@@ -309,7 +311,7 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 					plain[i] = p
 				}
 			}
-			dg.addRow(plain)
+			_ = dg.addRow(plain)
 		}
 		if err := rows.Err(); err != nil {
 			return 0, err

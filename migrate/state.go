@@ -112,8 +112,8 @@ func (s *store) ensure(ctx context.Context) error {
 		{ddlTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, table_name %[1]s NOT NULL, seq %[3]s NOT NULL,
 			kind %[1]s NOT NULL, name %[1]s NOT NULL, definition %[2]s NOT NULL, PRIMARY KEY (job_id, table_name, seq)`, t.Key, t.Text, t.BigInt)},
 		{chunkTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, table_name %[1]s NOT NULL, phase %[1]s NOT NULL,
-			lo %[1]s NOT NULL, hi %[2]s, rows_done %[3]s NOT NULL, digest %[1]s NOT NULL, done_at %[1]s NOT NULL,
-			PRIMARY KEY (job_id, table_name, phase, lo)`, t.Key, t.Text, t.BigInt)},
+			lo %[1]s NOT NULL, hi %[2]s, rows_done %[3]s NOT NULL, digest %[1]s NOT NULL, row_hashes %[4]s, done_at %[1]s NOT NULL,
+			PRIMARY KEY (job_id, table_name, phase, lo)`, t.Key, t.Text, t.BigInt, t.Blob)},
 		{eventTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, seq %[3]s NOT NULL, at %[1]s NOT NULL, event %[1]s NOT NULL,
 			detail %[2]s, PRIMARY KEY (job_id, seq)`, t.Key, t.Text, t.BigInt)},
 	}
@@ -389,10 +389,12 @@ type chunkRecord struct {
 	Lo, Hi string // encoded keys; Hi "" means to the end of the table
 	Rows   int64
 	Digest string
+	// RowHashes holds valueHashLen bytes per value, row by row in key order.
+	RowHashes []byte
 }
 
 func (s *store) chunks(ctx context.Context, jobID, table, phase string) (map[string]chunkRecord, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT lo, hi, rows_done, digest FROM "+s.table(chunkTableName)+" WHERE job_id = "+s.ph(1)+
+	rows, err := s.db.QueryContext(ctx, "SELECT lo, hi, rows_done, digest, row_hashes FROM "+s.table(chunkTableName)+" WHERE job_id = "+s.ph(1)+
 		" AND table_name = "+s.ph(2)+" AND phase = "+s.ph(3), jobID, table, phase)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints of %s: %w", table, err)
@@ -402,7 +404,7 @@ func (s *store) chunks(ctx context.Context, jobID, table, phase string) (map[str
 	for rows.Next() {
 		var c chunkRecord
 		var hi sql.NullString
-		if err := rows.Scan(&c.Lo, &hi, &c.Rows, &c.Digest); err != nil {
+		if err := rows.Scan(&c.Lo, &hi, &c.Rows, &c.Digest, &c.RowHashes); err != nil {
 			return nil, err
 		}
 		c.Hi = hi.String
@@ -414,8 +416,8 @@ func (s *store) chunks(ctx context.Context, jobID, table, phase string) (map[str
 // checkpointSQL is the insert of a chunk checkpoint, run in the same
 // transaction as the chunk's writes so that both happen or neither does.
 func (s *store) checkpointSQL() string {
-	return "INSERT INTO " + s.table(chunkTableName) + " (job_id, table_name, phase, lo, hi, rows_done, digest, done_at) VALUES (" +
-		s.placeholders(1, 8) + ")"
+	return "INSERT INTO " + s.table(chunkTableName) + " (job_id, table_name, phase, lo, hi, rows_done, digest, row_hashes, done_at) VALUES (" +
+		s.placeholders(1, 9) + ")"
 }
 
 func (s *store) clearChunks(ctx context.Context, jobID, table, phase string) error {

@@ -425,3 +425,12 @@ func (Dialect) SingleWriter() bool { return true }
 func (Dialect) Substr(expr string, from, n int) string {
 	return "substr(" + expr + ", " + strconv.Itoa(from) + ", " + strconv.Itoa(n) + ")"
 }
+
+// KeySelect: a unary plus drops the declared type, so keys come back with
+// their storage class (as the codec's SelectExpr does for values).
+func (Dialect) KeySelect(quotedCol string) string {
+	if strings.EqualFold(quotedCol, "rowid") {
+		return quotedCol
+	}
+	return "+" + quotedCol
+}

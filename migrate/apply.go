@@ -44,9 +44,8 @@ type Result struct {
 
 // Apply runs the encryption job, or resumes it where it stopped.
 func (e *Engine) Apply(ctx context.Context) (*Result, error) {
-	if err := e.st.ensure(ctx); err != nil {
-		return nil, err
-	}
+	// colcrypt's own tables are created only once the plan has passed
+	// (startJob): a refused apply leaves the database untouched.
 	id := e.jobID()
 	j, states, err := e.openJob(ctx, id)
 	if err != nil {
@@ -196,6 +195,9 @@ func (e *Engine) startJob(ctx context.Context, id string, prev *job, tables []*t
 	}
 	checks, err := e.keyChecks(tables)
 	if err != nil {
+		return nil, err
+	}
+	if err := e.st.ensure(ctx); err != nil {
 		return nil, err
 	}
 	j := &job{ID: id, Fingerprint: e.plan.Fingerprint(), Kind: jobKindEncrypt, PlanPath: e.plan.Path, KeyChecks: checks}

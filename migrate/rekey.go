@@ -22,9 +22,6 @@ import (
 // already rewritten: nothing is ever unreadable or encrypted twice.
 // columns are TABLE.COLUMN names; none means every planned column.
 func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
-	if err := e.st.ensure(ctx); err != nil {
-		return nil, err
-	}
 	all, err := e.loadStates(ctx)
 	if err != nil {
 		return nil, err

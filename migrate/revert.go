@@ -18,9 +18,6 @@ var revertPhases = []string{phasePrepared, phaseDecrypt, phaseVerified, phaseCut
 // copy, and swaps back, restoring type, nullability, default, checks, keys,
 // indexes and foreign keys as recorded.
 func (e *Engine) Revert(ctx context.Context) (*Result, error) {
-	if err := e.st.ensure(ctx); err != nil {
-		return nil, err
-	}
 	id := e.jobID()
 	j, states, err := e.openJob(ctx, id)
 	if err != nil {

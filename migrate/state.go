@@ -157,6 +157,9 @@ type job struct {
 func now() string { return time.Now().UTC().Format(timeLayout) }
 
 func (s *store) loadJob(ctx context.Context, id string) (*job, error) {
+	if ok, err := s.exists(ctx, jobTableName); err != nil || !ok {
+		return nil, err
+	}
 	var j job
 	var checks string
 	err := s.db.QueryRowContext(ctx, "SELECT job_id, fingerprint, kind, phase, plan_path, key_checks FROM "+

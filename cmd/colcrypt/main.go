@@ -79,9 +79,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin *os
 	return code
 }
 
-// exactArgs is cobra.ExactArgs whose error is bad usage (exit 2).
+// exactArgs is cobra.ExactArgs whose error is bad usage (exit 2) and
+// shows the command's usage line.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		return exitcode.Input(cobra.ExactArgs(n)(cmd, args))
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return exitcode.Input(fmt.Errorf("%w; usage: %s", err, cmd.UseLine()))
+		}
+		return nil
 	}
 }

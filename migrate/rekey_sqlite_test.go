@@ -1,0 +1,211 @@
+package migrate_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/keystore"
+	"github.com/colcrypt/colcrypt/migrate"
+)
+
+// headers returns the (suite, key version) of every non-NULL value of a
+// column, read from the versioned headers in the database.
+func (f *fixture) headers(table, column string) map[string]int {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	rows, err := db.Query(`SELECT "` + column + `" FROM "` + table + `" WHERE "` + column + `" IS NOT NULL`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var ct []byte
+		if err := rows.Scan(&ct); err != nil {
+			f.t.Fatal(err)
+		}
+		suite, v, err := cipher.Header(ct)
+		if err != nil {
+			f.t.Fatalf("%s.%s holds a value without a versioned header: %v", table, column, err)
+		}
+		out[string(suite)+"/v"+strconv.Itoa(int(v))]++
+	}
+	return out
+}
+
+// TestRekeyRoundTrip encrypts, adds a key version, rekeys every column,
+// checks every value is under the new version and verify passes, then
+// reverts and compares the table with the original, byte for byte.
+func TestRekeyRoundTrip(t *testing.T) {
+	f := newFixture(t, customersSetup(700)...)
+	before := f.snapshot()
+	p := customersPlan(f, "plan.yaml", "aes-256-cbc")
+	f.apply(p, migrate.Options{BatchRows: 100, Workers: 2})
+
+	// The newest version is the one in use: refused.
+	_, err := f.engine(p, f.ks, migrate.Options{}).Rekey(context.Background(), nil)
+	if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "already encrypted under the newest version") {
+		t.Fatalf("rekey with nothing newer: %v, want a refusal", err)
+	}
+	// A new version without a backup after it: refused unless waived.
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.engine(p, f.ks, migrate.Options{}).Rekey(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "no backup taken after key pii v2") {
+		t.Fatalf("rekey without a backup: %v, want a refusal", err)
+	}
+	res, err := f.engine(p, f.ks, migrate.Options{BatchRows: 100, Workers: 2, NoBackupCheck: true}).Rekey(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("rekey: %v", err)
+	}
+	if res.JobID == "" {
+		t.Fatal("rekey returned no job")
+	}
+	for _, col := range []string{"ssn", "email", "notes"} {
+		for h := range f.headers("customers", col) {
+			if !strings.HasSuffix(h, "/v2") {
+				t.Errorf("customers.%s still holds values under %s after the rekey", col, h)
+			}
+		}
+	}
+	for _, c := range f.status(p).Columns {
+		if c.State != migrate.StateEncrypted || c.KeyVersion != 2 || len(c.Versions) != 1 || c.Versions[0].Version != 2 {
+			t.Errorf("status of %s after rekey: state %d, key v%d, versions %+v", c.Column, c.State, c.KeyVersion, c.Versions)
+		}
+	}
+	if v := f.verify(p); !v.OK() {
+		t.Fatalf("verify after rekey: %v", v.Err())
+	}
+	// The unique constraint on ssn (iv: column) still holds on the new ciphertexts.
+	if err := f.execErr(`INSERT INTO customers (id, ssn) SELECT 100000, ssn FROM customers WHERE id = 1`); err == nil {
+		t.Error("a duplicate ssn ciphertext was accepted after the rekey: the unique constraint is gone")
+	}
+	f.revert(p)
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("revert after rekey did not give back the original table:\n%s", d)
+	}
+}
+
+// TestRekeySuiteChange moves a column from 3DES to AES-256-CBC and one from
+// AES-CBC with an IV column to the AEAD suite (IV inline: the IV column
+// goes), with the planner's rules checked again; verify and revert work
+// under the new plan.
+func TestRekeySuiteChange(t *testing.T) {
+	f := newFixture(t, customersSetup(400)...)
+	before := f.snapshot()
+	old := f.plan("old.yaml", planSpec{job: "  drop_defaults: true\n", tables: []planTable{{name: "customers", columns: []planColumn{
+		{name: "ssn", iv: "column"}, {name: "email", suite: "3des-cbc"}, {name: "notes", suite: "aes-128-cbc"}}}}})
+	f.apply(old, migrate.Options{BatchRows: 64})
+	if !f.columnExists("customers", "notes_iv") {
+		t.Fatal("aes-128-cbc with field IVs should have a notes_iv column")
+	}
+	next := f.plan("new.yaml", planSpec{job: "  drop_defaults: true\n", tables: []planTable{{name: "customers", columns: []planColumn{
+		{name: "ssn", iv: "column"}, {name: "email", suite: "aes-256-cbc"}, {name: "notes", suite: "aead-aes-256-cbc-hmac-sha256"}}}}})
+	if _, err := f.engine(next, f.ks, migrate.Options{BatchRows: 64}).Rekey(context.Background(), []string{"customers.email", "customers.notes"}); err != nil {
+		t.Fatalf("rekey to new suites: %v", err)
+	}
+	for h := range f.headers("customers", "email") {
+		if h != "aes-256-cbc/v1" {
+			t.Errorf("email holds %s after moving to aes-256-cbc", h)
+		}
+	}
+	for h := range f.headers("customers", "notes") {
+		if h != "aead-aes-256-cbc-hmac-sha256/v1" {
+			t.Errorf("notes holds %s after moving to the AEAD suite", h)
+		}
+	}
+	if f.columnExists("customers", "notes_iv") {
+		t.Error("notes_iv is still there although the AEAD suite keeps its IV inline")
+	}
+	if v := f.verify(next); !v.OK() {
+		t.Fatalf("verify under the new plan: %v", v.Err())
+	}
+	// The old plan no longer describes the job.
+	if _, err := f.engine(old, f.ks, migrate.Options{}).Verify(context.Background()); err == nil {
+		t.Error("verify with the superseded plan should find no job")
+	}
+	// Moving ssn to field-level IVs would lose its unique constraint: the
+	// planner's rule refuses the rekey.
+	bad := f.plan("bad.yaml", planSpec{job: "  drop_defaults: true\n", tables: []planTable{{name: "customers", columns: []planColumn{
+		{name: "ssn", iv: "field"}, {name: "email", suite: "aes-256-cbc"}, {name: "notes", suite: "aead-aes-256-cbc-hmac-sha256"}}}}})
+	_, err := f.engine(bad, f.ks, migrate.Options{}).Rekey(context.Background(), []string{"customers.ssn"})
+	if exitcode.Of(err) != exitcode.Failed || !strings.Contains(err.Error(), "unique") {
+		t.Fatalf("rekey of a unique column to field IVs: %v, want a blocker", err)
+	}
+	f.revert(next)
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("revert after the suite change:\n%s", d)
+	}
+}
+
+// TestRewrapLeavesCiphertextIdentical rewraps the keystore under a new
+// passphrase: not one stored byte changes, and verify passes with the new
+// passphrase while the old one no longer opens the keystore.
+func TestRewrapLeavesCiphertextIdentical(t *testing.T) {
+	f := newFixture(t, customersSetup(300)...)
+	p := customersPlan(f, "plan.yaml", "aead-aes-256-cbc-hmac-sha256")
+	f.apply(p, migrate.Options{})
+	stored := f.snapshot()
+
+	if err := f.ks.Rewrap(keystore.Secret{Passphrase: []byte("a brand new passphrase")}, cheapKDF); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ks.Save(); err != nil {
+		t.Fatal(err)
+	}
+	path := f.dir + "/test.keystore"
+	if _, err := keystore.Open(path, keystore.Secret{Passphrase: []byte(testPassphrase)}); !errors.Is(err, keystore.ErrWrongSecret) {
+		t.Fatalf("the old passphrase still opens the keystore: %v", err)
+	}
+	ks, err := keystore.Open(path, keystore.Secret{Passphrase: []byte("a brand new passphrase")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.engine(p, ks, migrate.Options{}).Verify(context.Background())
+	if err != nil || !res.OK() {
+		t.Fatalf("verify with the rewrapped keystore: %v %v", err, res.Err())
+	}
+	if d := stored.diff(f.snapshot()); d != "" {
+		t.Fatalf("a rewrap changed stored data:\n%s", d)
+	}
+}
+
+// TestRetiredVersionStillDecryptsButNeverEncrypts retires the version a
+// column uses: verify still reads it, a new apply cannot encrypt with it.
+func TestRetiredVersionStillDecryptsButNeverEncrypts(t *testing.T) {
+	f := newFixture(t, customersSetup(50)...)
+	p := customersPlan(f, "plan.yaml", "aes-256-cbc")
+	f.apply(p, migrate.Options{})
+	e := f.engine(p, f.ks, migrate.Options{})
+	uses, err := e.VersionInUse(context.Background(), "pii", 1)
+	if err != nil || len(uses) != 3 {
+		t.Fatalf("VersionInUse = %v, %v; want the three encrypted columns", uses, err)
+	}
+	if err := f.ks.Retire("pii", 1); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.verify(p); !v.OK() {
+		t.Fatalf("a retired version must still decrypt: %v", v.Err())
+	}
+	// A second table planned with the same key has nothing active to encrypt with.
+	f.exec(`CREATE TABLE contacts (id INTEGER PRIMARY KEY, phone TEXT)`, `INSERT INTO contacts VALUES (1, '555-0100')`)
+	q := f.plan("contacts.yaml", planSpec{tables: []planTable{{name: "contacts", columns: []planColumn{{name: "phone"}}}}})
+	_, err = f.engine(q, f.ks, migrate.Options{}).Apply(context.Background())
+	if !errors.Is(err, keystore.ErrRetired) {
+		t.Fatalf("apply with only a retired key: %v, want ErrRetired", err)
+	}
+	var phone sql.NullString
+	db := f.raw()
+	defer db.Close()
+	if err := db.QueryRow(`SELECT phone FROM contacts`).Scan(&phone); err != nil || phone.String != "555-0100" {
+		t.Fatalf("the refused apply touched contacts: %v %q", err, phone.String)
+	}
+}

@@ -27,7 +27,11 @@ func (b *BlockedError) Error() string {
 	for _, t := range b.Report.Tables {
 		for _, f := range t.Findings {
 			if f.Severity == planner.SeverityBlocker {
-				lines = append(lines, fmt.Sprintf("%s.%s: %s", t.Name, f.Column, f.Message))
+				where := f.Object
+				if f.Column != "" {
+					where = t.Name + "." + f.Column
+				}
+				lines = append(lines, fmt.Sprintf("%s: %s", where, f.Message))
 			}
 		}
 	}
@@ -308,21 +312,34 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 			}
 		}
 		if t.rowID != "" {
-			if err := e.m.AddRowID(ctx, e.db, t.tn); err != nil {
-				return fmt.Errorf("add %s to %s: %w", rowIDColumn, t.name, err)
+			if err := e.ddl(ctx, "add "+rowIDColumn+" to "+t.name, func(ctx context.Context) error { return e.m.AddRowID(ctx, e.db, t.tn) }); err != nil {
+				return err
 			}
 		}
 		for _, c := range t.cols {
-			if err := e.m.AddColumn(ctx, e.db, t.tn, c.state.Temp, c.ctType); err != nil {
-				return fmt.Errorf("add ciphertext column to %s: %w", t.name, err)
+			if err := e.ddl(ctx, "add ciphertext column to "+t.name, func(ctx context.Context) error {
+				return e.m.AddColumn(ctx, e.db, t.tn, c.state.Temp, c.ctType)
+			}); err != nil {
+				return err
 			}
 			if c.state.IVColumn != "" {
-				if err := e.m.AddColumn(ctx, e.db, t.tn, c.state.IVColumn, c.ivType); err != nil {
-					return fmt.Errorf("add IV column to %s: %w", t.name, err)
+				if err := e.ddl(ctx, "add IV column to "+t.name, func(ctx context.Context) error {
+					return e.m.AddColumn(ctx, e.db, t.tn, c.state.IVColumn, c.ivType)
+				}); err != nil {
+					return err
 				}
 			}
 		}
 		_ = e.st.event(ctx, j.ID, "prepared table", t.tn.String())
+	}
+	return nil
+}
+
+// ddl runs one idempotent schema change through the retry helper, so a
+// lock timeout waits and tries again instead of failing the run.
+func (e *Engine) ddl(ctx context.Context, what string, op func(context.Context) error) error {
+	if err := retry(ctx, e.log, what, op); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

@@ -97,15 +97,23 @@ func (q *query) rangeWhere(key []string, ch chunk) {
 }
 
 // selectChunk reads the key and exprs of the rows of a chunk, in key order.
+// Every selected expression gets its own alias: a key column that is also
+// an encrypted column would otherwise appear twice under one name, and
+// ORDER BY on that name is ambiguous.
 func (e *Engine) selectChunk(tj *tableJob, exprs []string, ch chunk) (string, []any) {
 	q := &query{e: e}
-	q.write("SELECT ", strings.Join(e.keySelect(tj), ", "))
-	for _, x := range exprs {
-		q.write(", ", x)
+	var list []string
+	for i, k := range e.keySelect(tj) {
+		list = append(list, k+" AS "+e.d.Quote(fmt.Sprintf("colcrypt_k%d", i+1)))
 	}
-	q.write(" FROM ", e.d.QuoteTable(tj.tn))
+	for i, x := range exprs {
+		list = append(list, x+" AS "+e.d.Quote(fmt.Sprintf("colcrypt_v%d", i+1)))
+	}
+	q.write("SELECT ", strings.Join(list, ", "), " FROM ", e.d.QuoteTable(tj.tn))
 	q.rangeWhere(tj.key, ch)
-	q.write(" ORDER BY ", strings.Join(tj.key, ", "))
+	if len(tj.key) > 0 {
+		q.write(" ORDER BY ", strings.Join(tj.key, ", "))
+	}
 	return q.b.String(), q.args
 }
 

@@ -126,6 +126,20 @@ type colJob struct {
 	ivType string
 }
 
+// cipherKeyTypes gives the key types of a table whose encrypted key
+// columns hold ciphertexts (after cut-over: revert, rekey).
+func cipherKeyTypes(t *tableJob) []string {
+	out := append([]string{}, t.keyTypes...)
+	for i, k := range t.keyCols {
+		for _, c := range t.cols {
+			if strings.EqualFold(c.col.Name, k) {
+				out[i] = c.ctType
+			}
+		}
+	}
+	return out
+}
+
 // tables builds the table jobs from recorded models (on resume) or from the
 // live catalog (first run), in foreign-key group order.
 func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*columnState) ([]*tableJob, error) {

@@ -236,8 +236,8 @@ func (f *fixture) wantStates(p *planner.Plan, want int) {
 
 // snapshot is everything a user could tell apart in the database, outside
 // colcrypt's own tables: the schema text of every table, index and trigger,
-// and every row of every table with the storage class and exact value of
-// every column.
+// and every row of every table (sqlite_sequence included) with the storage
+// class and exact value of every column.
 type snapshot struct {
 	Schema []string
 	Rows   map[string][]string // table → rows, in rowid (or key) order
@@ -245,7 +245,7 @@ type snapshot struct {
 
 // userObjects are the schema entries outside colcrypt's own tables.
 const userObjects = `FROM sqlite_master WHERE name NOT LIKE 'colcrypt\_%' ESCAPE '\'
-	AND name NOT LIKE 'sqlite\_autoindex\_colcrypt\_%' ESCAPE '\' AND name <> 'sqlite_sequence'`
+	AND name NOT LIKE 'sqlite\_autoindex\_colcrypt\_%' ESCAPE '\'`
 
 func (f *fixture) snapshot() snapshot {
 	f.t.Helper()

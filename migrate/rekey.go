@@ -185,8 +185,10 @@ func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob)
 	}
 	if cipher.IVLen(suite, c.plan.IV) > 0 {
 		target.IVColumn = c.col.Name + ivColumnSuffix
-		if err := e.m.AddColumn(ctx, e.db, t.tn, target.IVColumn, c.ivType); err != nil {
-			return fmt.Errorf("add IV column to %s: %w", t.name, err)
+		if err := e.ddl(ctx, "add IV column to "+t.name, func(ctx context.Context) error {
+			return e.m.AddColumn(ctx, e.db, t.tn, target.IVColumn, c.ivType)
+		}); err != nil {
+			return err
 		}
 	}
 	if err := e.st.clearChunks(ctx, j.ID, t.tn.String(), phaseRekey); err != nil {
@@ -334,7 +336,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
-			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: t.keyTypes, Set: set, Rows: out}, &dg, nil)
+			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out}, &dg, nil)
 	}
 	total, err := e.countRows(ctx, t)
 	if err != nil {
@@ -358,8 +360,10 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			return err
 		}
 		if oldIV != "" && st.IVColumn == "" {
-			if err := e.m.DropColumn(ctx, e.db, t.tn, oldIV); err != nil {
-				return fmt.Errorf("drop the IV column the new suite no longer needs: %w", err)
+			if err := e.ddl(ctx, "drop the IV column the new suite no longer needs", func(ctx context.Context) error {
+				return e.m.DropColumn(ctx, e.db, t.tn, oldIV)
+			}); err != nil {
+				return err
 			}
 		}
 	}

@@ -17,10 +17,10 @@ import (
 // must finish, and verify after cut-over and revert must both pass: no
 // chunk's plaintext digest may be counted twice.
 func TestResumeAfterOutOfOrderChunks(t *testing.T) {
-	f := newFixture(t, customersSetup(3000)...)
+	f := newFixture(t, customersSetup(1200)...)
 	p := customersPlan(f, "plan.yaml", "")
 	before := f.snapshot()
-	f.apply(p, migrate.Options{Until: "copy", Workers: 1, BatchRows: 100})
+	f.apply(p, migrate.Options{Until: "copy", Workers: 1, BatchRows: 50})
 
 	db := f.raw()
 	type chunkRow struct {
@@ -46,7 +46,7 @@ func TestResumeAfterOutOfOrderChunks(t *testing.T) {
 	// The gap: a chunk in the middle, not the first (lo "") nor the last (hi "").
 	var gap *chunkRow
 	for i := range chunks {
-		if chunks[i].lo != "" && chunks[i].hi != "" && chunks[i].rows != 100 {
+		if chunks[i].lo != "" && chunks[i].hi != "" && chunks[i].rows != 50 {
 			gap = &chunks[i]
 			break
 		}

@@ -49,6 +49,15 @@ func isTransient(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
+	// SQL Server errors carry their number: deadlock victim, lock request
+	// timeout, and the connection-level failures of a failover.
+	var numbered interface{ SQLErrorNumber() int32 }
+	if errors.As(err, &numbered) {
+		switch numbered.SQLErrorNumber() {
+		case 1205, 1222, 40197, 40501, 40613, 49918, 49919, 49920, 4060, 233, 10053, 10054, 10060:
+			return true
+		}
+	}
 	msg := strings.ToLower(err.Error())
 	for _, m := range transientMarkers {
 		if strings.Contains(msg, m) {

@@ -91,18 +91,18 @@ func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tabl
 		}
 	}
 	for _, t := range tables {
+		drop := []string{}
 		for _, c := range t.cols {
-			if err := e.m.DropColumn(ctx, e.db, t.tn, c.state.Temp); err != nil {
-				return err
-			}
+			drop = append(drop, c.state.Temp)
 			if c.state.IVColumn != "" {
-				if err := e.m.DropColumn(ctx, e.db, t.tn, c.state.IVColumn); err != nil {
-					return err
-				}
+				drop = append(drop, c.state.IVColumn)
 			}
 		}
 		if t.rowID != "" {
-			if err := e.m.DropColumn(ctx, e.db, t.tn, t.rowID); err != nil {
+			drop = append(drop, t.rowID)
+		}
+		for _, col := range drop {
+			if err := e.ddl(ctx, "drop "+col+" from "+t.name, func(ctx context.Context) error { return e.m.DropColumn(ctx, e.db, t.tn, col) }); err != nil {
 				return err
 			}
 		}
@@ -128,9 +128,18 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 	switch phase {
 	case phasePrepared:
 		for _, t := range tables {
+			// Cut-over dropped the row id a keyless table is paged by:
+			// the decrypt needs it again (Unswap drops it).
+			if t.rowID != "" {
+				if err := e.ddl(ctx, "add "+rowIDColumn+" to "+t.name, func(ctx context.Context) error { return e.m.AddRowID(ctx, e.db, t.tn) }); err != nil {
+					return err
+				}
+			}
 			for _, c := range t.cols {
-				if err := e.m.AddColumn(ctx, e.db, t.tn, c.col.Name+restoredColumnSuffix, c.col.Declared); err != nil {
-					return fmt.Errorf("add restore column to %s: %w", t.name, err)
+				if err := e.ddl(ctx, "add restore column to "+t.name, func(ctx context.Context) error {
+					return e.m.AddColumn(ctx, e.db, t.tn, c.col.Name+restoredColumnSuffix, c.col.Declared)
+				}); err != nil {
+					return err
 				}
 				c.state.State = StateDecrypting
 				c.state.Percent = 0
@@ -257,7 +266,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, SetExpr: setExpr, Rows: out}, &dg, nil)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: cipherKeyTypes(tj), Set: set, SetExpr: setExpr, Rows: out}, &dg, nil)
 	}
 	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj, false), work, prog)
 }

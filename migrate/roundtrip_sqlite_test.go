@@ -426,7 +426,7 @@ func TestApplyUntil(t *testing.T) {
 		for _, then := range []string{"finish", "revert"} {
 			t.Run(until+"/"+then, func(t *testing.T) {
 				t.Parallel()
-				f := newFixture(t, customersSetup(500)...)
+				f := newFixture(t, customersSetup(150)...)
 				p := customersPlan(f, "plan.yaml", "")
 				before, beforeData := f.snapshot(), f.userData()
 

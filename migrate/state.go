@@ -2,7 +2,9 @@ package migrate
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,8 +114,8 @@ func (s *store) ensure(ctx context.Context) error {
 		{ddlTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, table_name %[1]s NOT NULL, seq %[3]s NOT NULL,
 			kind %[1]s NOT NULL, name %[1]s NOT NULL, definition %[2]s NOT NULL, PRIMARY KEY (job_id, table_name, seq)`, t.Key, t.Text, t.BigInt)},
 		{chunkTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, table_name %[1]s NOT NULL, phase %[1]s NOT NULL,
-			lo %[1]s NOT NULL, hi %[2]s, rows_done %[3]s NOT NULL, digest %[1]s NOT NULL, row_hashes %[4]s, done_at %[1]s NOT NULL,
-			PRIMARY KEY (job_id, table_name, phase, lo)`, t.Key, t.Text, t.BigInt, t.Blob)},
+			lo_hash %[1]s NOT NULL, lo %[2]s NOT NULL, hi %[2]s, rows_done %[3]s NOT NULL, digest %[1]s NOT NULL, row_hashes %[4]s,
+			done_at %[1]s NOT NULL, PRIMARY KEY (job_id, table_name, phase, lo_hash)`, t.Key, t.Text, t.BigInt, t.Blob)},
 		{eventTableName, fmt.Sprintf(`job_id %[1]s NOT NULL, seq %[3]s NOT NULL, at %[1]s NOT NULL, event %[1]s NOT NULL,
 			detail %[2]s, PRIMARY KEY (job_id, seq)`, t.Key, t.Text, t.BigInt)},
 	}
@@ -419,8 +421,16 @@ func (s *store) chunks(ctx context.Context, jobID, table, phase string) (map[str
 // checkpointSQL is the insert of a chunk checkpoint, run in the same
 // transaction as the chunk's writes so that both happen or neither does.
 func (s *store) checkpointSQL() string {
-	return "INSERT INTO " + s.table(chunkTableName) + " (job_id, table_name, phase, lo, hi, rows_done, digest, row_hashes, done_at) VALUES (" +
-		s.placeholders(1, 9) + ")"
+	return "INSERT INTO " + s.table(chunkTableName) + " (job_id, table_name, phase, lo_hash, lo, hi, rows_done, digest, row_hashes, done_at) VALUES (" +
+		s.placeholders(1, 10) + ")"
+}
+
+// loHash keys a chunk record: the encoded lower key can be long (text and
+// composite keys), too long for an index key on SQL Server, so the primary
+// key holds its hash and the text sits beside it.
+func loHash(lo string) string {
+	h := sha256.Sum256([]byte(lo))
+	return hex.EncodeToString(h[:16])
 }
 
 func (s *store) clearChunks(ctx context.Context, jobID, table, phase string) error {

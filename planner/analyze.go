@@ -98,7 +98,7 @@ func newTableReport(t *Target, d dialect.Dialect) *TableReport {
 			cr.Codec = codec
 			var declared int64 // 0: unbounded
 			if m := codec.MaxPlainBytes(); m > 0 {
-				declared = int64(cipher.CiphertextLen(cipher.Suite(cp.Suite), cp.Versioned, int(m)))
+				declared = int64(cipher.CiphertextLen(cp.Suite, cp.Versioned, int(m)))
 			}
 			cr.CiphertextType = d.CiphertextType(declared)
 		}

@@ -664,7 +664,11 @@ func (d *planDecoder) job(fields map[string]yamlField, j *Job) {
 		}
 	}
 	if f, ok := fields["plaintext"]; ok {
-		if v, ok := d.oneOf(f.value, "job.plaintext", "plaintext mode", planPlaintextModes); ok {
+		// SPEC §6 writes `plaintext: null` unquoted, which YAML reads as a
+		// null; the word itself (not ~ or an empty value) means the mode.
+		if n := f.value; n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && n.Value == PlaintextNull {
+			j.Plaintext = PlaintextNull
+		} else if v, ok := d.oneOf(n, "job.plaintext", "plaintext mode", planPlaintextModes); ok {
 			j.Plaintext = v
 		}
 	}

@@ -1073,3 +1073,21 @@ func TestParseWithoutPath(t *testing.T) {
 		t.Errorf("error = %v, want plan:1:10: version must be an integer", err)
 	}
 }
+
+// TestPlaintextNullUnquoted: SPEC §6 writes the option unquoted, which YAML
+// reads as a null value; it must mean the "null" mode, while ~ or an empty
+// value stays an error.
+func TestPlaintextNullUnquoted(t *testing.T) {
+	base := "version: 1\ndatabase:\n  engine: sqlite\n  dsn: x.db\nkeystore: k\ntables:\n  - name: t\n    columns:\n      - name: c\njob:\n  plaintext: "
+	for _, v := range []string{"null", `"null"`} {
+		p, err := Parse([]byte(base+v+"\n"), "plan.yaml")
+		if err != nil || p.Job.Plaintext != PlaintextNull {
+			t.Errorf("plaintext: %s → %v, %q; want the null mode", v, err, p.Job.Plaintext)
+		}
+	}
+	for _, v := range []string{"~", ""} {
+		if _, err := Parse([]byte(base+v+"\n"), "plan.yaml"); err == nil {
+			t.Errorf("plaintext: %q was accepted", v)
+		}
+	}
+}

@@ -122,7 +122,11 @@ func (r *Report) total() {
 // Verdict is the report in one line.
 func (r *Report) Verdict() string {
 	if n := r.Blockers(); n > 0 {
-		return fmt.Sprintf("%s: apply refuses to run until they are resolved.", plural(int64(n), "blocker"))
+		them := "them"
+		if n == 1 {
+			them = "it"
+		}
+		return fmt.Sprintf("%s: apply refuses to run until you resolve %s.", plural(int64(n), "blocker"), them)
 	}
 	return fmt.Sprintf("No blockers: apply can run (%s, %s).",
 		plural(int64(r.Totals.Actions), "action"), plural(int64(r.Totals.Warnings), "warning"))

@@ -38,32 +38,38 @@ type Finding struct {
 // Rule identifiers. They appear in reports and JSON output and never change
 // meaning.
 const (
-	RuleIdentity           = "identity"
-	RuleUnsupportedType    = "unsupported-type"
-	RuleAlreadyEncrypted   = "already-encrypted"
-	RulePrimaryKey         = "primary-key"
-	RuleForeignKey         = "foreign-key"
-	RuleReferencedByFK     = "referenced-by-foreign-key"
-	RuleUnique             = "unique"
-	RuleIndex              = "index"
-	RuleCheckConstraint    = "check-constraint"
-	RuleDefault            = "default"
-	RuleTrigger            = "trigger"
-	RuleDependent          = "dependent"
-	RuleComputed           = "computed"
-	RuleNameConflict       = "name-conflict"
-	RuleRowSize            = "row-size"
-	RuleDeclaredRowSize    = "declared-row-size"
-	RuleLargeObject        = "large-object"
-	RuleValueLimit         = "value-limit"
-	RuleNoKey              = "no-key"
-	RuleLegacySuite        = "legacy-suite"
-	RuleColumnCount        = "column-count"
-	colcryptTriggerPrefix  = "colcrypt_" // colcrypt's own (online catch-up) triggers never block
-	ivColumnSuffix         = "_iv"       // SPEC §2: the companion column is <column>_iv
-	rowIDColumn            = "colcrypt_row_id"
-	rowIDBytes             = 8 // colcrypt_row_id is a bigint (identity/bigserial)
-	ciphertextProbeMaxSize = 1 // any bounded size, to learn the base type of bounded ciphertext columns
+	RuleIdentity         = "identity"
+	RuleUnsupportedType  = "unsupported-type"
+	RuleAlreadyEncrypted = "already-encrypted"
+	RulePrimaryKey       = "primary-key"
+	RuleForeignKey       = "foreign-key"
+	RuleReferencedByFK   = "referenced-by-foreign-key"
+	RuleUnique           = "unique"
+	RuleIndex            = "index"
+	RuleCheckConstraint  = "check-constraint"
+	RuleDefault          = "default"
+	RuleTrigger          = "trigger"
+	RuleDependent        = "dependent"
+	RuleComputed         = "computed"
+	RuleNameConflict     = "name-conflict"
+	RuleRowSize          = "row-size"
+	RuleDeclaredRowSize  = "declared-row-size"
+	RuleLargeObject      = "large-object"
+	RuleValueLimit       = "value-limit"
+	RuleNoKey            = "no-key"
+	RuleLegacySuite      = "legacy-suite"
+	RuleColumnCount      = "column-count"
+)
+
+const (
+	colcryptTriggerPrefix = "colcrypt_" // colcrypt's own (online catch-up) triggers never block
+	ivColumnSuffix        = "_iv"       // SPEC §2: the companion column is <column>_iv
+	rowIDColumn           = "colcrypt_row_id"
+	rowIDBytes            = 8 // colcrypt_row_id is a bigint (identity/bigserial)
+	// boundedProbeBytes is any bounded ciphertext size: with 0 (unbounded)
+	// it gives both ciphertext column types an engine uses (VARBINARY(n)
+	// and VARBINARY(MAX) share the base type varbinary).
+	boundedProbeBytes = 1
 )
 
 // Engine is the part of a dialect the rules consult. None of it touches a
@@ -95,7 +101,7 @@ type Options struct {
 // CheckSizing.
 func CheckSchema(p *Plan, targets []Target, e Engine, opt Options) [][]Finding {
 	c := &checker{plan: p, targets: targets, engine: e, opt: opt, binary: map[string]bool{}}
-	for _, size := range []int64{0, ciphertextProbeMaxSize} {
+	for _, size := range []int64{0, boundedProbeBytes} {
 		c.binary[baseType(e.CiphertextType(size))] = true
 	}
 	out := make([][]Finding, len(targets))
@@ -159,7 +165,7 @@ func (c *checker) table(t *Target) []Finding {
 				name, rowIDColumn)
 		} else {
 			add(SeverityAction, RuleNoKey, name, "",
-				"%s has no primary key and no unique NOT NULL key: colcrypt pages through it by the engine's row id; add a primary key first if the table is rebuilt during the job",
+				"%s has no primary key and no unique NOT NULL key: colcrypt pages through it by the engine's built-in row id, so no column is added; add a primary key to have it batch by key instead",
 				name)
 		}
 	}
@@ -173,15 +179,15 @@ func (c *checker) table(t *Target) []Finding {
 	for i := range t.Plan.Columns {
 		cp := &t.Plan.Columns[i]
 		added++
-		s := cipher.Suite(cp.Suite)
-		if cipher.IVLen(s, cipher.IVMode(cp.IV)) > 0 {
+		s := cp.Suite
+		if cipher.IVLen(s, cp.IV) > 0 {
 			added++
 		}
 		if col := tbl.Column(cp.Name); col != nil {
 			if m := c.maxPlain(col); m > 0 {
 				declared += int64(cipher.CiphertextLen(s, cp.Versioned, int(m)))
 			}
-			declared += int64(cipher.IVLen(s, cipher.IVMode(cp.IV)))
+			declared += int64(cipher.IVLen(s, cp.IV))
 		}
 	}
 	if rowID {
@@ -195,7 +201,7 @@ func (c *checker) table(t *Target) []Finding {
 	}
 	if limits.RowBytes > 0 && declared > limits.RowBytes {
 		add(SeverityWarning, RuleDeclaredRowSize, name, "",
-			"the declared maximum row of %s during migration is %s bytes, over the engine's %s-byte row limit: today's data fits (see rule row-size), but a row filled to its declared sizes would fail to update; plan fewer columns per run to be safe",
+			"the declared maximum row of %s during migration is %s bytes, over the engine's %s-byte row limit: a row filled to its declared sizes would fail to update (rule row-size checks today's rows); plan fewer columns per run to be safe",
 			name, thousands(declared), thousands(limits.RowBytes))
 	}
 
@@ -215,8 +221,8 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 	}
 	name := col.Name
 	obj := table + "." + name
-	suite := cipher.Suite(cp.Suite)
-	deterministic := cipher.IVMode(cp.IV) == cipher.IVColumn
+	suite := cp.Suite
+	deterministic := cp.IV == cipher.IVColumn
 
 	var fs []Finding
 	add := func(sev Severity, rule, object, format string, args ...any) {
@@ -244,18 +250,19 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 	case encrypted:
 		add(SeverityBlocker, RuleAlreadyEncrypted, obj,
 			"%s is already encrypted (by colcrypt, by the engine, or it is a ciphertext column with its %s column): remove it from the plan; use colcrypt rekey to change its key", obj, name+ivColumnSuffix)
-	case iv != nil && cipher.IVLen(suite, cipher.IVMode(cp.IV)) > 0:
+	case iv != nil && cipher.IVLen(suite, cp.IV) > 0:
 		add(SeverityBlocker, RuleNameConflict, table+"."+iv.Name,
 			"%s already has a column %s, the name colcrypt gives the IV column of %s: rename that column, or use iv: column or the AEAD suite (no IV column) for %s", table, iv.Name, name, name)
 	}
 
 	if pk := tbl.PrimaryKey; pk != nil && pk.HasColumn(name) {
+		object := nameOr(pk.Name, table)
 		if deterministic {
-			add(SeverityAction, RulePrimaryKey, pk.Name,
-				"primary key %s on %s is dropped before the copy and recreated on the ciphertext column after cut-over (iv: column keeps equal values equal)", pk.Name, obj)
+			add(SeverityAction, RulePrimaryKey, object,
+				"primary key%s on %s is dropped before the copy and recreated on the ciphertext column after cut-over (iv: column keeps equal values equal)", spaced(pk.Name), obj)
 		} else {
-			add(SeverityBlocker, RulePrimaryKey, pk.Name,
-				"primary key %s covers %s, and field-level IVs encrypt equal values differently: set iv: column for %s in the plan, or move the primary key to another column", pk.Name, obj, name)
+			add(SeverityBlocker, RulePrimaryKey, object,
+				"primary key%s covers %s, and field-level IVs encrypt equal values differently: set iv: column for %s in the plan, or move the primary key to another column", spaced(pk.Name), obj, name)
 		}
 	}
 
@@ -265,12 +272,13 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 			continue
 		}
 		other := fk.Table.String() + "." + fk.Columns[i]
+		object := nameOr(fk.Name, other)
 		if why := c.fkMismatch(cp, fk.Table, fk.Columns[i]); why == "" {
-			add(SeverityAction, RuleReferencedByFK, fk.Name,
-				"foreign key %s of %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", fk.Name, other, obj, cp.Key)
+			add(SeverityAction, RuleReferencedByFK, object,
+				"foreign key%s of %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", spaced(fk.Name), other, obj, cp.Key)
 		} else {
-			add(SeverityBlocker, RuleReferencedByFK, fk.Name,
-				"foreign key %s of %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", fk.Name, other, obj, why, other, name)
+			add(SeverityBlocker, RuleReferencedByFK, object,
+				"foreign key%s of %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", spaced(fk.Name), other, obj, why, other, name)
 		}
 	}
 	for _, fk := range tbl.ForeignKeys {
@@ -279,12 +287,13 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 			continue
 		}
 		other := fk.RefTable.String() + "." + fk.RefColumns[i]
+		object := nameOr(fk.Name, obj)
 		if why := c.fkMismatch(cp, fk.RefTable, fk.RefColumns[i]); why == "" {
-			add(SeverityAction, RuleForeignKey, fk.Name,
-				"foreign key %s on %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", fk.Name, obj, other, cp.Key)
+			add(SeverityAction, RuleForeignKey, object,
+				"foreign key%s on %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", spaced(fk.Name), obj, other, cp.Key)
 		} else {
-			add(SeverityBlocker, RuleForeignKey, fk.Name,
-				"foreign key %s on %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", fk.Name, obj, other, why, other, name)
+			add(SeverityBlocker, RuleForeignKey, object,
+				"foreign key%s on %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", spaced(fk.Name), obj, other, why, other, name)
 		}
 	}
 
@@ -320,12 +329,13 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		if !references(ck.Columns, ck.Expr, name) {
 			continue
 		}
+		object := nameOr(ck.Name, obj)
 		if c.plan.Job.DropCheckConstraints {
-			add(SeverityAction, RuleCheckConstraint, ck.Name,
-				"check constraint %s (%s) on %s is dropped before the copy and not recreated, since it cannot hold on ciphertext; it is recorded and restored on revert", ck.Name, ck.Expr, obj)
+			add(SeverityAction, RuleCheckConstraint, object,
+				"check constraint%s (%s) on %s is dropped before the copy and not recreated, since it cannot hold on ciphertext; it is recorded and restored on revert", spaced(ck.Name), ck.Expr, obj)
 		} else {
-			add(SeverityBlocker, RuleCheckConstraint, ck.Name,
-				"check constraint %s (%s) references %s and would be checked against ciphertext: set job.drop_check_constraints: true to have colcrypt drop it (restored on revert), or drop it yourself", ck.Name, ck.Expr, obj)
+			add(SeverityBlocker, RuleCheckConstraint, object,
+				"check constraint%s (%s) references %s and would be checked against ciphertext: set job.drop_check_constraints: true to have colcrypt drop it (restored on revert), or drop it yourself", spaced(ck.Name), ck.Expr, obj)
 		}
 	}
 
@@ -375,9 +385,9 @@ func (c *checker) fkMismatch(cp *ColumnPlan, table schema.TableName, column stri
 	switch {
 	case partner == nil:
 		return other + " is not in the plan"
-	case cipher.IVMode(cp.IV) != cipher.IVColumn:
+	case cp.IV != cipher.IVColumn:
 		return cp.Name + " uses iv: " + string(cp.IV)
-	case cipher.IVMode(partner.IV) != cipher.IVColumn:
+	case partner.IV != cipher.IVColumn:
 		return other + " uses iv: " + string(partner.IV)
 	case cp.Suite != partner.Suite:
 		return fmt.Sprintf("%s uses suite %s and %s suite %s", cp.Name, cp.Suite, other, partner.Suite)
@@ -528,6 +538,23 @@ func mentions(text, name string) bool {
 
 func identChar(b byte) bool {
 	return b == '_' || b == '$' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 0x80
+}
+
+// nameOr returns name, or fallback when name is empty (an unnamed constraint).
+func nameOr(name, fallback string) string {
+	if name == "" {
+		return fallback
+	}
+	return name
+}
+
+// spaced puts a space before a constraint name, so that messages read
+// "primary key pk_x on t.c" or, unnamed, "primary key on t.c".
+func spaced(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " " + name
 }
 
 func sameTable(a, b schema.TableName) bool {

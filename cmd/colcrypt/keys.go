@@ -245,9 +245,7 @@ func newKeysRetireCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if planPath == "" {
-				a.log.Warn("retiring without --plan: no database was checked for values still under this version", "key", name, "version", version)
-			} else {
+			if planPath != "" {
 				e, closeDB, err := a.engine(cmd.Context(), planPath, false, jobFlags{})
 				if err != nil {
 					return err
@@ -275,6 +273,10 @@ func newKeysRetireCmd(a *app) *cobra.Command {
 				}
 			}
 			a.log.Info("key retired", "keystore", path, "key", name, "version", version, "check_value", checkValue)
+			if planPath == "" {
+				a.log.Warn("retired without --plan: no database was checked for values still under this version; they stay readable, "+
+					"but rekey them before relying on the retirement", "key", name, "version", version)
+			}
 			fmt.Fprintf(a.stdout, "retired key %s version %d\n", name, version)
 			return nil
 		},

@@ -61,7 +61,7 @@ func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	for k, v := range sessionSettings {
 		cfg.RuntimeParams[k] = v
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(markSchemaSeen), stdlib.OptionResetSession(forgetStatementsAfterSwap))
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(err, dsnSecrets(dsn, cfg)))

@@ -403,6 +403,9 @@ func buildIndexes(t *schema.Table, rows []indexColumnRow) {
 			Unique:     first.IsUnique,
 			Primary:    first.IsPrimaryKey,
 			Constraint: first.IsPrimaryKey || first.IsUniqueConstraint,
+			// A filtered index is unique only over its filter: it cannot
+			// identify every row for batching (schema.Table.UsableKey).
+			Partial:    first.Filter != "",
 			Definition: indexDefinition(t.Name, first, keys, desc, included),
 		}
 		if ix.Primary {

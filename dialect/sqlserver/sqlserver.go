@@ -1,8 +1,11 @@
 // Package sqlserver is colcrypt's Microsoft SQL Server engine: connecting
 // through github.com/microsoft/go-mssqldb, quoting T-SQL identifiers,
 // reading a table and everything that depends on it from the sys catalog
-// views, and the canonical plaintext encoding of each supported type, which
-// is the value's own bytes as CAST(col AS VARBINARY(MAX)) returns them.
+// views, the canonical plaintext encoding of each supported type, which
+// is the value's own bytes as CAST(col AS VARBINARY(MAX)) returns them, and
+// the write side the migration engine drives (dialect.Mover): chunk writes
+// through a staging table loaded with TDS bulk copy, and the column swap
+// at cut-over and its reverse, each in one transaction.
 //
 // The package registers itself as "sqlserver" in init; import it for its
 // side effect.
@@ -10,7 +13,9 @@
 // Known limits: it needs SQL Server 2016 or later (sys.columns.encryption_type);
 // char, varchar and text columns whose collation uses another code page
 // than the database's default collation may not be restored byte for byte
-// (see codec.RestoreExpr).
+// (see codec.RestoreExpr); a reverted column comes back last in the table,
+// and a reverted text, ntext or image column keeps NULL and the database's
+// default collation (see Unswap).
 package sqlserver
 
 import (

@@ -1,0 +1,286 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/colcrypt/colcrypt/dialect"
+)
+
+// BulkUpdate implements dialect.Mover with one statement per chunk: each
+// column of the chunk travels as one array parameter, unnest turns the
+// arrays back into rows, and UPDATE ... FROM joins them to the table on the
+// key:
+//
+//	UPDATE t SET c = v.s1, c_iv = v.s2
+//	FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS v(k1, s1, s2)
+//	WHERE t.id = v.k1
+//
+// One round trip and one (cached) plan per chunk instead of one per row;
+// pgx sends the arrays in binary, so ciphertexts are never hex-encoded.
+// The key arrays have the key columns' declared types, so the join seeks
+// the key's index.
+func (d Dialect) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update) error {
+	if len(u.Rows) == 0 {
+		return nil
+	}
+	nk := len(u.Key)
+	for i, row := range u.Rows {
+		if len(row) != nk+len(u.Set) {
+			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d key and %d set values",
+				u.Table, i+1, len(row), nk, len(u.Set))
+		}
+	}
+	var (
+		args                      []any
+		arrays, names, set, where []string
+	)
+	addArray := func(arr any, typ, name string) {
+		args = append(args, arr)
+		arrays = append(arrays, "$"+strconv.Itoa(len(args))+typ)
+		names = append(names, name)
+	}
+	for i, k := range u.Key {
+		declared := ""
+		if i < len(u.KeyTypes) {
+			declared = u.KeyTypes[i]
+		}
+		arr, typ, err := keyArray(u.Rows, i, declared)
+		if err != nil {
+			return fmt.Errorf("bulk update of %s: key column %s: %w", u.Table, k, err)
+		}
+		name := "k" + strconv.Itoa(i+1)
+		addArray(arr, typ, name)
+		where = append(where, "t."+d.Quote(k)+" = v."+name)
+	}
+	for j, c := range u.Set {
+		arr, typ, err := valueArray(u.Rows, nk+j)
+		if err != nil {
+			return fmt.Errorf("bulk update of %s: column %s: %w", u.Table, c, err)
+		}
+		// A column that is NULL in every row of the chunk gets an untyped
+		// NULL: a typed array of NULLs could not be assigned to a column of
+		// another type (text to bytea) without a cast.
+		expr := "NULL"
+		if arr != nil {
+			name := "s" + strconv.Itoa(j+1)
+			addArray(arr, typ, name)
+			expr = "v." + name
+		}
+		if j < len(u.SetExpr) && u.SetExpr[j] != nil {
+			expr = u.SetExpr[j](expr)
+		}
+		set = append(set, d.Quote(c)+" = "+expr)
+	}
+	q := "UPDATE " + d.QuoteTable(u.Table) + " AS t SET " + strings.Join(set, ", ") +
+		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +
+		" WHERE " + strings.Join(where, " AND ")
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("bulk update of %s: %w", u.Table, err)
+	}
+	return nil
+}
+
+// keyArray gathers column col of the rows, values of a key column as
+// database/sql scanned them from pgx, into a typed slice, and gives the
+// array type to cast its parameter to. Numbers, booleans and times go in
+// binary as the key's declared type. Strings (uuid, char, varchar, numeric,
+// every type pgx scans as text) go as text[] cast to the declared type on
+// the server, which parses the text PostgreSQL itself produced.
+func keyArray(rows [][]any, col int, declared string) (any, string, error) {
+	first, err := commonType(rows, col)
+	if err != nil {
+		if arr, ok := infiniteTimes(rows, col, declared); ok {
+			return arr, "::" + declared + "[]", nil
+		}
+		return nil, "", err
+	}
+	if first == nil {
+		return nil, "", fmt.Errorf("the key is NULL")
+	}
+	for _, r := range rows {
+		if r[col] == nil {
+			return nil, "", fmt.Errorf("the key is NULL in some rows")
+		}
+	}
+	typed := func(fallback string) string {
+		if declared == "" {
+			return "::" + fallback + "[]"
+		}
+		return "::" + declared + "[]"
+	}
+	switch first.(type) {
+	case int64:
+		// "" is the engine's own row-id column, a bigint.
+		return collect[int64](rows, col), typed("bigint"), nil
+	case float64:
+		return collect[float64](rows, col), typed("double precision"), nil
+	case bool:
+		return collect[bool](rows, col), typed("boolean"), nil
+	case time.Time:
+		return collect[time.Time](rows, col), typed("timestamp with time zone"), nil
+	case []byte:
+		if !textAsBytes[strings.ToLower(declared)] {
+			// bytea, or an encrypted key column after cut-over: its
+			// recorded type is the plaintext's, its values ciphertexts.
+			return collect[[]byte](rows, col), "::bytea[]", nil
+		}
+		// json, jsonb and xml come back as bytes: their text.
+		s := make([]string, len(rows))
+		for i, r := range rows {
+			s[i] = string(r[col].([]byte))
+		}
+		return s, textAs(declared), nil
+	case string:
+		return collect[string](rows, col), textAs(declared), nil
+	}
+	return nil, "", fmt.Errorf("unsupported key value of type %T", first)
+}
+
+// infiniteTimes gathers a date or timestamp key column holding both
+// times and infinities: the driver scans 'infinity' and '-infinity' as
+// strings, every other value as a time.Time.
+func infiniteTimes(rows [][]any, col int, declared string) (any, bool) {
+	typ := strings.ToLower(declared)
+	if !strings.HasPrefix(typ, "date") && !strings.HasPrefix(typ, "timestamp") {
+		return nil, false
+	}
+	times := make([]time.Time, len(rows))
+	mods := make([]pgtype.InfinityModifier, len(rows))
+	for i, r := range rows {
+		switch v := r[col].(type) {
+		case time.Time:
+			times[i] = v
+		case string:
+			switch v {
+			case "infinity":
+				mods[i] = pgtype.Infinity
+			case "-infinity":
+				mods[i] = pgtype.NegativeInfinity
+			default:
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+	}
+	switch {
+	case strings.HasPrefix(typ, "date"):
+		out := make([]pgtype.Date, len(rows))
+		for i := range out {
+			out[i] = pgtype.Date{Time: times[i], InfinityModifier: mods[i], Valid: true}
+		}
+		return out, true
+	case strings.Contains(typ, "with time zone"):
+		out := make([]pgtype.Timestamptz, len(rows))
+		for i := range out {
+			out[i] = pgtype.Timestamptz{Time: times[i], InfinityModifier: mods[i], Valid: true}
+		}
+		return out, true
+	}
+	out := make([]pgtype.Timestamp, len(rows))
+	for i := range out {
+		out[i] = pgtype.Timestamp{Time: times[i], InfinityModifier: mods[i], Valid: true}
+	}
+	return out, true
+}
+
+// textAsBytes are the types that pgx's database/sql driver scans as
+// []byte holding their text.
+var textAsBytes = map[string]bool{"json": true, "jsonb": true, "xml": true}
+
+// textAs casts a text[] parameter to an array of the declared type.
+func textAs(declared string) string {
+	if declared == "" {
+		return "::text[]"
+	}
+	return "::text[]::" + declared + "[]"
+}
+
+// valueArray gathers column col of the rows, values to write, into a typed
+// slice whose nil elements are NULLs, and gives its array type. It returns
+// a nil slice when every value is NULL.
+func valueArray(rows [][]any, col int) (any, string, error) {
+	first, err := commonType(rows, col)
+	if err != nil || first == nil {
+		return nil, "", err
+	}
+	switch first.(type) {
+	case []byte:
+		out := make([][]byte, len(rows))
+		for i, r := range rows {
+			if r[col] == nil {
+				continue
+			}
+			b := r[col].([]byte)
+			if b == nil {
+				// A typed nil (an empty plaintext decrypted) is an empty
+				// value, not NULL: pgx would send a nil element as NULL.
+				b = []byte{}
+			}
+			out[i] = b
+		}
+		return out, "::bytea[]", nil
+	case string:
+		return collectNullable[string](rows, col), "::text[]", nil
+	case int64:
+		return collectNullable[int64](rows, col), "::bigint[]", nil
+	case float64:
+		return collectNullable[float64](rows, col), "::double precision[]", nil
+	case bool:
+		return collectNullable[bool](rows, col), "::boolean[]", nil
+	case time.Time:
+		return collectNullable[time.Time](rows, col), "::timestamp with time zone[]", nil
+	}
+	return nil, "", fmt.Errorf("unsupported value of type %T", first)
+}
+
+// commonType returns the first non-NULL value of column col, after checking
+// that every non-NULL value has its Go type; nil when all are NULL.
+func commonType(rows [][]any, col int) (any, error) {
+	var first any
+	for _, r := range rows {
+		v := r[col]
+		if v == nil {
+			continue
+		}
+		if first == nil {
+			first = v
+			continue
+		}
+		if reflect.TypeOf(v) != reflect.TypeOf(first) {
+			return nil, fmt.Errorf("values of different types in one column (%T and %T)", first, v)
+		}
+	}
+	return first, nil
+}
+
+// collect copies column col of rows, all of type T, into a []T.
+func collect[T any](rows [][]any, col int) []T {
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		out[i] = r[col].(T)
+	}
+	return out
+}
+
+// collectNullable copies column col of rows into a []*T, nil for NULL.
+func collectNullable[T any](rows [][]any, col int) []*T {
+	out := make([]*T, len(rows))
+	vals := make([]T, len(rows))
+	for i, r := range rows {
+		if r[col] == nil {
+			continue
+		}
+		vals[i] = r[col].(T)
+		out[i] = &vals[i]
+	}
+	return out
+}

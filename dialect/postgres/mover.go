@@ -1,0 +1,146 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+var _ dialect.Mover = Dialect{}
+
+// PostgreSQL has concurrent writers, so Dialect deliberately does not
+// implement dialect.SingleWriter: chunk writes run in parallel.
+
+// rowIDColumn is the column added to tables without a usable key; the
+// migration engine names it the same.
+const rowIDColumn = "colcrypt_row_id"
+
+// ddlLockTimeout bounds how long a cut-over (and any other ALTER TABLE
+// of a job) waits for a table lock. ALTER TABLE takes an ACCESS EXCLUSIVE
+// lock, and while it waits every other query on the table queues behind
+// it; better to give up after a few seconds (SQLSTATE 55P03, which the
+// engine's retry helper treats as transient) and try again than to stall
+// the application behind a long transaction.
+const ddlLockTimeout = 5 * time.Second
+
+// StateTypes implements dialect.Mover.
+func (Dialect) StateTypes() dialect.StateTypes {
+	return dialect.StateTypes{Text: "text", Key: "text", Blob: "bytea", BigInt: "bigint"}
+}
+
+// Placeholder implements dialect.Mover.
+func (Dialect) Placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+// FirstRows implements dialect.Mover.
+func (Dialect) FirstRows(query string, offset, n int64) string {
+	return query + " LIMIT " + strconv.FormatInt(n, 10) + " OFFSET " + strconv.FormatInt(offset, 10)
+}
+
+// RowID implements dialect.Mover: PostgreSQL's ctid changes with every
+// update, so a table without a usable key gets an identity column.
+func (Dialect) RowID() (string, bool) { return rowIDColumn, true }
+
+// AddColumn implements dialect.Mover. A nullable column without a default
+// is a change to the catalog only: no row is rewritten.
+func (d Dialect) AddColumn(ctx context.Context, db *sql.DB, table schema.TableName, column, typ string) error {
+	err := inDDLTx(ctx, db, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(table)+" ADD COLUMN IF NOT EXISTS "+d.Quote(column)+" "+typ)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add column %s to %s: %w", column, table, err)
+	}
+	return nil
+}
+
+// inDDLTx runs DDL in a transaction that waits at most ddlLockTimeout for
+// its locks: ALTER TABLE needs an exclusive lock, and while it waits for
+// one every other query on the table queues behind it. A timeout fails
+// with SQLSTATE 55P03, which a retry can wait out.
+func inDDLTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, setLockTimeout); err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// setLockTimeout applies ddlLockTimeout to the current transaction.
+var setLockTimeout = "SET LOCAL lock_timeout = '" + strconv.FormatInt(ddlLockTimeout.Milliseconds(), 10) + "ms'"
+
+// AddRowID implements dialect.Mover: an identity column, which numbers the
+// existing rows as it is added (a table rewrite), and a unique index on it
+// so that keyset paging seeks instead of scanning.
+func (d Dialect) AddRowID(ctx context.Context, db *sql.DB, table schema.TableName) error {
+	qt := d.QuoteTable(table)
+	err := inDDLTx(ctx, db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+qt+" ADD COLUMN IF NOT EXISTS "+d.Quote(rowIDColumn)+
+			" bigint GENERATED ALWAYS AS IDENTITY"); err != nil {
+			return err
+		}
+		var indexed bool
+		if err := tx.QueryRowContext(ctx, `
+SELECT EXISTS (
+  SELECT 1 FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+  WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+    AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2)`, qt, rowIDColumn).Scan(&indexed); err != nil {
+			return fmt.Errorf("look for its index: %w", err)
+		}
+		if indexed {
+			return nil
+		}
+		// No name: PostgreSQL picks one that is free in the schema.
+		_, err := tx.ExecContext(ctx, "CREATE UNIQUE INDEX ON "+qt+" ("+d.Quote(rowIDColumn)+")")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add %s to %s: %w", rowIDColumn, table, err)
+	}
+	return nil
+}
+
+// DropColumn implements dialect.Mover.
+func (d Dialect) DropColumn(ctx context.Context, db *sql.DB, table schema.TableName, column string) error {
+	err := inDDLTx(ctx, db, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(table)+" DROP COLUMN IF EXISTS "+d.Quote(column))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("drop column %s of %s: %w", column, table, err)
+	}
+	return nil
+}
+
+// Purge implements dialect.Mover. VACUUM FULL writes a new copy of the
+// table and its indexes and deletes the old files, so dropped columns and
+// dead row versions holding plaintext are gone from the table's storage.
+// (The write-ahead log and backups taken before still hold them.)
+func (d Dialect) Purge(ctx context.Context, db *sql.DB, table schema.TableName) error {
+	// Without arguments pgx sends the simple protocol, outside any
+	// transaction block, which VACUUM requires.
+	if _, err := db.ExecContext(ctx, "VACUUM FULL "+d.QuoteTable(table)); err != nil {
+		return fmt.Errorf("vacuum full %s: %w", table, err)
+	}
+	return nil
+}
+
+var _ dialect.Slicer = Dialect{}
+
+// Substr implements dialect.Slicer: substring on bytea counts bytes, so
+// status reads the versioned header of each ciphertext in the database.
+func (Dialect) Substr(expr string, from, n int) string {
+	return "substring(" + expr + " FROM " + strconv.Itoa(from) + " FOR " + strconv.Itoa(n) + ")"
+}

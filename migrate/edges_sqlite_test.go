@@ -1,0 +1,166 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/migrate"
+)
+
+// TestAutoincrementSequenceSurvives: the rebuild at cut-over and revert
+// must keep sqlite_sequence, or ids of deleted rows are handed out again,
+// also when the plan spells the table name in another case.
+func TestAutoincrementSequenceSurvives(t *testing.T) {
+	for _, name := range []string{"accounts", "Accounts"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t,
+				`CREATE TABLE accounts (id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL)`,
+				`INSERT INTO accounts (owner) VALUES ('a'), ('b'), ('c'), ('d'), ('e'), ('f')`,
+				`DELETE FROM accounts WHERE id > 3`,
+			)
+			p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: name, columns: []planColumn{{name: "owner"}}}}})
+			before := f.snapshot()
+			nextID := func(when string) {
+				t.Helper()
+				db := f.raw()
+				defer db.Close()
+				var id int64
+				if err := db.QueryRow(`INSERT INTO accounts (owner) VALUES (x'00') RETURNING id`).Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.Exec(`DELETE FROM accounts WHERE id = ?`, id); err != nil {
+					t.Fatal(err)
+				}
+				if id <= 6 {
+					t.Errorf("%s: a new row got id %d, reusing the id of a deleted row (the sequence was at 6)", when, id)
+				}
+			}
+			f.apply(p, migrate.Options{})
+			nextID("after cut-over")
+			if vr := f.verify(p); !vr.OK() {
+				t.Fatalf("verify: %v", vr.Err())
+			}
+			f.revert(p)
+			// The probe rows above moved the sequence on; compare the rest.
+			after := f.snapshot()
+			delete(before.Rows, "sqlite_sequence")
+			delete(after.Rows, "sqlite_sequence")
+			if d := before.diff(after); d != "" {
+				t.Fatalf("after apply and revert the database differs:\n%s", d)
+			}
+			nextID("after revert")
+		})
+	}
+}
+
+// TestPlaintextNull: with plaintext: null the plaintext column is kept
+// under <column>_plaintext and emptied, and revert gives the table back
+// exactly.
+func TestPlaintextNull(t *testing.T) {
+	f := newFixture(t, customersSetup(60)...)
+	p := f.plan("plan.yaml", planSpec{job: "  drop_defaults: true\n  plaintext: \"null\"\n", tables: []planTable{{name: "customers",
+		columns: []planColumn{{name: "ssn", iv: "column"}, {name: "email"}}}}})
+	before := f.snapshot()
+	f.apply(p, migrate.Options{})
+	f.wantEncrypted("customers", "ssn", "email")
+	db := f.raw()
+	var kept int
+	err := db.QueryRow(`SELECT count(*) FROM customers WHERE ssn_plaintext IS NOT NULL OR email_plaintext IS NOT NULL`).Scan(&kept)
+	db.Close()
+	if err != nil {
+		t.Fatalf("plaintext: null should keep ssn_plaintext and email_plaintext: %v", err)
+	}
+	if kept != 0 {
+		t.Errorf("%d rows still hold plaintext in the kept columns", kept)
+	}
+	if vr := f.verify(p); !vr.OK() {
+		t.Fatalf("verify: %v", vr.Err())
+	}
+	f.revert(p)
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("after apply and revert the database differs:\n%s", d)
+	}
+}
+
+// TestApplyRevertApply: a plan can be applied again after a full revert,
+// and verify after a revert says there is nothing to verify (exit 2).
+func TestApplyRevertApply(t *testing.T) {
+	f := newFixture(t, customersSetup(80)...)
+	p := customersPlan(f, "plan.yaml", "")
+	before := f.snapshot()
+	for round := 1; round <= 2; round++ {
+		f.apply(p, migrate.Options{})
+		f.wantEncrypted("customers", "ssn", "email", "notes")
+		if vr := f.verify(p); !vr.OK() {
+			t.Fatalf("round %d: verify: %v", round, vr.Err())
+		}
+		f.revert(p)
+		if d := before.diff(f.snapshot()); d != "" {
+			t.Fatalf("round %d: after apply and revert the database differs:\n%s", round, d)
+		}
+		_, err := f.engine(p, f.ks, migrate.Options{}).Verify(context.Background())
+		if err == nil || exitcode.Of(err) != exitcode.BadInput {
+			t.Errorf("round %d: verify after revert: got %v (exit %d), want a nothing-to-verify error (exit 2)", round, err, exitcode.Of(err))
+		}
+	}
+	// Reverting what is already reverted is nothing to do.
+	res, err := f.engine(p, f.ks, migrate.Options{}).Revert(context.Background())
+	if err != nil || !res.Already {
+		t.Errorf("second revert: %+v, %v; want already done", res, err)
+	}
+}
+
+// TestMoreBlockers: objects that would see ciphertext block the plan, and
+// a blocked apply creates nothing at all, not even colcrypt's tables.
+func TestMoreBlockers(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup []string
+		want  string
+	}{
+		{"view", []string{`CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT)`,
+			`CREATE VIEW t_domains AS SELECT substr(email, instr(email, '@') + 1) AS domain FROM t`}, "t_domains"},
+		{"generated column", []string{`CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT,
+			domain TEXT GENERATED ALWAYS AS (substr(email, instr(email, '@') + 1)) VIRTUAL)`}, "domain"},
+		{"unique with iv: field", []string{`CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE)`}, "field-level IVs cannot keep a unique constraint"},
+		{"foreign key to a table outside the plan", []string{`CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE)`,
+			`CREATE TABLE other (id INTEGER PRIMARY KEY, email TEXT REFERENCES t (email))`}, "other.email"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			setup := append(c.setup, `INSERT INTO t (id, email) VALUES (1, 'a@example.com'), (2, NULL)`)
+			f := newFixture(t, setup...)
+			iv := "field"
+			if strings.HasPrefix(c.name, "foreign key") {
+				iv = "column"
+			}
+			p := f.plan("plan.yaml", planSpec{iv: iv, tables: []planTable{{name: "t", columns: []planColumn{{name: "email"}}}}})
+			before := f.snapshot()
+			_, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+			var blocked *migrate.BlockedError
+			if !errors.As(err, &blocked) || exitcode.Of(err) != exitcode.Failed {
+				t.Fatalf("apply: got %v (exit %d), want a BlockedError (exit 1)", err, exitcode.Of(err))
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("blocker %q does not name %q", err, c.want)
+			}
+			if d := before.diff(f.snapshot()); d != "" {
+				t.Fatalf("a blocked apply changed the database:\n%s", d)
+			}
+			db := f.raw()
+			defer db.Close()
+			var n int
+			if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'colcrypt%'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Errorf("a blocked apply created %d colcrypt objects", n)
+			}
+		})
+	}
+}

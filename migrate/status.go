@@ -2,7 +2,11 @@ package migrate
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
 
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 )
@@ -135,4 +139,32 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 	}
 	_ = e.st.event(ctx, j.ID, "verify", detail)
 	return res, nil
+}
+
+// EncryptedColumns reads colcrypt's job state and reports which columns it
+// has encrypted, for the planner's "already encrypted" rule; tables are
+// named as in a plan. A database without job state has none.
+func EncryptedColumns(ctx context.Context, d dialect.Dialect, db *sql.DB) (func(table, column string) bool, error) {
+	m, ok := d.(dialect.Mover)
+	if !ok {
+		return func(string, string) bool { return false }, nil
+	}
+	st := &store{db: db, d: d, m: m}
+	list, err := st.columns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]bool{}
+	for _, c := range list {
+		if c.State == StateEncrypted || c.State == StateKeyChange {
+			done[stateKey(c.Table, c.Column)] = true
+		}
+	}
+	return func(table, column string) bool {
+		tn := schema.ParseTableName(table)
+		if tn.Schema == "" {
+			tn.Schema = d.DefaultSchema()
+		}
+		return done[stateKey(tn.String(), column)]
+	}, nil
 }

@@ -10,6 +10,7 @@ import (
 	_ "github.com/colcrypt/colcrypt/dialect/sqlite"    // registers the sqlite engine
 	_ "github.com/colcrypt/colcrypt/dialect/sqlserver" // registers the sqlserver engine
 	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/migrate"
 	"github.com/colcrypt/colcrypt/planner"
 )
 
@@ -47,7 +48,11 @@ unreachable database.`,
 				return err
 			}
 			defer db.Close()
-			rep, err := planner.Analyze(ctx, p, d, db, planner.Options{})
+			encrypted, err := migrate.EncryptedColumns(ctx, d, db)
+			if err != nil {
+				return err
+			}
+			rep, err := planner.Analyze(ctx, p, d, db, planner.Options{AlreadyEncrypted: encrypted})
 			if err != nil {
 				return err
 			}

@@ -259,7 +259,7 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		object := nameOr(pk.Name, table)
 		if deterministic {
 			add(SeverityAction, RulePrimaryKey, object,
-				"primary key%s on %s is dropped before the copy and recreated on the ciphertext column after cut-over (iv: column keeps equal values equal)", spaced(pk.Name), obj)
+				"primary key%s on %s stays in force during the copy, is dropped at cut-over and recreated on the ciphertext column (iv: column keeps equal values equal)", spaced(pk.Name), obj)
 		} else {
 			add(SeverityBlocker, RulePrimaryKey, object,
 				"primary key%s covers %s, and field-level IVs encrypt equal values differently: set iv: column for %s in the plan, or move the primary key to another column", spaced(pk.Name), obj, name)
@@ -275,7 +275,7 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		object := nameOr(fk.Name, other)
 		if why := c.fkMismatch(cp, fk.Table, fk.Columns[i]); why == "" {
 			add(SeverityAction, RuleReferencedByFK, object,
-				"foreign key%s of %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", spaced(fk.Name), other, obj, cp.Key)
+				"foreign key%s of %s references %s: both columns are encrypted with key %s (iv: column, so equal values stay equal); it is dropped at cut-over and recreated once both are swapped", spaced(fk.Name), other, obj, cp.Key)
 		} else {
 			add(SeverityBlocker, RuleReferencedByFK, object,
 				"foreign key%s of %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", spaced(fk.Name), other, obj, why, other, name)
@@ -290,7 +290,7 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		object := nameOr(fk.Name, obj)
 		if why := c.fkMismatch(cp, fk.RefTable, fk.RefColumns[i]); why == "" {
 			add(SeverityAction, RuleForeignKey, object,
-				"foreign key%s on %s references %s: it is dropped before the copy, both columns are encrypted with key %s (iv: column, so equal values stay equal) and it is recreated after cut-over", spaced(fk.Name), obj, other, cp.Key)
+				"foreign key%s on %s references %s: both columns are encrypted with key %s (iv: column, so equal values stay equal); it is dropped at cut-over and recreated once both are swapped", spaced(fk.Name), obj, other, cp.Key)
 		} else {
 			add(SeverityBlocker, RuleForeignKey, object,
 				"foreign key%s on %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", spaced(fk.Name), obj, other, why, other, name)
@@ -308,13 +308,13 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		switch {
 		case ix.Unique && deterministic:
 			add(SeverityAction, RuleUnique, ix.Name,
-				"unique %s %s on %s is dropped before the copy and recreated on the ciphertext column after cut-over (iv: column keeps equal values equal)", kind, ix.Name, obj)
+				"unique %s %s on %s stays in force during the copy, is dropped at cut-over and recreated on the ciphertext column (iv: column keeps equal values equal)", kind, ix.Name, obj)
 		case ix.Unique:
 			add(SeverityBlocker, RuleUnique, ix.Name,
 				"field-level IVs cannot keep a unique constraint: unique %s %s covers %s; set iv: column for %s in the plan, or drop the unique %s", kind, ix.Name, obj, name, kind)
 		default:
 			add(SeverityAction, RuleIndex, ix.Name,
-				"index %s on %s is dropped before the copy and rebuilt on the ciphertext column after cut-over", ix.Name, obj)
+				"index %s on %s is dropped at cut-over and rebuilt on the ciphertext column", ix.Name, obj)
 			if deterministic {
 				add(SeverityWarning, RuleIndex, ix.Name,
 					"index %s on %s will serve equality lookups only (by ciphertext): ordering and range queries on %s stop working; move them to the application, or drop the index", ix.Name, obj, name)
@@ -332,7 +332,7 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		object := nameOr(ck.Name, obj)
 		if c.plan.Job.DropCheckConstraints {
 			add(SeverityAction, RuleCheckConstraint, object,
-				"check constraint%s (%s) on %s is dropped before the copy and not recreated, since it cannot hold on ciphertext; it is recorded and restored on revert", spaced(ck.Name), ck.Expr, obj)
+				"check constraint%s (%s) on %s is dropped at cut-over and not recreated, since it cannot hold on ciphertext; it is recorded and restored on revert", spaced(ck.Name), ck.Expr, obj)
 		} else {
 			add(SeverityBlocker, RuleCheckConstraint, object,
 				"check constraint%s (%s) references %s and would be checked against ciphertext: set job.drop_check_constraints: true to have colcrypt drop it (restored on revert), or drop it yourself", spaced(ck.Name), ck.Expr, obj)
@@ -342,7 +342,7 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 	if col.Default != "" {
 		if c.plan.Job.DropDefaults {
 			add(SeverityAction, RuleDefault, obj,
-				"default %s on %s is dropped before the copy and restored on revert", col.Default, obj)
+				"default %s on %s is dropped at cut-over and restored on revert", col.Default, obj)
 		} else {
 			add(SeverityBlocker, RuleDefault, obj,
 				"%s has default %s, and a default writes plaintext into the ciphertext column: set job.drop_defaults: true to have colcrypt drop it (restored on revert), or drop the default", obj, col.Default)

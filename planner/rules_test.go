@@ -404,8 +404,8 @@ func TestForeignKeyRules(t *testing.T) {
 			name:       "both planned alike with iv: column",
 			custCol:    planCol("ssn", ivColumn),
 			ordersCols: []ColumnPlan{planCol("customer_ssn", ivColumn)},
-			wantCust:   want{SeverityAction, RuleReferencedByFK, "fk_orders_customer", "ssn", "recreated after cut-over"},
-			wantOrders: &want{SeverityAction, RuleForeignKey, "fk_orders_customer", "customer_ssn", "recreated after cut-over"},
+			wantCust:   want{SeverityAction, RuleReferencedByFK, "fk_orders_customer", "ssn", "recreated once both are swapped"},
+			wantOrders: &want{SeverityAction, RuleForeignKey, "fk_orders_customer", "customer_ssn", "recreated once both are swapped"},
 		},
 		{
 			name:       "different keys",

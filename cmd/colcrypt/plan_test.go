@@ -200,7 +200,7 @@ func TestPlanRulesOnRealSchemas(t *testing.T) {
 			plan: "defaults:\n  iv: column\n" + plan("ssn") + "  - name: orders\n    columns:\n" + columnsYAML("customer_ssn"),
 			want: []finding{
 				{planner.SeverityAction, planner.RuleReferencedByFK, "", "ssn", "dropped at cut-over and recreated once both are swapped"},
-				{planner.SeverityAction, planner.RuleForeignKey, "", "customer_ssn", "recreated after cut-over"},
+				{planner.SeverityAction, planner.RuleForeignKey, "", "customer_ssn", "recreated once both are swapped"},
 			},
 		},
 		{

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/colcrypt/colcrypt/cipher"
@@ -59,11 +60,17 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.resolveOnline(j, tables); err != nil {
+		return nil, err
+	}
 	if j == nil || (j.Kind == jobKindRevert && j.Phase == phaseDone) {
 		if j, err = e.startJob(ctx, id, j, tables, states); err != nil {
 			return nil, err
 		}
 	} else if err := e.checkResume(j, tables); err != nil {
+		return nil, err
+	}
+	if err := e.useJob(j); err != nil {
 		return nil, err
 	}
 	res := &Result{JobID: id, Phase: j.Phase}
@@ -80,7 +87,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			continue
 		}
 		if err := e.runPhase(ctx, j, phase, tables, res); err != nil {
-			_ = e.st.event(context.WithoutCancel(ctx), id, phase+" failed", err.Error())
+			e.note(ctx, id, phase+" failed", err.Error())
 			return res, err
 		}
 		j.Phase = phase
@@ -204,12 +211,19 @@ func (e *Engine) startJob(ctx context.Context, id string, prev *job, tables []*t
 	if err := e.st.ensure(ctx); err != nil {
 		return nil, err
 	}
-	j := &job{ID: id, Fingerprint: e.plan.Fingerprint(), Kind: jobKindEncrypt, PlanPath: e.plan.Path, KeyChecks: checks}
+	first := tables[0].cols[0].plan.Key
+	info, err := e.ks.Latest(first)
+	if err != nil {
+		return nil, exitcode.Input(fmt.Errorf("key %q: %w", first, err))
+	}
+	j := &job{ID: id, Fingerprint: e.plan.Fingerprint(), Kind: jobKindEncrypt, PlanPath: e.plan.Path, KeyChecks: checks,
+		DigestKey: info.Name + "/" + strconv.Itoa(int(info.Version))}
 	if err := e.st.saveJob(ctx, j); err != nil {
 		return nil, err
 	}
 	_ = states
-	return j, e.st.event(ctx, id, "job started", fmt.Sprintf("plan %s, %d table(s)", e.plan.Path, len(tables)))
+	e.note(ctx, id, "job started", fmt.Sprintf("plan %s, %d table(s)", e.plan.Path, len(tables)))
+	return j, nil
 }
 
 // checkResume refuses to resume with a different keystore.
@@ -236,13 +250,16 @@ func (e *Engine) checkResume(j *job, tables []*tableJob) error {
 // runPhase runs one phase over every table.
 func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*tableJob, res *Result) error {
 	e.log.Info("phase started", "phase", phase, "job", j.ID)
-	_ = e.st.event(ctx, j.ID, phase+" started", "")
+	e.note(ctx, j.ID, phase+" started", "")
 	var err error
 	switch phase {
 	case phasePrepared:
 		err = e.prepare(ctx, j, tables)
 	case phaseCopied:
 		err = e.copyAll(ctx, j, tables, phaseCopy, StateEncrypting)
+		if err == nil {
+			err = e.catchUpAll(ctx, tables) // online tables only
+		}
 	case phaseVerified:
 		res.Verify, err = e.verifyAll(ctx, j.ID, tables, false)
 		if err == nil {
@@ -266,7 +283,8 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 		return err
 	}
 	e.log.Info("phase done", "phase", phase, "job", j.ID)
-	return e.st.event(ctx, j.ID, phase+" done", "")
+	e.note(ctx, j.ID, phase+" done", "")
+	return nil
 }
 
 // prepare records the tables' definitions, then adds the ciphertext, IV and
@@ -330,7 +348,12 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 				}
 			}
 		}
-		_ = e.st.event(ctx, j.ID, "prepared table", t.tn.String())
+		if t.online {
+			if err := e.prepareCapture(ctx, j, t); err != nil {
+				return err
+			}
+		}
+		e.note(ctx, j.ID, "prepared table", t.tn.String())
 	}
 	return nil
 }
@@ -420,15 +443,28 @@ func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error 
 				"run colcrypt keys backup %s FILE first (or pass --no-backup-check to waive this)", e.plan.Keystore, e.plan.Keystore))
 		}
 		e.log.Warn("keystore backup check waived with --no-backup-check", "keystore", e.plan.Keystore)
-		_ = e.st.event(ctx, j.ID, "backup check waived", "--no-backup-check given; keystore "+e.plan.Keystore)
+		e.note(ctx, j.ID, "backup check waived", "--no-backup-check given; keystore "+e.plan.Keystore)
 	}
 	for _, group := range groupTables(tables) {
+		// Online: shrink what the cut-over's lock must re-encrypt.
+		if err := e.catchUpAll(ctx, group); err != nil {
+			return err
+		}
 		var swaps []dialect.TableSwap
 		for _, t := range group {
-			swaps = append(swaps, e.tableSwap(t, true))
+			s := e.tableSwap(t, true)
+			e.onlineSwap(&s, t)
+			swaps = append(swaps, s)
 		}
 		if err := retry(ctx, e.log, "cut-over", func(ctx context.Context) error { return e.m.Swap(ctx, e.db, swaps) }); err != nil {
 			return fmt.Errorf("cut-over of %s: %w (the job can be resumed with apply, or undone with revert)", groupNames(group), err)
+		}
+		for _, t := range group {
+			if t.online {
+				if err := e.rebaseline(ctx, j.ID, t); err != nil {
+					return fmt.Errorf("record the digests of %s after the cut-over: %w (run apply again to finish)", t.name, err)
+				}
+			}
 		}
 		for _, t := range group {
 			for _, c := range t.cols {
@@ -437,7 +473,12 @@ func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error 
 					return err
 				}
 			}
-			_ = e.st.event(ctx, j.ID, "cut over table", t.tn.String())
+			if t.keyIsEnc {
+				if err := e.st.redactBoundaries(ctx, j.ID, t.tn.String(), phaseCopy); err != nil {
+					return err
+				}
+			}
+			e.note(ctx, j.ID, "cut over table", t.tn.String())
 		}
 	}
 	return nil

@@ -52,7 +52,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 		}
 		var out [][]any
-		var dg digest
+		dg := newDigest(e.digestKey)
 		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
 		for rows.Next() {
@@ -91,7 +91,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 					row = append(row, iv)
 				}
 			}
-			hashes = append(hashes, dg.addRow(plain)...)
+			hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
 			out = append(out, row)
 		}
 		rows.Close()
@@ -99,7 +99,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out}, &dg, hashes)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out}, dg, hashes)
 	}
 	if err := e.runChunks(ctx, tj, done, e.newCipherWorker(tj, true), work, prog); err != nil {
 		return err
@@ -284,7 +284,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 		}
 		defer rows.Close()
-		var dg digest
+		dg := newDigest(e.digestKey)
 		var n, values int64
 		var bad []Mismatch
 		var keys [][]any
@@ -346,7 +346,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 					mismatch("decrypted value differs from the plaintext")
 				}
 			}
-			hashes = append(hashes, dg.addRow(plain)...)
+			hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
 		}
 		if err := rows.Err(); err != nil {
 			return 0, err
@@ -355,7 +355,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 			bad = append(bad, compareRowHashes(tj, records[ch.loEnc], ch, keys, hashes)...)
 		}
 		mu <- struct{}{}
-		total.add(&dg)
+		total.add(dg)
 		rowsSeen += n
 		res.Values += values
 		for _, m := range bad {

@@ -164,3 +164,48 @@ func TestMoreBlockers(t *testing.T) {
 		})
 	}
 }
+
+// TestEventLogConflictDoesNotFailTheJob: the event log is shared by every
+// colcrypt process on the database (a verify or status in another
+// terminal, a second apply), and each appends with the next seq. When
+// another process takes the seq this one read (seen for real in
+// e2e.TestConcurrentApplies: "append event verify done: UNIQUE constraint
+// failed: colcrypt_events.job_id, colcrypt_events.seq"), the phase whose
+// work is done and checkpointed must not fail. A trigger stands in for the
+// other process, deterministically, once.
+func TestEventLogConflictDoesNotFailTheJob(t *testing.T) {
+	f := newFixture(t, customersSetup(60)...)
+	p := customersPlan(f, "plan.yaml", "")
+	f.apply(p, migrate.Options{Until: "prepare"})
+	f.exec(`CREATE TRIGGER other_process BEFORE INSERT ON colcrypt_events
+		WHEN NEW.event = 'copy done' AND NOT EXISTS (SELECT 1 FROM colcrypt_events WHERE event = 'verify (another process)')
+		BEGIN
+			INSERT INTO colcrypt_events (job_id, seq, at, event, detail) VALUES (NEW.job_id, NEW.seq, NEW.at, 'verify (another process)', '');
+		END`)
+	res, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+	if err != nil {
+		t.Fatalf("apply failed because another process wrote the event log at the same moment: %v", err)
+	}
+	if res.Phase != "done" {
+		t.Errorf("apply ended at phase %q", res.Phase)
+	}
+}
+
+// TestMissingTableNamesThePlanLine: SPEC §6, unknown tables are errors
+// with file:line:column, as unknown columns already are, and exit 2.
+func TestMissingTableNamesThePlanLine(t *testing.T) {
+	f := newFixture(t, customersSetup(5)...)
+	p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "clients", columns: []planColumn{{name: "email"}}}}})
+	_, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+	if err == nil || exitcode.Of(err) != exitcode.BadInput {
+		t.Fatalf("apply with a missing table: got %v (exit %d), want exit 2", err, exitcode.Of(err))
+	}
+	if !strings.Contains(err.Error(), "plan.yaml:12:11") {
+		t.Errorf("the error does not locate the table in the plan (plan.yaml:12:11): %v", err)
+	}
+	p = f.plan("plan2.yaml", planSpec{tables: []planTable{{name: "customers", columns: []planColumn{{name: "no_such"}}}}})
+	_, err = f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "plan2.yaml:14:15") {
+		t.Errorf("apply with a missing column: got %v, want it located at plan2.yaml:14:15", err)
+	}
+}

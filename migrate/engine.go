@@ -42,6 +42,9 @@ type Options struct {
 	// redrawn bar over periodic log lines.
 	Progress io.Writer
 	Terminal bool
+	// Online runs apply online (as the plan's job.online does): other
+	// sessions may update and insert rows while the job runs.
+	Online bool
 }
 
 // Engine runs the jobs of one plan against one database.
@@ -56,6 +59,8 @@ type Engine struct {
 	log  *slog.Logger
 	// writeMu serializes chunk writes on single-writer engines (nil otherwise).
 	writeMu *sync.Mutex
+	// digestKey keys the plaintext digests of the job (useJob).
+	digestKey []byte
 	// alreadyEncrypted lists columns (stateKey) another job encrypted; the
 	// planner blocks them.
 	alreadyEncrypted []string
@@ -113,6 +118,8 @@ type tableJob struct {
 	rowID    string   // added row-id column, "" when none
 	keyIsEnc bool     // a key column is itself encrypted
 	cols     []*colJob
+	// online: the table has (or had, before cut-over) change capture.
+	online bool
 }
 
 // colJob is one planned column.
@@ -151,11 +158,16 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 			return nil, err
 		}
 		if model == nil {
-			if model, err = e.d.ReadTable(ctx, e.db, tn); err != nil {
-				return nil, exitcode.Input(fmt.Errorf("%s: table %s: %w", e.plan.Path, tp.Name, err))
+			if model, err = e.d.ReadTable(ctx, e.db, tn); errors.Is(err, dialect.ErrTableNotFound) {
+				return nil, exitcode.Input(e.plan.Errorf(tp.Line, tp.Col, "table %s does not exist in the database", tp.Name))
+			} else if err != nil {
+				return nil, fmt.Errorf("read table %s: %w", tp.Name, err)
 			}
 		}
 		tj := &tableJob{name: tp.Name, tn: tn, model: model}
+		if tj.online, err = e.recordedOnline(ctx, jobID, tn.String()); err != nil {
+			return nil, err
+		}
 		for _, cp := range tp.Columns {
 			col := model.Column(cp.Name)
 			if col == nil {
@@ -390,6 +402,34 @@ func recordedParams(st *columnState) (cipher.Params, error) {
 		return cipher.Params{}, err
 	}
 	return cipher.Params{Suite: suite, IV: iv, Versioned: st.Versioned}, nil
+}
+
+// note appends to the job's event log. The log is a record for people, not
+// state the job depends on: a failure to write it is logged, and never
+// fails a phase that did its work.
+func (e *Engine) note(ctx context.Context, jobID, name, detail string) {
+	if err := e.st.event(context.WithoutCancel(ctx), jobID, name, detail); err != nil {
+		e.log.Warn("could not append to the event log", "event", name, "err", err)
+	}
+}
+
+// useJob loads the job's digest key from the keystore. Every command that
+// reads or writes digests calls it once the job is known.
+func (e *Engine) useJob(j *job) error {
+	if e.ks == nil {
+		return nil
+	}
+	name, version, ok := strings.Cut(j.DigestKey, "/")
+	v, err := strconv.Atoi(version)
+	if !ok || err != nil {
+		return fmt.Errorf("job %s records no usable digest key (%q)", j.ID, j.DigestKey)
+	}
+	dek, _, err := e.ks.Key(name, uint16(v))
+	if err != nil {
+		return exitcode.Input(fmt.Errorf("key %s, which keys the job's digests, is not in keystore %s: %w", j.DigestKey, e.plan.Keystore, err))
+	}
+	e.digestKey = digestKeyFor(dek)
+	return nil
 }
 
 // ErrVerify is wrapped by verify failures (exit 1).

@@ -1,12 +1,14 @@
 package migrate
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"strconv"
 	"time"
@@ -74,42 +76,98 @@ func decodeKey(s string) ([]any, error) {
 	return out, nil
 }
 
+// rowKeyBytes frames a row's key values for the per-value MACs: cheap,
+// unambiguous, and the same for the same scanned values.
+func rowKeyBytes(vals []any) []byte {
+	var out []byte
+	var n [8]byte
+	for _, v := range vals {
+		var b []byte
+		switch x := v.(type) {
+		case int64:
+			binary.BigEndian.PutUint64(n[:], uint64(x))
+			b = n[:]
+		case string:
+			b = []byte(x)
+		case []byte:
+			b = x
+		default:
+			b = []byte(fmt.Sprint(x))
+		}
+		var l [4]byte
+		binary.BigEndian.PutUint32(l[:], uint32(len(b)))
+		out = append(append(out, l[:]...), b...)
+	}
+	return out
+}
+
 // digest is an order-independent digest of a set of rows' plaintext: the
-// sum modulo 2^256 of each row's SHA-256. Order independence lets verify
+// sum modulo 2^256 of each row's HMAC. Order independence lets verify
 // recompute it after cut-over however the rows come back, and lets chunk
 // digests add up to a table digest.
-type digest struct{ sum big.Int }
+//
+// Everything derived from plaintext that colcrypt stores is keyed: an
+// unkeyed hash of an SSN can be reversed by hashing the 10^9 candidates,
+// so the job tables would leak what the ciphertexts protect. The key comes
+// from a data key in the keystore (digestKeyFor), never from the database.
+type digest struct {
+	key []byte // the HMAC key; zero digests (sums only) may have none
+	sum big.Int
+}
+
+func newDigest(key []byte) *digest { return &digest{key: key} }
 
 var digestModulus = new(big.Int).Lsh(big.NewInt(1), 256)
 
-// valueHashLen is how much of each value's own hash a chunk checkpoint
+// digestKeyLabel separates the digest key from every other use of the
+// data key it is derived from.
+const digestKeyLabel = "colcrypt plaintext digest key v1"
+
+// digestKeyFor derives the digest key from a data key.
+func digestKeyFor(dek []byte) []byte {
+	m := hmac.New(sha256.New, dek)
+	m.Write([]byte(digestKeyLabel))
+	return m.Sum(nil)
+}
+
+// valueHashLen is how much of each value's own MAC a chunk checkpoint
 // keeps, per row and column in key order, so that verify after cut-over can
 // name the row and the column that differ. A false match is a 2^-32 event
 // per value; the chunk's 256-bit digest still covers every byte.
 const valueHashLen = 4
 
 // addRow adds one row: the plaintext of each planned column, NULL distinct
-// from empty. It returns valueHashLen bytes per value.
-func (d *digest) addRow(values [][]byte) []byte {
-	h := sha256.New()
+// from empty. It returns valueHashLen bytes per value, each a MAC over the
+// row's key, the column's position and the value, so equal values in two
+// rows do not show as equal hashes.
+func (d *digest) addRow(rowKey []byte, values [][]byte) []byte {
+	row := hmac.New(sha256.New, d.key)
+	one := hmac.New(sha256.New, d.key)
 	out := make([]byte, 0, len(values)*valueHashLen)
 	var n [8]byte
-	for _, v := range values {
-		var one [sha256.Size]byte
+	frame := func(w io.Writer, v []byte) {
 		if v == nil {
-			h.Write([]byte{0})
-			one = sha256.Sum256([]byte{0})
-		} else {
-			h.Write([]byte{1})
-			binary.BigEndian.PutUint64(n[:], uint64(len(v)))
-			h.Write(n[:])
-			h.Write(v)
-			one = sha256.Sum256(append([]byte{1}, v...))
+			w.Write([]byte{0})
+			return
 		}
-		out = append(out, one[:valueHashLen]...)
+		w.Write([]byte{1})
+		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		w.Write(n[:])
+		w.Write(v)
+	}
+	for i, v := range values {
+		frame(row, v)
+		one.Reset()
+		binary.BigEndian.PutUint64(n[:], uint64(len(rowKey)))
+		one.Write(n[:])
+		one.Write(rowKey)
+		binary.BigEndian.PutUint64(n[:], uint64(i))
+		one.Write(n[:])
+		frame(one, v)
+		out = append(out, one.Sum(nil)[:valueHashLen]...)
 	}
 	var x big.Int
-	x.SetBytes(h.Sum(nil))
+	x.SetBytes(row.Sum(nil))
 	d.sum.Add(&d.sum, &x)
 	d.sum.Mod(&d.sum, digestModulus)
 	return out

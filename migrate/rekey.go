@@ -37,6 +37,9 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 	if j == nil {
 		return nil, exitcode.Input(fmt.Errorf("the job that encrypted these columns (%s) is missing from the database", jobID))
 	}
+	if err := e.useJob(j); err != nil {
+		return nil, err
+	}
 	states := map[string]*columnState{}
 	for k, s := range all {
 		if s.JobID == jobID {
@@ -63,7 +66,7 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 			}
 		}
 		if err := e.rekeyTable(ctx, j, t, cols); err != nil {
-			_ = e.st.event(context.WithoutCancel(ctx), j.ID, "rekey failed", err.Error())
+			e.note(ctx, j.ID, "rekey failed", err.Error())
 			return res, err
 		}
 	}
@@ -202,8 +205,9 @@ func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob)
 	if err := e.st.saveJob(ctx, j); err != nil {
 		return err
 	}
-	return e.st.event(ctx, j.ID, "rekey started", fmt.Sprintf("%s.%s: %s v%d %s/%s → %s v%d %s/%s", t.name, c.col.Name,
+	e.note(ctx, j.ID, "rekey started", fmt.Sprintf("%s.%s: %s v%d %s/%s → %s v%d %s/%s", t.name, c.col.Name,
 		st.KeyName, st.KeyVersion, st.Suite, st.IVMode, target.KeyName, target.KeyVersion, target.Suite, target.IVMode))
+	return nil
 }
 
 // checkRekeyRules runs the planner's rules for the column's new settings on
@@ -266,7 +270,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			return 0, fmt.Errorf("read chunk of %s: %w", t.name, err)
 		}
 		var out [][]any
-		var dg digest
+		dg := newDigest(e.digestKey)
 		plain := make([][]byte, len(cols))
 		for rows.Next() {
 			vals, err := scanRow(rows, nKey+len(exprs))
@@ -328,7 +332,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 					}
 				}
 			}
-			_ = dg.addRow(plain)
+			_ = dg.addRow(nil, plain)
 			out = append(out, row)
 		}
 		rows.Close()
@@ -336,7 +340,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
-			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out}, &dg, nil)
+			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out}, dg, nil)
 	}
 	total, err := e.countRows(ctx, t)
 	if err != nil {
@@ -367,7 +371,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			}
 		}
 	}
-	_ = e.st.event(ctx, j.ID, "rekey done", t.tn.String())
+	e.note(ctx, j.ID, "rekey done", t.tn.String())
 	return nil
 }
 

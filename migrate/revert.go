@@ -26,6 +26,9 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 	if j == nil || (j.Kind == jobKindRevert && j.Phase == phaseDone) {
 		return &Result{JobID: id, Already: true, Phase: phaseDone}, nil
 	}
+	if err := e.useJob(j); err != nil {
+		return nil, err
+	}
 	tables, err := e.tables(ctx, id, states)
 	if err != nil {
 		return nil, err
@@ -49,14 +52,14 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 		if err := e.st.saveJob(ctx, j); err != nil {
 			return nil, err
 		}
-		_ = e.st.event(ctx, id, "revert started", "")
+		e.note(ctx, id, "revert started", "")
 	}
 	for _, phase := range revertPhases {
 		if phaseIndex(revertPhases, phase) <= phaseIndex(revertPhases, j.Phase) {
 			continue
 		}
 		if err := e.runRevertPhase(ctx, j, phase, tables, res); err != nil {
-			_ = e.st.event(context.WithoutCancel(ctx), id, "revert "+phase+" failed", err.Error())
+			e.note(ctx, id, "revert "+phase+" failed", err.Error())
 			return res, err
 		}
 		j.Phase = phase
@@ -120,11 +123,12 @@ func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tabl
 	if err := e.st.saveJob(ctx, j); err != nil {
 		return err
 	}
-	return e.st.event(ctx, j.ID, "reverted before cut-over", "added columns dropped; plaintext was never changed")
+	e.note(ctx, j.ID, "reverted before cut-over", "added columns dropped; plaintext was never changed")
+	return nil
 }
 
 func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, tables []*tableJob, res *Result) error {
-	_ = e.st.event(ctx, j.ID, "revert "+phase+" started", "")
+	e.note(ctx, j.ID, "revert "+phase+" started", "")
 	switch phase {
 	case phasePrepared:
 		for _, t := range tables {
@@ -192,7 +196,8 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 			}
 		}
 	}
-	return e.st.event(ctx, j.ID, "revert "+phase+" done", "")
+	e.note(ctx, j.ID, "revert "+phase+" done", "")
+	return nil
 }
 
 // decryptTable decrypts every ciphertext into the restore column, chunk by
@@ -221,7 +226,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 		}
 		var out [][]any
-		var dg digest
+		dg := newDigest(e.digestKey)
 		plain := make([][]byte, len(tj.cols))
 		for rows.Next() {
 			vals, err := scanRow(rows, nKey+len(exprs))
@@ -258,7 +263,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 				}
 				row = append(row, v)
 			}
-			_ = dg.addRow(plain)
+			_ = dg.addRow(nil, plain)
 			out = append(out, row)
 		}
 		rows.Close()
@@ -266,7 +271,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: cipherKeyTypes(tj), Set: set, SetExpr: setExpr, Rows: out}, &dg, nil)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: cipherKeyTypes(tj), Set: set, SetExpr: setExpr, Rows: out}, dg, nil)
 	}
 	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj, false), work, prog)
 }
@@ -295,7 +300,7 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 			return 0, err
 		}
 		defer rows.Close()
-		var dg digest
+		dg := newDigest(e.digestKey)
 		var n int64
 		plain := make([][]byte, len(tj.cols))
 		for rows.Next() {
@@ -317,13 +322,13 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 					plain[i] = p
 				}
 			}
-			_ = dg.addRow(plain)
+			_ = dg.addRow(nil, plain)
 		}
 		if err := rows.Err(); err != nil {
 			return 0, err
 		}
 		lock <- struct{}{}
-		total.add(&dg)
+		total.add(dg)
 		vr.Rows += n
 		<-lock
 		return n, nil

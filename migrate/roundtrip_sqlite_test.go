@@ -28,31 +28,41 @@ var awkwardValues = []string{
 	`'dup'`, `'dup'`,
 }
 
-// awkwardColumns are columns of every affinity, so the same literal lands
-// as a different storage class in each; v_any has none and keeps them all.
-var awkwardColumns = []string{"v_text", "v_char", "v_int", "v_real", "v_any", "v_blob", "v_dt", "v_num"}
+// awkwardAffinities are column types of every affinity, so the same
+// literal lands as a different storage class in each; "any" has none and
+// keeps them all. Each exists twice: v_* encrypted with versioned
+// ciphertexts, u_* without the version header.
+var awkwardAffinities = []struct{ name, decl string }{
+	{"text", "TEXT"}, {"char", "CHAR(12)"}, {"int", "INTEGER"}, {"real", "REAL"},
+	{"any", ""}, {"blob", "BLOB"}, {"dt", "DATETIME"}, {"num", "NUMERIC(10,2)"},
+}
+
+// awkwardColumns are the encrypted columns of the awkward table.
+var awkwardColumns = func() []string {
+	var cols []string
+	for _, prefix := range []string{"v_", "u_"} {
+		for _, a := range awkwardAffinities {
+			cols = append(cols, prefix+a.name)
+		}
+	}
+	return cols
+}()
 
 func awkwardSetup() []string {
-	stmts := []string{`CREATE TABLE awkward (
-  id     INTEGER PRIMARY KEY,
-  label  TEXT NOT NULL,
-  v_text TEXT,
-  v_char CHAR(12),
-  v_int  INTEGER,
-  v_real REAL,
-  v_any,
-  v_blob BLOB,
-  v_dt   DATETIME,
-  v_num  NUMERIC(10,2)
-)`}
+	var defs []string
+	for i, c := range awkwardColumns {
+		defs = append(defs, strings.TrimSpace(c+" "+awkwardAffinities[i%len(awkwardAffinities)].decl))
+	}
+	stmts := []string{"CREATE TABLE awkward (\n  id INTEGER PRIMARY KEY,\n  label TEXT NOT NULL,\n  " + strings.Join(defs, ",\n  ") + "\n)"}
 	for i, v := range awkwardValues {
 		vals := strings.Repeat(", "+v, len(awkwardColumns))
 		stmts = append(stmts, fmt.Sprintf("INSERT INTO awkward (id, label%s) VALUES (%d, 'row %d'%s)",
 			", "+strings.Join(awkwardColumns, ", "), i+1, i+1, vals))
 	}
 	// A row of every storage class mixed across columns, and one all NULL.
+	mixed := "1, 2.5, 'three', x'04', 5, 'six', 7.0, x'08'"
 	stmts = append(stmts,
-		`INSERT INTO awkward VALUES (100, 'mixed', 1, 2.5, 'three', x'04', 5, 'six', 7.0, x'08')`,
+		`INSERT INTO awkward VALUES (100, 'mixed', `+mixed+", "+mixed+`)`,
 		`INSERT INTO awkward (id, label) VALUES (101, 'all null')`)
 	return stmts
 }
@@ -64,52 +74,65 @@ func awkwardSetup() []string {
 func TestRoundTripEverySuite(t *testing.T) {
 	for _, suite := range cipher.Suites() {
 		for _, iv := range []cipher.IVMode{cipher.IVField, cipher.IVColumn} {
-			for _, versioned := range []bool{true, false} {
-				name := fmt.Sprintf("%s/%s/versioned=%t", suite, iv, versioned)
-				t.Run(name, func(t *testing.T) {
-					t.Parallel()
-					f := newFixture(t, awkwardSetup()...)
-					var cols []planColumn
-					for _, c := range awkwardColumns {
-						cols = append(cols, planColumn{name: c})
-					}
-					p := f.plan("plan.yaml", planSpec{suite: string(suite), iv: string(iv), versioned: boolPtr(versioned),
-						tables: []planTable{{name: "awkward", columns: cols}}})
-					before := f.snapshot()
+			t.Run(fmt.Sprintf("%s/%s", suite, iv), func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t, awkwardSetup()...)
+				var cols []planColumn
+				for _, c := range awkwardColumns {
+					cols = append(cols, planColumn{name: c, versioned: boolPtr(strings.HasPrefix(c, "v_"))})
+				}
+				p := f.plan("plan.yaml", planSpec{suite: string(suite), iv: string(iv),
+					tables: []planTable{{name: "awkward", columns: cols}}})
+				before := f.snapshot()
 
-					res := f.apply(p, migrate.Options{})
-					if res.Phase != "done" {
-						t.Fatalf("apply ended at phase %q, want done", res.Phase)
+				res := f.apply(p, migrate.Options{})
+				if res.Phase != "done" {
+					t.Fatalf("apply ended at phase %q, want done", res.Phase)
+				}
+				f.wantEncrypted("awkward", awkwardColumns...)
+				wantIV := cipher.IVLen(suite, iv) > 0
+				for _, c := range awkwardColumns {
+					if got := f.columnExists("awkward", c+"_iv"); got != wantIV {
+						t.Errorf("IV column %s_iv exists: %t, want %t", c, got, wantIV)
 					}
-					f.wantEncrypted("awkward", awkwardColumns...)
-					wantIV := cipher.IVLen(suite, iv) > 0
-					for _, c := range awkwardColumns {
-						if got := f.columnExists("awkward", c+"_iv"); got != wantIV {
-							t.Errorf("IV column %s_iv exists: %t, want %t", c, got, wantIV)
-						}
-						if f.columnExists("awkward", c+"__colcrypt") {
-							t.Errorf("temporary column %s__colcrypt left after cut-over", c)
-						}
+					if f.columnExists("awkward", c+"__colcrypt") {
+						t.Errorf("temporary column %s__colcrypt left after cut-over", c)
 					}
-					f.checkDeterminism(iv)
-					f.wantStates(p, migrate.StateEncrypted)
+				}
+				f.checkDeterminism(iv)
+				f.checkVersionHeader(suite)
+				f.wantStates(p, migrate.StateEncrypted)
 
-					vr := f.verify(p)
-					if !vr.OK() {
-						t.Fatalf("verify after apply: %v", vr.Err())
-					}
-					if vr.Rows != int64(len(awkwardValues)+2) {
-						t.Errorf("verify read %d rows, want %d", vr.Rows, len(awkwardValues)+2)
-					}
+				vr := f.verify(p)
+				if !vr.OK() {
+					t.Fatalf("verify after apply: %v", vr.Err())
+				}
+				if vr.Rows != int64(len(awkwardValues)+2) {
+					t.Errorf("verify read %d rows, want %d", vr.Rows, len(awkwardValues)+2)
+				}
 
-					f.revert(p)
-					f.wantStates(p, migrate.StateUnencrypted)
-					if d := before.diff(f.snapshot()); d != "" {
-						t.Fatalf("after apply and revert the database differs:\n%s", d)
-					}
-				})
-			}
+				f.revert(p)
+				f.wantStates(p, migrate.StateUnencrypted)
+				if d := before.diff(f.snapshot()); d != "" {
+					t.Fatalf("after apply and revert the database differs:\n%s", d)
+				}
+			})
 		}
+	}
+}
+
+// checkVersionHeader: a versioned ciphertext is 3 bytes longer than the
+// unversioned one of the same value (SPEC §3: format tag, key version).
+func (f *fixture) checkVersionHeader(suite cipher.Suite) {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	var v, u int
+	if err := db.QueryRow(`SELECT length(v_text), length(u_text) FROM awkward WHERE id = 3`).Scan(&v, &u); err != nil {
+		f.t.Fatal(err)
+	}
+	if v != u+3 {
+		f.t.Errorf("%s: versioned ciphertext of 'trailing  ' is %d bytes, unversioned %d: want a 3-byte header", suite, v, u)
 	}
 }
 
@@ -120,7 +143,7 @@ func (f *fixture) checkDeterminism(iv cipher.IVMode) {
 	db := f.raw()
 	defer db.Close()
 	var a, b []byte
-	if err := db.QueryRow(`SELECT (SELECT v_any FROM awkward WHERE id = ?), (SELECT v_any FROM awkward WHERE id = ?)`,
+	if err := db.QueryRow(`SELECT (SELECT u_any FROM awkward WHERE id = ?), (SELECT u_any FROM awkward WHERE id = ?)`,
 		len(awkwardValues)-1, len(awkwardValues)).Scan(&a, &b); err != nil {
 		f.t.Fatal(err)
 	}
@@ -550,6 +573,14 @@ func TestResumeRefusals(t *testing.T) {
 			t.Error("verify with another keystore was not refused")
 		}
 		f.apply(p, migrate.Options{})
+		done := f.snapshot()
+		if _, err := f.engine(p, other, migrate.Options{}).Revert(context.Background()); err == nil {
+			t.Error("revert after cut-over with another keystore was not refused")
+		}
+		if d := done.diff(f.snapshot()); d != "" {
+			t.Fatalf("the refused revert changed the database:\n%s", d)
+		}
+		f.revert(p)
 	})
 	t.Run("no backup", func(t *testing.T) {
 		t.Parallel()

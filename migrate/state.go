@@ -105,7 +105,8 @@ func (s *store) ensure(ctx context.Context) error {
 	t := s.m.StateTypes()
 	ddl := []struct{ name, body string }{
 		{jobTableName, fmt.Sprintf(`job_id %[1]s NOT NULL PRIMARY KEY, fingerprint %[1]s NOT NULL, kind %[1]s NOT NULL,
-			phase %[1]s NOT NULL, plan_path %[2]s, key_checks %[2]s NOT NULL, created_at %[1]s NOT NULL, updated_at %[1]s NOT NULL`, t.Key, t.Text)},
+			phase %[1]s NOT NULL, plan_path %[2]s, key_checks %[2]s NOT NULL, digest_key %[1]s NOT NULL,
+			created_at %[1]s NOT NULL, updated_at %[1]s NOT NULL`, t.Key, t.Text)},
 		{stateTableName, fmt.Sprintf(`table_name %[1]s NOT NULL, column_name %[1]s NOT NULL, job_id %[1]s NOT NULL,
 			state %[3]s NOT NULL, percent_complete %[3]s NOT NULL, key_name %[1]s NOT NULL, key_version %[3]s NOT NULL,
 			suite %[1]s NOT NULL, iv_mode %[1]s NOT NULL, versioned %[3]s NOT NULL, column_iv %[1]s, source_type %[1]s NOT NULL,
@@ -154,6 +155,9 @@ type job struct {
 	Phase       string
 	PlanPath    string
 	KeyChecks   map[string]string // "name/version" → key check value
+	// DigestKey names the data key ("name/version") the plaintext digests
+	// are keyed with; the key itself stays in the keystore.
+	DigestKey string
 }
 
 func now() string { return time.Now().UTC().Format(timeLayout) }
@@ -164,9 +168,9 @@ func (s *store) loadJob(ctx context.Context, id string) (*job, error) {
 	}
 	var j job
 	var checks string
-	err := s.db.QueryRowContext(ctx, "SELECT job_id, fingerprint, kind, phase, plan_path, key_checks FROM "+
+	err := s.db.QueryRowContext(ctx, "SELECT job_id, fingerprint, kind, phase, plan_path, key_checks, digest_key FROM "+
 		s.table(jobTableName)+" WHERE job_id = "+s.ph(1), id).
-		Scan(&j.ID, &j.Fingerprint, &j.Kind, &j.Phase, &j.PlanPath, &checks)
+		Scan(&j.ID, &j.Fingerprint, &j.Kind, &j.Phase, &j.PlanPath, &checks, &j.DigestKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -186,8 +190,8 @@ func (s *store) saveJob(ctx context.Context, j *job) error {
 	}
 	ts := now()
 	res, err := s.db.ExecContext(ctx, "UPDATE "+s.table(jobTableName)+" SET fingerprint = "+s.ph(1)+", kind = "+s.ph(2)+
-		", phase = "+s.ph(3)+", plan_path = "+s.ph(4)+", key_checks = "+s.ph(5)+", updated_at = "+s.ph(6)+
-		" WHERE job_id = "+s.ph(7), j.Fingerprint, j.Kind, j.Phase, j.PlanPath, string(checks), ts, j.ID)
+		", phase = "+s.ph(3)+", plan_path = "+s.ph(4)+", key_checks = "+s.ph(5)+", digest_key = "+s.ph(6)+", updated_at = "+s.ph(7)+
+		" WHERE job_id = "+s.ph(8), j.Fingerprint, j.Kind, j.Phase, j.PlanPath, string(checks), j.DigestKey, ts, j.ID)
 	if err != nil {
 		return fmt.Errorf("save job %s: %w", j.ID, err)
 	}
@@ -195,8 +199,8 @@ func (s *store) saveJob(ctx context.Context, j *job) error {
 		return nil
 	}
 	_, err = s.db.ExecContext(ctx, "INSERT INTO "+s.table(jobTableName)+
-		" (job_id, fingerprint, kind, phase, plan_path, key_checks, created_at, updated_at) VALUES ("+s.placeholders(1, 8)+")",
-		j.ID, j.Fingerprint, j.Kind, j.Phase, j.PlanPath, string(checks), ts, ts)
+		" (job_id, fingerprint, kind, phase, plan_path, key_checks, digest_key, created_at, updated_at) VALUES ("+s.placeholders(1, 9)+")",
+		j.ID, j.Fingerprint, j.Kind, j.Phase, j.PlanPath, string(checks), j.DigestKey, ts, ts)
 	if err != nil {
 		return fmt.Errorf("save job %s: %w", j.ID, err)
 	}
@@ -439,20 +443,40 @@ func (s *store) clearChunks(ctx context.Context, jobID, table, phase string) err
 	return err
 }
 
-// event appends to the event log. Details never hold keys or values.
+// eventAttempts bounds the retries of an event append that lost a race
+// for its sequence number to another process (a verify run from another
+// terminal while apply runs).
+const eventAttempts = 5
+
+// event appends to the event log. Details never hold keys or values. Two
+// processes may pick the same next sequence number; the loser picks again.
 func (s *store) event(ctx context.Context, jobID, name, detail string) error {
 	if len(detail) > maxEventDetail {
 		detail = detail[:maxEventDetail]
 	}
-	var seq int64
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM "+s.table(eventTableName)+" WHERE job_id = "+s.ph(1), jobID).
-		Scan(&seq); err != nil {
-		return fmt.Errorf("append event %s: %w", name, err)
+	var err error
+	for attempt := 0; attempt < eventAttempts; attempt++ {
+		var seq int64
+		if err = s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM "+s.table(eventTableName)+" WHERE job_id = "+s.ph(1), jobID).
+			Scan(&seq); err != nil {
+			break
+		}
+		if _, err = s.db.ExecContext(ctx, "INSERT INTO "+s.table(eventTableName)+" (job_id, seq, at, event, detail) VALUES ("+
+			s.placeholders(1, 5)+")", jobID, seq+1, now(), name, detail); err == nil {
+			return nil
+		}
 	}
-	_, err := s.db.ExecContext(ctx, "INSERT INTO "+s.table(eventTableName)+" (job_id, seq, at, event, detail) VALUES ("+
-		s.placeholders(1, 5)+")", jobID, seq+1, now(), name, detail)
+	return fmt.Errorf("append event %s: %w", name, err)
+}
+
+// redactBoundaries replaces the recorded chunk boundaries of a phase by
+// their hashes. When the paging key is itself encrypted, the boundaries
+// are plaintext key values, which must not outlive the plaintext column.
+func (s *store) redactBoundaries(ctx context.Context, jobID, table, phase string) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE "+s.table(chunkTableName)+" SET lo = lo_hash, hi = NULL WHERE job_id = "+s.ph(1)+
+		" AND table_name = "+s.ph(2)+" AND phase = "+s.ph(3), jobID, table, phase)
 	if err != nil {
-		return fmt.Errorf("append event %s: %w", name, err)
+		return fmt.Errorf("redact the chunk boundaries of %s: %w", table, err)
 	}
 	return nil
 }

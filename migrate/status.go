@@ -120,6 +120,9 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 	if err := e.checkResume(j, nil); err != nil {
 		return nil, err
 	}
+	if err := e.useJob(j); err != nil {
+		return nil, err
+	}
 	_, states, err := e.openJob(ctx, j.ID)
 	if err != nil {
 		return nil, err
@@ -137,7 +140,7 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 	if !res.OK() {
 		detail = "FAILED: " + res.Err().Error()
 	}
-	_ = e.st.event(ctx, j.ID, "verify", detail)
+	e.note(ctx, j.ID, "verify", detail)
 	return res, nil
 }
 

@@ -42,33 +42,48 @@ func TestKeyEncodingRoundTrip(t *testing.T) {
 
 func TestDigestIsOrderIndependentAndSensitive(t *testing.T) {
 	rows := [][][]byte{{[]byte("a"), nil}, {[]byte(""), []byte("b")}, {nil, nil}, {[]byte("ab"), []byte("")}}
-	var fwd, rev digest
+	key := []byte("test digest key")
+	fwd, rev := newDigest(key), newDigest(key)
 	for i := range rows {
-		fwd.addRow(rows[i])
-		rev.addRow(rows[len(rows)-1-i])
+		fwd.addRow(nil, rows[i])
+		rev.addRow(nil, rows[len(rows)-1-i])
 	}
 	if fwd.String() != rev.String() {
 		t.Fatal("digest depends on row order")
 	}
 	// Split into two chunks and add the chunk digests: same total.
-	var c1, c2, total digest
-	c1.addRow(rows[0])
-	c1.addRow(rows[1])
-	c2.addRow(rows[2])
-	c2.addRow(rows[3])
-	total.add(&c1)
-	total.add(&c2)
+	c1, c2 := newDigest(key), newDigest(key)
+	var total digest
+	c1.addRow(nil, rows[0])
+	c1.addRow(nil, rows[1])
+	c2.addRow(nil, rows[2])
+	c2.addRow(nil, rows[3])
+	total.add(c1)
+	total.add(c2)
 	if total.String() != fwd.String() {
 		t.Fatal("chunk digests do not add up to the table digest")
 	}
 	// NULL and empty differ, and so does moving bytes between columns.
 	for _, other := range [][][]byte{{[]byte(""), nil}, {[]byte("a"), []byte("")}, {nil, []byte("a")}} {
-		var a, b digest
-		a.addRow(rows[0])
-		b.addRow(other)
+		a, b := newDigest(key), newDigest(key)
+		a.addRow(nil, rows[0])
+		b.addRow(nil, other)
 		if a.String() == b.String() {
 			t.Errorf("rows %q and %q have the same digest", rows[0], other)
 		}
+	}
+	// Another key gives another digest: nothing stored can be recomputed
+	// from plaintext guesses without the keystore.
+	other := newDigest([]byte("another key"))
+	for _, r := range rows {
+		other.addRow(nil, r)
+	}
+	if other.String() == fwd.String() {
+		t.Fatal("the digest does not depend on its key")
+	}
+	// Equal values in different rows have different per-value MACs.
+	if h1, h2 := fwd.addRow([]byte("row 1"), [][]byte{[]byte("123-45-6789")}), fwd.addRow([]byte("row 2"), [][]byte{[]byte("123-45-6789")}); string(h1) == string(h2) {
+		t.Fatal("equal values in two rows show equal hashes")
 	}
 	back, err := parseDigest(fwd.String())
 	if err != nil || back.String() != fwd.String() {

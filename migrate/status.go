@@ -171,3 +171,17 @@ func EncryptedColumns(ctx context.Context, d dialect.Dialect, db *sql.DB) (func(
 		return done[stateKey(tn.String(), column)]
 	}, nil
 }
+
+// RecordProtectionChange appends a keystore protection change (a rewrap:
+// the same data keys under a new master key, no row touched) to the plan's
+// job log, so the job's history shows when its keys' protection changed.
+func (e *Engine) RecordProtectionChange(ctx context.Context, detail string) error {
+	j, err := e.st.loadJob(ctx, e.jobID())
+	if err != nil {
+		return err
+	}
+	if j == nil {
+		return exitcode.Input(fmt.Errorf("plan %s has no job in this database to record the rewrap in", e.plan.Path))
+	}
+	return e.st.event(ctx, j.ID, "protection change", detail)
+}

@@ -140,11 +140,12 @@ func newKeysListCmd(a *app) *cobra.Command {
 }
 
 func newKeysRewrapCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rewrap KEYSTORE",
+	var planPath string
+	cmd := &cobra.Command{
+		Use:   "rewrap KEYSTORE [--plan PLAN]",
 		Short: "Protect the same data keys with a new master passphrase; no row changes",
 		Args:  exactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
 			k, err := a.openKeystore(path)
 			if err != nil {
@@ -154,6 +155,7 @@ func newKeysRewrapCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			before := k.Protector()
 			if err := k.Rewrap(s); err != nil {
 				return exitcode.Input(err)
 			}
@@ -162,9 +164,24 @@ func newKeysRewrapCmd(a *app) *cobra.Command {
 			}
 			a.log.Info("keystore rewrapped", "keystore", path, "protector", k.Protector(), "keys", len(k.List()))
 			fmt.Fprintf(a.stdout, "rewrapped keystore %s: %d keys, now protected by the new %s\n", path, len(k.List()), k.Protector())
+			if planPath != "" {
+				// The protection change is part of the job's history, as
+				// SQL Server's state 6 is for TDE.
+				e, closeDB, err := a.engine(cmd.Context(), planPath, false, jobFlags{})
+				if err != nil {
+					return err
+				}
+				defer closeDB()
+				detail := fmt.Sprintf("keystore %s rewrapped: %s → new %s; data keys and check values unchanged", path, before, k.Protector())
+				if err := e.RecordProtectionChange(cmd.Context(), detail); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&planPath, "plan", "", "record the protection change in this plan's job log")
+	return cmd
 }
 
 func newKeysBackupCmd(a *app) *cobra.Command {

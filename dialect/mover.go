@@ -34,9 +34,11 @@ type Mover interface {
 	DropColumn(ctx context.Context, db *sql.DB, table schema.TableName, column string) error
 
 	// BulkUpdate sets columns Set of the rows identified by Key, one row of
-	// values per entry of Rows (key values first, then the Set values), in
-	// tx, through the engine's fastest path.
-	BulkUpdate(ctx context.Context, tx *sql.Tx, u Update) error
+	// values per entry of Rows (key values first, then the Set values, then
+	// the Guard value when there is one), in tx, through the engine's
+	// fastest path. tx is a *sql.Tx, or at cut-over whatever the engine's
+	// Swap runs its transaction on.
+	BulkUpdate(ctx context.Context, tx Querier, u Update) error
 
 	// Swap performs the cut-over of one foreign-key group in short
 	// transactions: foreign keys touching the group dropped first, then each
@@ -74,6 +76,22 @@ type Update struct {
 	// RestoreExpr on revert); nil or "" means the value as bound.
 	SetExpr []func(expr string) string
 	Rows    [][]any
+	// Guard, when set, names a column compared with the last value of each
+	// row: the row is written only where the column still holds that value
+	// (compare-and-set), and left alone otherwise. An online job guards on
+	// colcrypt_version so that a row another writer changed after it was
+	// read never gets the ciphertext of its old value.
+	Guard string
+}
+
+// Querier is what both a *sql.Tx and a *sql.Conn offer: the chunk writes
+// run in a *sql.Tx, while a cut-over's catch-up runs in whatever the
+// engine's Swap holds its transaction on (SQLite's is a *sql.Conn inside
+// BEGIN IMMEDIATE).
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // TableSwap describes the cut-over (or its reverse) of one table.
@@ -91,6 +109,15 @@ type TableSwap struct {
 	// restored by Unswap.
 	DropChecks   bool
 	DropDefaults bool
+	// Online says the table has the change capture of an online job
+	// (ChangeCapture): Swap drops its trigger and version columns in the
+	// same transaction, after the swap.
+	Online bool
+	// CatchUp, when set, runs in Swap's transaction once the group's tables
+	// are locked against every other writer and before any plaintext is
+	// dropped: the migration engine re-encrypts there the rows other
+	// writers changed since they were copied.
+	CatchUp func(ctx context.Context, q Querier) error
 }
 
 // SwapColumn is one encrypted column of a TableSwap.
@@ -126,4 +153,39 @@ type Slicer interface {
 // the bare column, so the index serves the keyset walk.
 type KeyReader interface {
 	KeySelect(quotedCol string) string
+}
+
+// Online change capture: the columns prepare adds to each table of an
+// online job, and the trigger that keeps the first current.
+const (
+	// VersionColumn (BIGINT NOT NULL DEFAULT 0) changes whenever a planned
+	// column of the row does: the capture trigger adds one on every update
+	// of one, and gives every inserted row a random version, so that a row
+	// deleted and inserted again under the same key never shows a version
+	// its earlier self had (a compare-and-set on it would otherwise write
+	// the old row's ciphertext into the new one).
+	VersionColumn = "colcrypt_version"
+	// EncVersionColumn (BIGINT NULL) is the VersionColumn value the row's
+	// ciphertext was made from: NULL (an inserted row) or a different value
+	// (an updated one) marks a stale row.
+	EncVersionColumn = "colcrypt_enc_version"
+	// CapturePrefix starts the name of every capture object (trigger,
+	// trigger function): the planner never blocks on colcrypt_ triggers.
+	CapturePrefix = "colcrypt_capture_"
+)
+
+// ChangeCapture is implemented by engines that can run a job online, while
+// other sessions keep updating and inserting rows. An engine without it
+// refuses --online.
+type ChangeCapture interface {
+	// AddCapture adds VersionColumn and EncVersionColumn to the table and
+	// the trigger(s) named CapturePrefix+<table> that give inserted rows a
+	// random version and change the version of a row whenever one of the
+	// planned columns is updated. key are the columns (or the row-id
+	// expression) identifying a row. It does nothing that is already
+	// there, so prepare can run again after a crash.
+	AddCapture(ctx context.Context, db *sql.DB, table schema.TableName, planned, key []string) error
+	// DropCapture drops what AddCapture added, whatever of it exists
+	// (revert before cut-over; Swap drops it itself).
+	DropCapture(ctx context.Context, db *sql.DB, table schema.TableName) error
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/planner"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // encryptPhases are the phases of an encryption job, in order.
@@ -445,6 +446,9 @@ func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error 
 		e.log.Warn("keystore backup check waived with --no-backup-check", "keystore", e.plan.Keystore)
 		e.note(ctx, j.ID, "backup check waived", "--no-backup-check given; keystore "+e.plan.Keystore)
 	}
+	if err := e.checkNewDependents(ctx, tables); err != nil {
+		return err
+	}
 	for _, group := range groupTables(tables) {
 		// Online: shrink what the cut-over's lock must re-encrypt.
 		if err := e.catchUpAll(ctx, group); err != nil {
@@ -454,6 +458,9 @@ func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error 
 		for _, t := range group {
 			s := e.tableSwap(t, true)
 			e.onlineSwap(&s, t)
+			if !t.online {
+				s.CatchUp = e.unencryptedGuard(t)
+			}
 			swaps = append(swaps, s)
 		}
 		if err := retry(ctx, e.log, "cut-over", func(ctx context.Context) error { return e.m.Swap(ctx, e.db, swaps) }); err != nil {
@@ -479,6 +486,85 @@ func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error 
 				}
 			}
 			e.note(ctx, j.ID, "cut over table", t.tn.String())
+		}
+	}
+	return nil
+}
+
+// unencryptedGuard runs inside the swap's transaction of an offline job:
+// a row written after its chunk was copied (an insert, or NULL set to a
+// value) has plaintext but no ciphertext, and dropping the plaintext would
+// lose it. Such rows stop the cut-over, naming the count; run the job
+// online when other writers cannot be stopped.
+func (e *Engine) unencryptedGuard(t *tableJob) func(context.Context, dialect.Querier) error {
+	return func(ctx context.Context, q dialect.Querier) error {
+		var found []string
+		for _, c := range t.cols {
+			cond := e.d.Quote(c.col.Name) + " IS NOT NULL AND " + e.d.Quote(c.state.Temp) + " IS NULL"
+			rows, err := q.QueryContext(ctx, "SELECT COUNT(*) FROM "+e.d.QuoteTable(t.tn)+" WHERE "+cond)
+			if err != nil {
+				return err
+			}
+			var n int64
+			for rows.Next() {
+				if err := rows.Scan(&n); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if n > 0 {
+				found = append(found, fmt.Sprintf("%s (%d rows)", c.col.Name, n))
+			}
+		}
+		if len(found) > 0 {
+			return exitcode.Input(fmt.Errorf("cut-over of %s refused: values in %s have no ciphertext (written after the copy), "+
+				"and dropping the plaintext would lose them; nothing was changed. Run colcrypt verify to see the rows; stop the writers, "+
+				"then revert and apply again, or run the job with --online", t.name, strings.Join(found, ", ")))
+		}
+		return nil
+	}
+}
+
+// checkNewDependents re-reads the live schema before cut-over: a trigger,
+// view or computed column created on a planned column since the job was
+// planned would break, or silently read ciphertext, once the column is
+// swapped. Nothing is changed when one is found.
+func (e *Engine) checkNewDependents(ctx context.Context, tables []*tableJob) error {
+	for _, t := range tables {
+		live, err := e.d.ReadTable(ctx, e.db, t.tn)
+		if err != nil {
+			return fmt.Errorf("re-read %s before cut-over: %w", t.name, err)
+		}
+		var planned []string
+		for _, c := range t.cols {
+			planned = append(planned, c.col.Name)
+		}
+		touches := func(cols []string) string {
+			for _, c := range cols {
+				if schema.ContainsFold(planned, c) {
+					return c
+				}
+			}
+			return ""
+		}
+		for _, tr := range live.Triggers {
+			if strings.HasPrefix(strings.ToLower(tr.Name), "colcrypt_") {
+				continue
+			}
+			if c := touches(tr.Columns); c != "" {
+				return exitcode.Input(fmt.Errorf("before executing this operation, you must drop trigger %s defined on %s "+
+					"(it references %s, and was created after the job was planned); then run apply again", tr.Name, t.name, c))
+			}
+		}
+		for _, dep := range live.Dependents {
+			if c := touches(dep.Columns); c != "" {
+				return exitcode.Input(fmt.Errorf("%s %s depends on %s.%s, which cut-over would turn into ciphertext: drop it, then run apply again",
+					dep.Kind, dep.Name, t.name, c))
+			}
 		}
 	}
 	return nil

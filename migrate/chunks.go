@@ -185,6 +185,9 @@ type chunkWork func(ctx context.Context, w *worker, ch chunk) (rows int64, err e
 // worker holds what one goroutine reuses across chunks (ciphers).
 type worker struct {
 	ciphers []*cipher.Column // one per planned column of the table, in order
+	// targets holds, for columns mid-rekey, the cipher of the rekey's
+	// target (nil for the others), so verify reads values of both.
+	targets []*cipher.Column
 }
 
 // runChunks walks the table in contiguous chunks and runs work on a bounded

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
 )
 
@@ -20,6 +21,13 @@ func (e *Engine) newCipherWorker(tj *tableJob, encrypt bool) func() (*worker, er
 				return nil, err
 			}
 			w.ciphers = append(w.ciphers, cc)
+			var target *cipher.Column
+			if c.state.Target != nil && !encrypt {
+				if target, err = e.targetCipher(c); err != nil {
+					return nil, err
+				}
+			}
+			w.targets = append(w.targets, target)
 		}
 		return w, nil
 	}
@@ -43,6 +51,15 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		if c.state.IVColumn != "" {
 			set = append(set, c.state.IVColumn)
 		}
+	}
+	// Online: each row's version is read with it, becomes the version of
+	// its ciphertext, and guards the write, so a row changed since the read
+	// stays stale for the catch-up instead of getting an old ciphertext.
+	guard := ""
+	if tj.online {
+		exprs = append(exprs, e.d.Quote(dialect.VersionColumn))
+		set = append(set, dialect.EncVersionColumn)
+		guard = dialect.VersionColumn
 	}
 	nKey := len(tj.key)
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
@@ -92,6 +109,14 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 				}
 			}
 			hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
+			if guard != "" {
+				v, ok := versionOf(vals[len(vals)-1])
+				if !ok {
+					rows.Close()
+					return 0, fmt.Errorf("read chunk of %s: %s holds %T, want an integer", tj.name, guard, vals[len(vals)-1])
+				}
+				row = append(row, v, v)
+			}
 			out = append(out, row)
 		}
 		rows.Close()
@@ -99,7 +124,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out}, dg, hashes)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out, Guard: guard}, dg, hashes)
 	}
 	if err := e.runChunks(ctx, tj, done, e.newCipherWorker(tj, true), work, prog); err != nil {
 		return err
@@ -112,6 +137,9 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 	if e.writeMu != nil {
 		e.writeMu.Lock()
 		defer e.writeMu.Unlock()
+		if tj.online && phase == phaseCopy {
+			defer e.yieldWriteLock(ctx, time.Now()) // runs before the unlock
+		}
 	}
 	tx, err := e.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -126,6 +154,11 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 	var hi any
 	if ch.hiEnc != "" {
 		hi = ch.hiEnc
+	}
+	// A retry after a COMMIT whose reply was lost finds its own checkpoint:
+	// the chunk is idempotent, so its record is replaced, not duplicated.
+	if _, err := tx.ExecContext(ctx, e.st.clearCheckpointSQL(), jobID, tj.tn.String(), phase, loHash(ch.loEnc)); err != nil {
+		return fmt.Errorf("checkpoint chunk of %s: %w", tj.name, err)
 	}
 	if _, err := tx.ExecContext(ctx, e.st.checkpointSQL(), jobID, tj.tn.String(), phase, loHash(ch.loEnc), ch.loEnc, hi, int64(len(u.Rows)),
 		dg.String(), rowHashes, time.Now().UTC().Format(timeLayout)); err != nil {
@@ -199,6 +232,10 @@ type VerifyResult struct {
 	Values     int64
 	Mismatches []Mismatch // the first rows that differ
 	Digests    []string   // tables whose digest did not match
+	// Stale counts the rows of online tables that other writers changed
+	// since their ciphertext was made: not compared, since the cut-over
+	// re-encrypts and checks them under its lock.
+	Stale int64
 }
 
 // OK reports whether everything matched.
@@ -235,9 +272,15 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 			exprs = append(exprs, c.codec.SelectExpr(e.d.Quote(c.col.Name)))
 		}
 		exprs = append(exprs, e.d.Quote(ctCol))
-		if c.state.IVColumn != "" {
-			exprs = append(exprs, e.d.Quote(c.state.IVColumn))
+		if hasIVColumn(c) {
+			exprs = append(exprs, e.d.Quote(c.col.Name+ivColumnSuffix))
 		}
+	}
+	// Online, before cut-over: each row's versions tell whether its
+	// ciphertext was made from the plaintext it has now.
+	online := tj.online && !afterCutover
+	if online {
+		exprs = append(exprs, e.d.Quote(dialect.VersionColumn), e.d.Quote(dialect.EncVersionColumn))
 	}
 	nKey := len(tj.key)
 	var mu = make(chan struct{}, 1)
@@ -285,7 +328,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		}
 		defer rows.Close()
 		dg := newDigest(e.digestKey)
-		var n, values int64
+		var n, values, stale int64
 		var bad []Mismatch
 		var keys [][]any
 		var hashes []byte
@@ -297,6 +340,10 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 			}
 			n++
 			keys = append(keys, vals[:nKey])
+			if online && isStale(vals[len(vals)-2], vals[len(vals)-1]) {
+				stale++
+				continue
+			}
 			at := nKey
 			for i, c := range tj.cols {
 				var want []byte
@@ -317,7 +364,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 				ctNull := vals[at] == nil
 				at++
 				var iv []byte
-				if c.state.IVColumn != "" {
+				if hasIVColumn(c) {
 					iv, _ = vals[at].([]byte)
 					at++
 				}
@@ -336,7 +383,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 					continue
 				}
 				values++
-				got, err := w.ciphers[i].Decrypt(ct, iv)
+				got, err := decryptAny(c, w.ciphers[i], w.targets[i], ct, iv)
 				if err != nil {
 					mismatch("cannot decrypt: " + err.Error())
 					continue
@@ -358,6 +405,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		total.add(dg)
 		rowsSeen += n
 		res.Values += values
+		res.Stale += stale
 		for _, m := range bad {
 			if len(res.Mismatches) < verifyFirstRows {
 				res.Mismatches = append(res.Mismatches, m)

@@ -85,7 +85,7 @@ func New(p *planner.Plan, d dialect.Dialect, db *sql.DB, ks *keystore.Keystore, 
 	if opt.Until != "" && !contains(Phases, opt.Until) {
 		return nil, exitcode.Input(fmt.Errorf("--until %q: expected one of %s", opt.Until, strings.Join(Phases, ", ")))
 	}
-	e := &Engine{plan: p, d: d, m: m, db: db, ks: ks, st: &store{db: db, d: d, m: m}, opt: opt, log: opt.Log}
+	e := &Engine{plan: p, d: d, m: m, db: db, ks: ks, st: &store{db: db, d: d, m: m, log: opt.Log}, opt: opt, log: opt.Log}
 	if sw, ok := d.(dialect.SingleWriter); ok && sw.SingleWriter() {
 		e.writeMu = &sync.Mutex{}
 	}

@@ -150,6 +150,7 @@ func (f *fixture) wantChunksMatchCiphertexts(chunks []copyChunk) {
 // leave the plaintext alone; once the trigger is gone the next apply must
 // go on from there without writing a finished chunk again.
 func TestCopyWriteFailsMidway(t *testing.T) {
+	t.Parallel()
 	const rows = 1000
 	f := newFixture(t, membersSetup(rows)...)
 	p := membersPlan(f)

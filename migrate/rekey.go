@@ -52,18 +52,30 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 	}
 	res := &Result{JobID: jobID}
 	started := false
-	for _, t := range tables {
-		cols := rekeyColumns(t, selected)
-		if len(cols) == 0 {
-			continue
+	// A rekey stopped midway resumes: the columns it already finished are
+	// at their target and are skipped, not refused as "nothing newer".
+	resuming := false
+	for _, s := range states {
+		if selected[stateKey(s.Table, s.Column)] && s.State == StateKeyChange {
+			resuming = true
 		}
-		for _, c := range cols {
+	}
+	for _, t := range tables {
+		var cols []*colJob
+		for _, c := range rekeyColumns(t, selected) {
 			if c.state.State == StateEncrypted {
+				if resuming && e.atRekeyTarget(c) {
+					continue
+				}
 				if err := e.startRekey(ctx, j, t, c); err != nil {
 					return nil, err
 				}
 				started = true
 			}
+			cols = append(cols, c)
+		}
+		if len(cols) == 0 {
+			continue
 		}
 		if err := e.rekeyTable(ctx, j, t, cols); err != nil {
 			e.note(ctx, j.ID, "rekey failed", err.Error())
@@ -139,6 +151,15 @@ func rekeyColumns(t *tableJob, selected map[string]bool) []*colJob {
 // after the checks: a newer key version or a changed suite/IV mode, a
 // versioned column, a backup taken after the new version was added, and
 // the planner's rules for the new settings.
+// atRekeyTarget reports whether a column is already under its key's
+// newest version with the plan's suite and IV mode.
+func (e *Engine) atRekeyTarget(c *colJob) bool {
+	info, err := e.ks.Latest(c.plan.Key)
+	st := c.state
+	return err == nil && info.Name == st.KeyName && int(info.Version) == st.KeyVersion && string(c.plan.Suite) == st.Suite &&
+		string(c.plan.IV) == st.IVMode && c.plan.Versioned == st.Versioned
+}
+
 func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob) error {
 	st := c.state
 	info, err := e.ks.Latest(c.plan.Key)
@@ -301,18 +322,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 				}
 				// Values already under the target were rewritten by an
 				// earlier run of this chunk: decrypt with the new cipher.
-				dec, decIV := ciphers.old, iv
-				if c.state.IVColumn == "" {
-					decIV = nil
-				}
-				if suite, version, err := cipher.Header(ct); err == nil &&
-					string(suite) == c.state.Target.Suite && int(version) == c.state.Target.KeyVersion {
-					dec, decIV = ciphers.new, iv
-					if c.state.Target.IVColumn == "" {
-						decIV = nil
-					}
-				}
-				p, err := dec.Decrypt(ct, decIV)
+				p, err := decryptAny(c, ciphers.old, ciphers.new, ct, iv)
 				if err != nil {
 					rows.Close()
 					return 0, fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(t.keyCols, vals[:nKey]), err)
@@ -375,7 +385,30 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 	return nil
 }
 
-func hasIVColumn(c *colJob) bool { return c.state.IVColumn != "" || c.state.Target.IVColumn != "" }
+// hasIVColumn reports whether the column's IV column exists: while a rekey
+// runs, it does when either the old or the new mode has one.
+func hasIVColumn(c *colJob) bool {
+	return c.state.IVColumn != "" || (c.state.Target != nil && c.state.Target.IVColumn != "")
+}
+
+// decryptAny decrypts a value of a column that may be mid-rekey: the
+// versioned header says whether the old or the target cipher wrote it, and
+// each gets the companion IV only if its own mode has one.
+func decryptAny(c *colJob, old, target *cipher.Column, ct, iv []byte) ([]byte, error) {
+	if c.state.Target != nil && target != nil {
+		if suite, version, err := cipher.Header(ct); err == nil &&
+			string(suite) == c.state.Target.Suite && int(version) == c.state.Target.KeyVersion {
+			if c.state.Target.IVColumn == "" {
+				iv = nil
+			}
+			return target.Decrypt(ct, iv)
+		}
+	}
+	if c.state.IVColumn == "" {
+		iv = nil
+	}
+	return old.Decrypt(ct, iv)
+}
 
 // targetCipher builds the cipher a rekey writes with.
 func (e *Engine) targetCipher(c *colJob) (*cipher.Column, error) {

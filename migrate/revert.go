@@ -94,6 +94,10 @@ func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tabl
 		}
 	}
 	for _, t := range tables {
+		// The capture trigger goes before the columns it names.
+		if err := e.dropCapture(ctx, t); err != nil {
+			return err
+		}
 		drop := []string{}
 		for _, c := range t.cols {
 			drop = append(drop, c.state.Temp)

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -73,10 +75,77 @@ func StateDesc(state int) string {
 }
 
 // store reads and writes colcrypt's own tables in the target database.
+// Every operation is idempotent and goes through the retry helper: a
+// connection dropped by a failover must not fail a job on its bookkeeping.
 type store struct {
-	db *sql.DB
-	d  dialect.Dialect
-	m  dialect.Mover
+	db  *sql.DB
+	d   dialect.Dialect
+	m   dialect.Mover
+	log *slog.Logger
+}
+
+func (s *store) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return s.log
+}
+
+// retried runs a store read through the retry helper.
+func retried[T any](ctx context.Context, s *store, what string, op func(context.Context) (T, error)) (T, error) {
+	var out T
+	err := retry(ctx, s.logger(), what, func(ctx context.Context) error {
+		var err error
+		out, err = op(ctx)
+		return err
+	})
+	return out, err
+}
+
+func (s *store) exists(ctx context.Context, name string) (bool, error) {
+	return retried(ctx, s, "read the catalog", func(ctx context.Context) (bool, error) { return s.existsOnce(ctx, name) })
+}
+
+func (s *store) loadJob(ctx context.Context, id string) (*job, error) {
+	return retried(ctx, s, "read the job", func(ctx context.Context) (*job, error) { return s.loadJobOnce(ctx, id) })
+}
+
+func (s *store) columns(ctx context.Context) ([]*columnState, error) {
+	return retried(ctx, s, "read column states", func(ctx context.Context) ([]*columnState, error) { return s.columnsOnce(ctx) })
+}
+
+func (s *store) ddl(ctx context.Context, jobID, table string) ([]ddlRecord, error) {
+	return retried(ctx, s, "read recorded DDL", func(ctx context.Context) ([]ddlRecord, error) { return s.ddlOnce(ctx, jobID, table) })
+}
+
+func (s *store) chunks(ctx context.Context, jobID, table, phase string) (map[string]chunkRecord, error) {
+	return retried(ctx, s, "read checkpoints", func(ctx context.Context) (map[string]chunkRecord, error) {
+		return s.chunksOnce(ctx, jobID, table, phase)
+	})
+}
+
+func (s *store) saveJob(ctx context.Context, j *job) error {
+	return retry(ctx, s.logger(), "save the job", func(ctx context.Context) error { return s.saveJobOnce(ctx, j) })
+}
+
+func (s *store) putColumn(ctx context.Context, c *columnState) error {
+	return retry(ctx, s.logger(), "save a column state", func(ctx context.Context) error { return s.putColumnOnce(ctx, c) })
+}
+
+func (s *store) recordDDL(ctx context.Context, jobID, table string, defs []ddlRecord) error {
+	return retry(ctx, s.logger(), "record DDL", func(ctx context.Context) error { return s.recordDDLOnce(ctx, jobID, table, defs) })
+}
+
+func (s *store) clearChunks(ctx context.Context, jobID, table, phase string) error {
+	return retry(ctx, s.logger(), "clear checkpoints", func(ctx context.Context) error { return s.clearChunksOnce(ctx, jobID, table, phase) })
+}
+
+func (s *store) clearDDL(ctx context.Context, jobID string) error {
+	return retry(ctx, s.logger(), "clear recorded DDL", func(ctx context.Context) error { return s.clearDDLOnce(ctx, jobID) })
+}
+
+func (s *store) redactBoundaries(ctx context.Context, jobID, table, phase string) error {
+	return retry(ctx, s.logger(), "redact chunk boundaries", func(ctx context.Context) error { return s.redactBoundariesOnce(ctx, jobID, table, phase) })
 }
 
 func (s *store) ph(n int) string { return s.m.Placeholder(n) }
@@ -139,7 +208,7 @@ func (s *store) ensure(ctx context.Context) error {
 }
 
 // exists reports whether one of colcrypt's tables is there.
-func (s *store) exists(ctx context.Context, name string) (bool, error) {
+func (s *store) existsOnce(ctx context.Context, name string) (bool, error) {
 	_, err := s.d.ReadTable(ctx, s.db, schema.TableName{Schema: s.d.DefaultSchema(), Name: name})
 	if errors.Is(err, dialect.ErrTableNotFound) {
 		return false, nil
@@ -162,7 +231,7 @@ type job struct {
 
 func now() string { return time.Now().UTC().Format(timeLayout) }
 
-func (s *store) loadJob(ctx context.Context, id string) (*job, error) {
+func (s *store) loadJobOnce(ctx context.Context, id string) (*job, error) {
 	if ok, err := s.exists(ctx, jobTableName); err != nil || !ok {
 		return nil, err
 	}
@@ -183,7 +252,7 @@ func (s *store) loadJob(ctx context.Context, id string) (*job, error) {
 	return &j, nil
 }
 
-func (s *store) saveJob(ctx context.Context, j *job) error {
+func (s *store) saveJobOnce(ctx context.Context, j *job) error {
 	checks, err := json.Marshal(j.KeyChecks)
 	if err != nil {
 		return err
@@ -243,7 +312,7 @@ type rekeyTarget struct {
 
 const columnStateCols = "table_name, column_name, job_id, state, percent_complete, key_name, key_version, suite, iv_mode, versioned, column_iv, source_type, temp_column, iv_column, rows_total, rows_done, rekey_target"
 
-func (s *store) columns(ctx context.Context) ([]*columnState, error) {
+func (s *store) columnsOnce(ctx context.Context) ([]*columnState, error) {
 	ok, err := s.exists(ctx, stateTableName)
 	if err != nil || !ok {
 		return nil, err
@@ -276,7 +345,7 @@ func (s *store) columns(ctx context.Context) ([]*columnState, error) {
 	return out, rows.Err()
 }
 
-func (s *store) putColumn(ctx context.Context, c *columnState) error {
+func (s *store) putColumnOnce(ctx context.Context, c *columnState) error {
 	versioned := 0
 	if c.Versioned {
 		versioned = 1
@@ -320,7 +389,7 @@ func nullString(s string) any {
 
 // recordDDL stores the definition of something the job will drop, once:
 // running prepare again after a crash must not record it twice.
-func (s *store) recordDDL(ctx context.Context, jobID, table string, defs []ddlRecord) error {
+func (s *store) recordDDLOnce(ctx context.Context, jobID, table string, defs []ddlRecord) error {
 	var n int
 	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+s.table(ddlTableName)+" WHERE job_id = "+s.ph(1)+
 		" AND table_name = "+s.ph(2), jobID, table).Scan(&n); err != nil {
@@ -350,7 +419,7 @@ type ddlRecord struct {
 	Definition string
 }
 
-func (s *store) ddl(ctx context.Context, jobID, table string) ([]ddlRecord, error) {
+func (s *store) ddlOnce(ctx context.Context, jobID, table string) ([]ddlRecord, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT kind, name, definition FROM "+s.table(ddlTableName)+" WHERE job_id = "+s.ph(1)+
 		" AND table_name = "+s.ph(2)+" ORDER BY seq", jobID, table)
 	if err != nil {
@@ -368,7 +437,7 @@ func (s *store) ddl(ctx context.Context, jobID, table string) ([]ddlRecord, erro
 	return out, rows.Err()
 }
 
-func (s *store) clearDDL(ctx context.Context, jobID string) error {
+func (s *store) clearDDLOnce(ctx context.Context, jobID string) error {
 	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.table(ddlTableName)+" WHERE job_id = "+s.ph(1), jobID)
 	return err
 }
@@ -402,7 +471,7 @@ type chunkRecord struct {
 	RowHashes []byte
 }
 
-func (s *store) chunks(ctx context.Context, jobID, table, phase string) (map[string]chunkRecord, error) {
+func (s *store) chunksOnce(ctx context.Context, jobID, table, phase string) (map[string]chunkRecord, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT lo, hi, rows_done, digest, row_hashes FROM "+s.table(chunkTableName)+" WHERE job_id = "+s.ph(1)+
 		" AND table_name = "+s.ph(2)+" AND phase = "+s.ph(3), jobID, table, phase)
 	if err != nil {
@@ -429,6 +498,13 @@ func (s *store) checkpointSQL() string {
 		s.placeholders(1, 10) + ")"
 }
 
+// clearCheckpointSQL deletes one chunk's checkpoint, inside the chunk's
+// transaction, before it is written again.
+func (s *store) clearCheckpointSQL() string {
+	return "DELETE FROM " + s.table(chunkTableName) + " WHERE job_id = " + s.ph(1) + " AND table_name = " + s.ph(2) +
+		" AND phase = " + s.ph(3) + " AND lo_hash = " + s.ph(4)
+}
+
 // loHash keys a chunk record: the encoded lower key can be long (text and
 // composite keys), too long for an index key on SQL Server, so the primary
 // key holds its hash and the text sits beside it.
@@ -437,7 +513,7 @@ func loHash(lo string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-func (s *store) clearChunks(ctx context.Context, jobID, table, phase string) error {
+func (s *store) clearChunksOnce(ctx context.Context, jobID, table, phase string) error {
 	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.table(chunkTableName)+" WHERE job_id = "+s.ph(1)+
 		" AND table_name = "+s.ph(2)+" AND phase = "+s.ph(3), jobID, table, phase)
 	return err
@@ -472,7 +548,7 @@ func (s *store) event(ctx context.Context, jobID, name, detail string) error {
 // redactBoundaries replaces the recorded chunk boundaries of a phase by
 // their hashes. When the paging key is itself encrypted, the boundaries
 // are plaintext key values, which must not outlive the plaintext column.
-func (s *store) redactBoundaries(ctx context.Context, jobID, table, phase string) error {
+func (s *store) redactBoundariesOnce(ctx context.Context, jobID, table, phase string) error {
 	_, err := s.db.ExecContext(ctx, "UPDATE "+s.table(chunkTableName)+" SET lo = lo_hash, hi = NULL WHERE job_id = "+s.ph(1)+
 		" AND table_name = "+s.ph(2)+" AND phase = "+s.ph(3), jobID, table, phase)
 	if err != nil {

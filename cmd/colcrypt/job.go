@@ -52,6 +52,7 @@ type jobFlags struct {
 	batchRows     int
 	until         string
 	noBackupCheck bool
+	online        bool
 }
 
 // engine opens everything a job needs; withKeys opens the plan's keystore.
@@ -69,7 +70,7 @@ func (a *app) engine(ctx context.Context, path string, withKeys bool, f jobFlags
 	}
 	stderrFile, isFile := a.stderr.(*os.File)
 	e, err := migrate.New(p, d, db, ks, migrate.Options{
-		Workers: f.workers, BatchRows: f.batchRows, Until: f.until, NoBackupCheck: f.noBackupCheck,
+		Workers: f.workers, BatchRows: f.batchRows, Until: f.until, NoBackupCheck: f.noBackupCheck, Online: f.online,
 		Log: a.log, Progress: a.stderr, Terminal: isFile && term.IsTerminal(int(stderrFile.Fd())),
 	})
 	if err != nil {
@@ -86,15 +87,11 @@ func (f *jobFlags) add(cmd *cobra.Command) {
 
 func newApplyCmd(a *app) *cobra.Command {
 	var f jobFlags
-	var online bool
 	cmd := &cobra.Command{
 		Use:   "apply PLAN",
 		Short: "Encrypt the planned columns, or resume the job where it stopped",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if online {
-				return exitcode.Input(fmt.Errorf("--online is not supported yet: run apply with no other writers on the planned tables"))
-			}
 			e, closeDB, err := a.engine(cmd.Context(), args[0], true, f)
 			if err != nil {
 				return err
@@ -110,6 +107,9 @@ func newApplyCmd(a *app) *cobra.Command {
 			}
 			if res.Verify != nil {
 				fmt.Fprintf(a.stdout, "verified %d values in %d rows\n", res.Verify.Values, res.Verify.Rows)
+				if res.Verify.Stale > 0 {
+					fmt.Fprintf(a.stdout, "%d rows changed by other writers since they were copied: re-encrypted and checked at cut-over\n", res.Verify.Stale)
+				}
 			}
 			fmt.Fprintf(a.stdout, "job %s: phase %s complete\n", res.JobID, res.Phase)
 			return nil
@@ -118,7 +118,7 @@ func newApplyCmd(a *app) *cobra.Command {
 	f.add(cmd)
 	cmd.Flags().StringVar(&f.until, "until", "", "stop after this phase: prepare, copy, verify or cutover")
 	cmd.Flags().BoolVar(&f.noBackupCheck, "no-backup-check", false, "cut over even without a keystore backup newer than the last key change (logged)")
-	cmd.Flags().BoolVar(&online, "online", false, "capture changes by other writers during the job (not supported yet)")
+	cmd.Flags().BoolVar(&f.online, "online", false, "let other sessions keep updating and inserting rows while the job runs (as job.online: true)")
 	return cmd
 }
 

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -27,15 +26,26 @@ import (
 // pgx sends the arrays in binary, so ciphertexts are never hex-encoded.
 // The key arrays have the key columns' declared types, so the join seeks
 // the key's index.
-func (d Dialect) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update) error {
+//
+// With a Guard, the last value of each row travels as one more bigint
+// array and the join also requires t.guard = v.g: a row whose guard column
+// changed since it was read is left alone. A row another transaction is
+// updating makes this UPDATE wait for it and then re-check the condition on
+// the row's new version (READ COMMITTED), so the compare-and-set holds
+// under concurrent writers.
+func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
 	if len(u.Rows) == 0 {
 		return nil
 	}
 	nk := len(u.Key)
+	guard := 0
+	if u.Guard != "" {
+		guard = 1
+	}
 	for i, row := range u.Rows {
-		if len(row) != nk+len(u.Set) {
-			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d key and %d set values",
-				u.Table, i+1, len(row), nk, len(u.Set))
+		if len(row) != nk+len(u.Set)+guard {
+			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d key, %d set and %d guard values",
+				u.Table, i+1, len(row), nk, len(u.Set), guard)
 		}
 	}
 	var (
@@ -78,6 +88,16 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update) e
 			expr = u.SetExpr[j](expr)
 		}
 		set = append(set, d.Quote(c)+" = "+expr)
+	}
+	if guard == 1 {
+		g := nk + len(u.Set)
+		for i, row := range u.Rows {
+			if _, ok := row[g].(int64); !ok {
+				return fmt.Errorf("bulk update of %s: row %d: guard value of type %T, want int64", u.Table, i+1, row[g])
+			}
+		}
+		addArray(collect[int64](u.Rows, g), "::bigint[]", "g")
+		where = append(where, "t."+d.Quote(u.Guard)+" = v.g")
 	}
 	q := "UPDATE " + d.QuoteTable(u.Table) + " AS t SET " + strings.Join(set, ", ") +
 		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +

@@ -157,6 +157,19 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 	if !anyPending {
 		return nil
 	}
+	if forward {
+		// The tables are locked against every other session: rows other
+		// writers changed since the copy are re-encrypted now, before any
+		// plaintext goes.
+		for i, ts := range group {
+			if len(pending[i]) == 0 || ts.CatchUp == nil {
+				continue
+			}
+			if err := ts.CatchUp(ctx, s.tx); err != nil {
+				return fmt.Errorf("%s: catch up: %w", ts.Table.Name, err)
+			}
+		}
+	}
 	fks := swappedForeignKeys(group)
 	for _, fk := range fks {
 		if err := s.exec(ctx, "drop foreign key "+fk.Name,
@@ -223,6 +236,13 @@ func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dia
 	if len(after) > 0 {
 		if err := s.exec(ctx, "set NOT NULL and drop the row id", "ALTER TABLE "+qt+" "+strings.Join(after, ", ")); err != nil {
 			return err
+		}
+	}
+	if ts.Online {
+		for _, stmt := range s.d.dropCaptureSQL(t.Name) {
+			if err := s.exec(ctx, "drop change capture", stmt); err != nil {
+				return err
+			}
 		}
 	}
 	return s.recreateIndexes(ctx, t, cols)

@@ -77,7 +77,7 @@ func (d Dialect) DropColumn(ctx context.Context, db *sql.DB, table schema.TableN
 // BulkUpdate runs one prepared UPDATE per row inside the chunk's
 // transaction: SQLite has no faster path than that, and in one transaction
 // it is a few microseconds a row.
-func (d Dialect) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update) error {
+func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
 	var b strings.Builder
 	b.WriteString("UPDATE " + d.QuoteTable(u.Table) + " SET ")
 	for i, c := range u.Set {
@@ -101,16 +101,27 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update) e
 			b.WriteString(d.Quote(k) + " = ?")
 		}
 	}
+	guard := 0
+	if u.Guard != "" {
+		b.WriteString(" AND " + d.Quote(u.Guard) + " = ?")
+		guard = 1
+	}
 	stmt, err := tx.PrepareContext(ctx, b.String())
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	nk := len(u.Key)
-	args := make([]any, len(u.Set)+nk)
-	for _, row := range u.Rows {
-		copy(args, row[nk:])
+	args := make([]any, len(u.Set)+nk+guard)
+	for i, row := range u.Rows {
+		if len(row) != nk+len(u.Set)+guard {
+			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d", u.Table, i+1, len(row), nk+len(u.Set)+guard)
+		}
+		copy(args, row[nk:nk+len(u.Set)])
 		copy(args[len(u.Set):], row[:nk])
+		if guard == 1 {
+			args[len(args)-1] = row[len(row)-1]
+		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return err
 		}
@@ -208,6 +219,23 @@ func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSw
 	if len(ts.Columns) > 0 && !live[strings.ToLower(ts.Columns[0].Temp)] {
 		return nil
 	}
+	if forward && ts.CatchUp != nil {
+		// BEGIN IMMEDIATE holds the write lock: no other writer can change
+		// a row between this catch-up and the copy into the new table.
+		if err := ts.CatchUp(ctx, conn); err != nil {
+			return fmt.Errorf("catch up: %w", err)
+		}
+	}
+	if forward && ts.Online {
+		// The version columns are left behind by the rebuild (the recorded
+		// CREATE TABLE has none); the triggers go first, before the table
+		// they update is renamed.
+		for _, name := range captureTriggers(t.Name) {
+			if _, err := conn.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+name); err != nil {
+				return fmt.Errorf("drop change capture: %w", err)
+			}
+		}
+	}
 	// The old table moves aside and the new one is created from the
 	// recorded statement under the table's own name, so that Unswap gives
 	// back the original CREATE TABLE text exactly. foreign_keys is OFF and
@@ -222,6 +250,33 @@ func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSw
 	var seq sql.NullInt64
 	_ = conn.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = ?", t.Name.Name).Scan(&seq)
 
+	// The indexes and triggers to recreate are the recorded ones (so the
+	// keys the job began with come back exactly) plus any a DBA added
+	// since, which must survive the rebuild; colcrypt's own capture
+	// triggers go with the old table.
+	current, err := liveIndexesAndTriggers(ctx, conn, t.Name.Name)
+	if err != nil {
+		return err
+	}
+	var extras []schemaObject
+	recorded := map[string]bool{}
+	for _, ix := range t.Indexes {
+		if ix.Definition != "" {
+			extras = append(extras, schemaObject{"index", ix.Name, ix.Definition})
+			recorded[strings.ToLower(ix.Name)] = true
+		}
+	}
+	for _, tr := range t.Triggers {
+		if tr.Definition != "" {
+			extras = append(extras, schemaObject{"trigger", tr.Name, tr.Definition})
+			recorded[strings.ToLower(tr.Name)] = true
+		}
+	}
+	for _, o := range current {
+		if !recorded[strings.ToLower(o.name)] {
+			extras = append(extras, o)
+		}
+	}
 	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(t.Name)+" RENAME TO "+d.Quote(oldName.Name)); err != nil {
 		return err
 	}
@@ -266,23 +321,35 @@ func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSw
 			return err
 		}
 	}
-	for _, ix := range t.Indexes {
-		if ix.Definition == "" {
-			continue
-		}
-		if _, err := conn.ExecContext(ctx, ix.Definition); err != nil {
-			return fmt.Errorf("recreate index %s: %w", ix.Name, err)
-		}
-	}
-	for _, tr := range t.Triggers {
-		if tr.Definition == "" {
-			continue
-		}
-		if _, err := conn.ExecContext(ctx, tr.Definition); err != nil {
-			return fmt.Errorf("recreate trigger %s: %w", tr.Name, err)
+	for _, x := range extras {
+		if _, err := conn.ExecContext(ctx, x.sql); err != nil {
+			return fmt.Errorf("recreate %s %s: %w", x.kind, x.name, err)
 		}
 	}
 	return nil
+}
+
+type schemaObject struct{ kind, name, sql string }
+
+// liveIndexesAndTriggers lists the explicit indexes and the triggers of a
+// table, as sqlite_master holds them now, indexes first; colcrypt's own
+// triggers are left out.
+func liveIndexesAndTriggers(ctx context.Context, conn *sql.Conn, table string) ([]schemaObject, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') "+
+		"AND sql IS NOT NULL AND name NOT LIKE 'colcrypt\\_%' ESCAPE '\\' ORDER BY type, rowid", table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []schemaObject
+	for rows.Next() {
+		var o schemaObject
+		if err := rows.Scan(&o.kind, &o.name, &o.sql); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
 }
 
 // swapCreateSQL edits the recorded CREATE TABLE for the encrypted table:
@@ -417,6 +484,92 @@ func (Dialect) Purge(ctx context.Context, db *sql.DB, _ schema.TableName) error 
 }
 
 var _ dialect.Mover = Dialect{}
+
+var _ dialect.ChangeCapture = Dialect{}
+
+// captureTriggers are the quoted names of the two capture triggers of a
+// table: one for updates, one for inserts (SQLite's triggers have one
+// event each).
+func captureTriggers(table schema.TableName) []string {
+	prefix := ""
+	if table.Schema != "" {
+		prefix = quoteIdent(table.Schema) + "."
+	}
+	return []string{
+		prefix + quoteIdent(dialect.CapturePrefix+table.Name),
+		prefix + quoteIdent(dialect.CapturePrefix+table.Name+"__insert"),
+	}
+}
+
+// AddCapture implements dialect.ChangeCapture. The update trigger fires
+// only on UPDATEs that set a planned column (UPDATE OF), even to the same
+// value: a version changed for nothing only costs one more re-encryption.
+// Neither trigger's own UPDATE sets a planned column, so neither fires the
+// update trigger again, with recursive_triggers off (the default) or on;
+// colcrypt's own writes set only ciphertext, IV and version columns.
+// Trigger bodies name the table unqualified, as SQLite requires.
+func (d Dialect) AddCapture(ctx context.Context, db *sql.DB, table schema.TableName, planned, key []string) error {
+	cols, err := liveColumns(ctx, db, table)
+	if err != nil {
+		return err
+	}
+	qt := d.QuoteTable(table)
+	if !cols[dialect.VersionColumn] {
+		if _, err := db.ExecContext(ctx, "ALTER TABLE "+qt+" ADD COLUMN "+d.Quote(dialect.VersionColumn)+" INTEGER NOT NULL DEFAULT 0"); err != nil {
+			return err
+		}
+	}
+	if !cols[dialect.EncVersionColumn] {
+		if _, err := db.ExecContext(ctx, "ALTER TABLE "+qt+" ADD COLUMN "+d.Quote(dialect.EncVersionColumn)+" INTEGER"); err != nil {
+			return err
+		}
+	}
+	for _, stmt := range captureSQL(table, planned, key) {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// captureSQL creates the two capture triggers unless they exist.
+func captureSQL(table schema.TableName, planned, key []string) []string {
+	var of, match []string
+	for _, c := range planned {
+		of = append(of, quoteIdent(c))
+	}
+	for _, k := range key {
+		if strings.EqualFold(k, "rowid") {
+			match = append(match, "rowid = NEW.rowid")
+		} else {
+			match = append(match, quoteIdent(k)+" = NEW."+quoteIdent(k))
+		}
+	}
+	tbl, version, where := quoteIdent(table.Name), quoteIdent(dialect.VersionColumn), strings.Join(match, " AND ")
+	names := captureTriggers(table)
+	return []string{
+		"CREATE TRIGGER IF NOT EXISTS " + names[0] + " AFTER UPDATE OF " + strings.Join(of, ", ") + " ON " + tbl +
+			" FOR EACH ROW BEGIN UPDATE " + tbl + " SET " + version + " = " + version + " + 1 WHERE " + where + "; END",
+		"CREATE TRIGGER IF NOT EXISTS " + names[1] + " AFTER INSERT ON " + tbl +
+			" FOR EACH ROW BEGIN UPDATE " + tbl + " SET " + version + " = random() WHERE " + where + "; END",
+	}
+}
+
+// DropCapture implements dialect.ChangeCapture: triggers first, since
+// SQLite refuses to drop a column a trigger names.
+func (d Dialect) DropCapture(ctx context.Context, db *sql.DB, table schema.TableName) error {
+	for _, name := range captureTriggers(table) {
+		if _, err := db.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+name); err != nil {
+			return err
+		}
+	}
+	for _, c := range []string{dialect.VersionColumn, dialect.EncVersionColumn} {
+		if err := d.DropColumn(ctx, db, table, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // SingleWriter: SQLite has one writer at a time.
 func (Dialect) SingleWriter() bool { return true }

@@ -2,7 +2,6 @@ package sqlserver
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -38,7 +37,13 @@ const stageTable = "#colcrypt_stage"
 // property, which SELECT ... INTO would otherwise copy ("an identity
 // column that is part of an expression" is not inherited), and bulk load
 // would then renumber the keys.
-func (d sqlServer) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update) error {
+//
+// With a Guard the staging table has one more column, [g], and the join
+// also requires t.<guard> = s.[g]: a row whose guard changed since it was
+// read is left alone (an online job's compare-and-set). The UPDATE takes
+// update locks as it reads, so a concurrent writer's change is either
+// committed before the comparison or waits for this transaction.
+func (d sqlServer) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
 	if len(u.Rows) == 0 {
 		return nil
 	}
@@ -62,7 +67,7 @@ func (d sqlServer) BulkUpdate(ctx context.Context, tx *sql.Tx, u dialect.Update)
 // copyIn bulk-loads the rows into the staging table. Without KEEP_NULLS a
 // NULL would take the column's default; the staging table has none, but
 // the option says what is meant.
-func copyIn(ctx context.Context, tx *sql.Tx, columns []string, rows [][]any) error {
+func copyIn(ctx context.Context, tx dialect.Querier, columns []string, rows [][]any) error {
 	stmt, err := tx.PrepareContext(ctx, mssql.CopyIn(stageTable, mssql.BulkOptions{KeepNulls: true}, columns...))
 	if err != nil {
 		return err
@@ -95,14 +100,18 @@ func planBulk(u dialect.Update) (*bulkPlan, error) {
 	if nk == 0 {
 		return nil, fmt.Errorf("no key columns")
 	}
+	guard := 0
+	if u.Guard != "" {
+		guard = 1
+	}
 	for i, row := range u.Rows {
-		if len(row) != nk+len(u.Set) {
-			return nil, fmt.Errorf("row %d has %d values, want %d key and %d set values", i+1, len(row), nk, len(u.Set))
+		if len(row) != nk+len(u.Set)+guard {
+			return nil, fmt.Errorf("row %d has %d values, want %d key, %d set and %d guard values", i+1, len(row), nk, len(u.Set), guard)
 		}
 	}
 	b := &bulkPlan{rows: make([][]any, len(u.Rows))}
 	for i := range b.rows {
-		b.rows[i] = make([]any, nk+len(u.Set))
+		b.rows[i] = make([]any, nk+len(u.Set)+guard)
 	}
 	var sel, on, set []string
 	for i, k := range u.Key {
@@ -175,6 +184,18 @@ func planBulk(u dialect.Update) (*bulkPlan, error) {
 			}
 			b.rows[r][col] = v
 		}
+	}
+	if guard == 1 {
+		g := nk + len(u.Set)
+		for r, row := range u.Rows {
+			if _, ok := row[g].(int64); !ok {
+				return nil, fmt.Errorf("row %d: guard value of type %T, want int64", r+1, row[g])
+			}
+			b.rows[r][g] = row[g]
+		}
+		sel = append(sel, "CAST(NULL AS BIGINT) AS [g]")
+		b.columns = append(b.columns, "g")
+		on = append(on, "t."+quoteIdent(u.Guard)+" = s.[g]")
 	}
 	qt := quoteTable(u.Table)
 	b.create = "DROP TABLE IF EXISTS " + stageTable + ";\nSELECT TOP (0) " + strings.Join(sel, ", ") +

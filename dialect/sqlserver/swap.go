@@ -84,9 +84,30 @@ func (d sqlServer) swapGroup(ctx context.Context, db *sql.DB, group []dialect.Ta
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if forward {
+		// An online job's tables are locked before anything is read: no
+		// other writer may change a row between the catch-up and the swap.
+		for _, ts := range group {
+			if ts.Online || ts.CatchUp != nil {
+				if _, err := tx.ExecContext(ctx, lockTableSQL(withDefaultSchema(ts.Table.Name))); err != nil {
+					return fmt.Errorf("lock %s: %w", ts.Table.Name, err)
+				}
+			}
+		}
+	}
 	pending, err := pendingColumns(ctx, tx, group)
 	if err != nil {
 		return err
+	}
+	if forward {
+		for i, ts := range group {
+			if len(pending[i]) == 0 || ts.CatchUp == nil {
+				continue
+			}
+			if err := ts.CatchUp(ctx, tx); err != nil {
+				return fmt.Errorf("%s: catch up: %w", ts.Table.Name, err)
+			}
+		}
 	}
 	var steps []step
 	if forward {
@@ -196,6 +217,10 @@ func swapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, er
 	indexes, err := coveringIndexes(t, cols)
 	if err != nil {
 		return nil, err
+	}
+	if ts.Online {
+		// The catch-up ran before these steps, under the table lock.
+		steps = append(steps, dropCaptureSteps(tn)...)
 	}
 	steps = append(steps, dropIndexSteps(tn, indexes)...)
 	for _, col := range models {

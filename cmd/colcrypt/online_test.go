@@ -1,0 +1,41 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestApplyOnline: --online runs the job with change capture, and a job
+// prepared offline refuses to continue online.
+func TestApplyOnline(t *testing.T) {
+	f := newBadInputFixture(t)
+	setSecrets(t, "COLCRYPT_PASSPHRASE", badInputPass)
+	online := f.plan(t, "online.yaml", goodPlanBody)
+	r := runCLI(t, "apply", online, "--online", "--no-backup-check")
+	if r.code != 0 || !strings.Contains(r.stdout, "phase done complete") {
+		t.Fatalf("apply --online: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, "verify", online); r.code != 0 {
+		t.Fatalf("verify after apply --online: exit %d\n%s", r.code, r.stderr)
+	}
+
+	// A job that is done has nothing to do online either.
+	if r := runCLI(t, "apply", online, "--online"); r.code != 0 || !strings.Contains(r.stdout, "already done") {
+		t.Errorf("apply --online of a finished job: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	offline := f.plan(t, "offline.yaml", strings.Replace(goodPlanBody, "- name: email", "- name: ssn\n        iv: column", 1))
+	if r := runCLI(t, "apply", offline, "--until", "copy"); r.code != 0 {
+		t.Fatalf("apply --until copy: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runCLI(t, "apply", offline, "--online", "--no-backup-check")
+	if r.code != 2 || !strings.Contains(r.stderr, "was prepared offline") {
+		t.Errorf("resuming an offline job with --online: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	if r := runCLI(t, "apply", offline, "--no-backup-check"); r.code != 0 {
+		t.Fatalf("finishing the offline job: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runCLI(t, "apply", offline, "--online"); r.code != 0 || !strings.Contains(r.stdout, "already done") {
+		t.Errorf("apply --online of a job finished offline: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

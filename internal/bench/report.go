@@ -1,0 +1,405 @@
+package bench
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+)
+
+// Measurement IDs: each names one way of rewriting the column on one
+// engine. The targets below refer to them.
+const (
+	PGUpdate     = "pg.update"
+	PGPgcrypto   = "pg.pgcrypto"
+	PGCopy       = "pg.copy"
+	PGApply      = "pg.apply"
+	SQLiteUpdate = "sqlite.update"
+	SQLiteCopy   = "sqlite.copy"
+	SQLiteApply  = "sqlite.apply"
+)
+
+// Measurement is one timed way of rewriting the column.
+type Measurement struct {
+	ID      string // one of the IDs above
+	Label   string // the row's name in the table
+	Rows    int64
+	Elapsed time.Duration
+	// Baseline marks the denominator of the ratios of this measurement's
+	// engine (the plain server-side UPDATE).
+	Baseline bool
+	// PeakRSS (bytes) and CPU (user + system) of the colcrypt process;
+	// zero for statements timed on the server.
+	PeakRSS int64
+	CPU     time.Duration
+	// ServerCPU is the CPU time the PostgreSQL server used meanwhile
+	// (every backend and background process), 0 when not measured.
+	ServerCPU time.Duration
+	// Phases are colcrypt's phase durations, as its log reports them.
+	Phases []Phase
+}
+
+// Engine is the engine a measurement ID belongs to: "pg" or "sqlite".
+func Engine(id string) string {
+	e, _, _ := strings.Cut(id, ".")
+	return e
+}
+
+// PerMillion is the time the measurement would take for 1,000,000 rows at
+// the same cost per row.
+func (m Measurement) PerMillion() time.Duration {
+	if m.Rows <= 0 {
+		return 0
+	}
+	return time.Duration(float64(m.Elapsed) * 1e6 / float64(m.Rows))
+}
+
+// Median returns the run with the median time (the lower middle one of an
+// even count), so that its other figures (RSS, CPU, phases) belong to the
+// same run.
+func Median(runs []Measurement) Measurement {
+	if len(runs) == 0 {
+		return Measurement{}
+	}
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b Measurement) int { return cmp.Compare(a.Elapsed, b.Elapsed) })
+	return sorted[(len(sorted)-1)/2]
+}
+
+// Phase is one of colcrypt's job phases with its duration.
+type Phase struct {
+	Name    string
+	Elapsed time.Duration
+}
+
+// Report is the outcome of one side-by-side run.
+type Report struct {
+	Title        string   // what was measured, on what
+	Notes        []string // settings worth knowing when reading the numbers
+	Measurements []Measurement
+}
+
+// Find returns the measurement with the ID, or nil.
+func (r *Report) Find(id string) *Measurement {
+	for i := range r.Measurements {
+		if r.Measurements[i].ID == id {
+			return &r.Measurements[i]
+		}
+	}
+	return nil
+}
+
+// Ratio is m's time over the baseline of its engine; ok is false when the
+// baseline was not measured.
+func (r *Report) Ratio(m Measurement) (ratio float64, ok bool) {
+	for _, b := range r.Measurements {
+		if b.Baseline && Engine(b.ID) == Engine(m.ID) && b.Elapsed > 0 {
+			return perRow(m) / perRow(b), true
+		}
+	}
+	return 0, false
+}
+
+// perRow compares measurements taken on tables of different sizes fairly.
+func perRow(m Measurement) float64 {
+	if m.Rows <= 0 {
+		return float64(m.Elapsed)
+	}
+	return float64(m.Elapsed) / float64(m.Rows)
+}
+
+// Target is one of SPEC §8's ratio targets.
+type Target struct {
+	Name     string  // as SPEC §8 words it
+	ID       string  // the measurement it limits
+	Limit    float64 // the largest ratio to its engine's baseline that passes
+	Ratio    float64 // measured
+	Measured bool    // both sides were measured
+}
+
+// Verdict is PASS, MISS, or "n/a" when the target was not measured.
+func (t Target) Verdict() string {
+	switch {
+	case !t.Measured:
+		return "n/a"
+	case t.Ratio <= t.Limit:
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// specTargets are SPEC §8's ratio targets.
+var specTargets = []Target{
+	{Name: "PostgreSQL: copy phase ≤ 1.0 × A", ID: PGCopy, Limit: 1.0},
+	{Name: "PostgreSQL: whole apply ≤ 1.5 × A", ID: PGApply, Limit: 1.5},
+	{Name: "SQLite: whole apply ≤ 1.5 × its UPDATE", ID: SQLiteApply, Limit: 1.5},
+}
+
+// Targets evaluates SPEC §8's ratio targets against the report.
+func (r *Report) Targets() []Target {
+	out := make([]Target, 0, len(specTargets))
+	for _, t := range specTargets {
+		if m := r.Find(t.ID); m != nil {
+			t.Ratio, t.Measured = r.Ratio(*m)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Write prints the report: one table of measurements grouped by engine,
+// colcrypt's phase breakdown, then the targets.
+func (r *Report) Write(w io.Writer) error {
+	var b strings.Builder
+	if r.Title != "" {
+		fmt.Fprintln(&b, r.Title)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(&b, "  "+n)
+	}
+	b.WriteString("\n")
+	// Labels are padded to one width, so that in the right-aligned table
+	// they read left-aligned.
+	width := len("way")
+	for _, m := range r.Measurements {
+		width = max(width, utf8.RuneCountInString(m.Label)+2)
+	}
+	pad := func(s string) string { return s + strings.Repeat(" ", width-utf8.RuneCountInString(s)) }
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, pad("way")+"\trows\tseconds\ts per 1M rows\t× baseline\tpeak RSS MB\tcolcrypt CPU s\tserver CPU s\t")
+	engine := ""
+	for _, m := range r.Measurements {
+		if e := Engine(m.ID); e != engine {
+			engine = e
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\n", pad(engineTitle(e)))
+		}
+		ratio := "–"
+		if x, ok := r.Ratio(m); ok {
+			ratio = fmt.Sprintf("%.2f", x)
+		}
+		rss := "–"
+		if m.PeakRSS > 0 {
+			rss = fmt.Sprintf("%.0f", MB(m.PeakRSS))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t\n", pad("  "+m.Label), m.Rows, m.Elapsed.Seconds(), m.PerMillion().Seconds(),
+			ratio, rss, seconds(m.CPU), seconds(m.ServerCPU))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, m := range r.Measurements {
+		if len(m.Phases) > 0 {
+			fmt.Fprintf(&b, "\n%s %s: %s\n", engineTitle(Engine(m.ID)), m.Label, FormatPhases(m.Phases))
+		}
+	}
+	b.WriteString("\nSPEC §8 targets (ratios per row, measured side by side in this run):\n")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, t := range r.Targets() {
+		got := "not measured"
+		if t.Measured {
+			got = fmt.Sprintf("%.2f ×", t.Ratio)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Name, got, t.Verdict())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// seconds formats a CPU time, "–" when it was not measured.
+func seconds(d time.Duration) string {
+	if d <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", d.Seconds())
+}
+
+func engineTitle(e string) string {
+	switch e {
+	case "pg":
+		return "PostgreSQL"
+	case "sqlite":
+		return "SQLite"
+	}
+	return e
+}
+
+// FormatPhases lists phases with their seconds: "prepare 0.01 s, copy 3.20 s".
+func FormatPhases(phases []Phase) string {
+	parts := make([]string, len(phases))
+	for i, p := range phases {
+		parts[i] = fmt.Sprintf("%s %.2f s", p.Name, p.Elapsed.Seconds())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// MB converts bytes to mebibytes.
+func MB(bytes int64) float64 { return float64(bytes) / (1 << 20) }
+
+// ScalePoint is one full apply at one table size.
+type ScalePoint struct {
+	Engine  string // "pg" or "sqlite"
+	Rows    int64
+	Wall    time.Duration // the colcrypt process, start to exit
+	Job     time.Duration // first phase started to last phase done
+	PeakRSS int64
+}
+
+// Scale targets of SPEC §8.
+const (
+	// RSSFlatTolerance: peak RSS "the same ±10% at 1M and 4M rows".
+	RSSFlatTolerance = 0.10
+	// RSSLimitBytes: "under 200 MB with default settings".
+	RSSLimitBytes = 200 << 20
+	// CostFlatTolerance: cost per row "constant from 100k to 4M rows (±20%)".
+	CostFlatTolerance = 0.20
+	// rssFromRows: the RSS target compares table sizes from 1M rows up;
+	// smaller tables fit in memory either way.
+	rssFromRows = 1_000_000
+)
+
+// Spread is max/min − 1 of the values: 0 when they are all equal. Every
+// value is then within ±Spread of every other one.
+func Spread(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range values {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if lo <= 0 {
+		return math.Inf(1)
+	}
+	return hi/lo - 1
+}
+
+// ScaleCheck is one scale target evaluated for one engine.
+type ScaleCheck struct {
+	Engine   string
+	Name     string
+	Detail   string // the values it was judged on
+	Pass     bool
+	Measured bool
+}
+
+// Verdict is PASS, MISS or "n/a".
+func (c ScaleCheck) Verdict() string {
+	switch {
+	case !c.Measured:
+		return "n/a"
+	case c.Pass:
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// ScaleChecks evaluates SPEC §8's memory and cost-per-row targets per
+// engine. Cost per row is judged on the job's own time (phases), which
+// leaves out the fixed start-up (argon2id keystore unlock, planning); the
+// process's wall time is shown next to it.
+func ScaleChecks(points []ScalePoint) []ScaleCheck {
+	var out []ScaleCheck
+	for _, engine := range enginesOf(points) {
+		var rss, jobCost, wallCost []float64
+		var rssDetail, costDetail []string
+		maxRSS := int64(0)
+		for _, p := range points {
+			if p.Engine != engine {
+				continue
+			}
+			maxRSS = max(maxRSS, p.PeakRSS)
+			if p.Rows >= rssFromRows {
+				rss = append(rss, float64(p.PeakRSS))
+				rssDetail = append(rssDetail, fmt.Sprintf("%s: %.0f MB", rowsLabel(p.Rows), MB(p.PeakRSS)))
+			}
+			if p.Rows > 0 {
+				jobCost = append(jobCost, float64(p.Job)/float64(p.Rows))
+				wallCost = append(wallCost, float64(p.Wall)/float64(p.Rows))
+				costDetail = append(costDetail, fmt.Sprintf("%s: %.2f µs", rowsLabel(p.Rows), float64(p.Job.Nanoseconds())/float64(p.Rows)/1e3))
+			}
+		}
+		flat := Spread(rss)
+		out = append(out,
+			ScaleCheck{Engine: engine, Name: fmt.Sprintf("peak RSS flat ±%.0f%% from 1M rows up", RSSFlatTolerance*100),
+				Detail:   fmt.Sprintf("%s (spread %.1f%%)", strings.Join(rssDetail, ", "), flat*100),
+				Measured: len(rss) >= 2, Pass: flat <= RSSFlatTolerance},
+			ScaleCheck{Engine: engine, Name: fmt.Sprintf("peak RSS < %d MB", RSSLimitBytes>>20),
+				Detail:   fmt.Sprintf("max %.0f MB", MB(maxRSS)),
+				Measured: maxRSS > 0, Pass: maxRSS < RSSLimitBytes},
+			ScaleCheck{Engine: engine, Name: fmt.Sprintf("job cost per row flat ±%.0f%%", CostFlatTolerance*100),
+				Detail:   fmt.Sprintf("%s (spread %.1f%%)", strings.Join(costDetail, ", "), Spread(jobCost)*100),
+				Measured: len(jobCost) >= 2, Pass: Spread(jobCost) <= CostFlatTolerance},
+			ScaleCheck{Engine: engine, Name: fmt.Sprintf("wall cost per row flat ±%.0f%% (incl. start-up)", CostFlatTolerance*100),
+				Detail:   fmt.Sprintf("spread %.1f%%", Spread(wallCost)*100),
+				Measured: len(wallCost) >= 2, Pass: Spread(wallCost) <= CostFlatTolerance},
+		)
+	}
+	return out
+}
+
+func enginesOf(points []ScalePoint) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range points {
+		if !seen[p.Engine] {
+			seen[p.Engine] = true
+			out = append(out, p.Engine)
+		}
+	}
+	return out
+}
+
+// rowsLabel writes a row count the way people say it: 100k, 1M, 4M.
+func rowsLabel(n int64) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000 && n%1_000 == 0:
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
+}
+
+// WriteScale prints the scale points and the scale targets.
+func WriteScale(w io.Writer, title string, notes []string, points []ScalePoint) error {
+	var b strings.Builder
+	fmt.Fprintln(&b, title)
+	for _, n := range notes {
+		fmt.Fprintln(&b, "  "+n)
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "engine\trows\twall s\tjob s\twall µs/row\tjob µs/row\tpeak RSS MB\t")
+	for _, p := range points {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t\n", engineTitle(p.Engine), rowsLabel(p.Rows),
+			p.Wall.Seconds(), p.Job.Seconds(), micros(p.Wall, p.Rows), micros(p.Job, p.Rows), MB(p.PeakRSS))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString("\nSPEC §8 scale targets:\n")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, c := range ScaleChecks(points) {
+		fmt.Fprintf(tw, "  %s: %s\t%s\t%s\n", engineTitle(c.Engine), c.Name, c.Detail, c.Verdict())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func micros(d time.Duration, rows int64) float64 {
+	if rows <= 0 {
+		return 0
+	}
+	return float64(d.Nanoseconds()) / float64(rows) / 1e3
+}

@@ -1,0 +1,242 @@
+package migrate_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	_ "github.com/colcrypt/colcrypt/dialect/postgres" // registers the postgres engine
+	"github.com/colcrypt/colcrypt/internal/pgtest"
+	"github.com/colcrypt/colcrypt/migrate"
+	"github.com/colcrypt/colcrypt/planner"
+)
+
+// postgresWriterOps: the plaintext values are cast to text, so once the
+// cut-over has turned email and notes into bytea the statement fails its
+// type check ("is of type bytea"). PostgreSQL checks it after locking the
+// table, so the write either happens before the cut-over (which waits for
+// it) or is refused after it.
+var postgresWriterOps = writerOps{
+	begin:  func(ctx context.Context, db *sql.DB, _ bool) (*sql.Tx, error) { return db.BeginTx(ctx, nil) },
+	update: "UPDATE " + onlineTable + " SET email = $1::text, notes = $2::text WHERE id = $3",
+	insert: "INSERT INTO " + onlineTable + " (id, email, notes, score) VALUES ($1, $2::text, $3::text, 0)",
+	remove: "DELETE FROM " + onlineTable + " WHERE id = $1",
+	touch:  "UPDATE " + onlineTable + " SET score = score + 1 WHERE id = $1",
+	cutover: func(err error) bool {
+		return strings.Contains(err.Error(), "is of type bytea but expression is of type text")
+	},
+	transient: func(err error) bool {
+		s := err.Error()
+		return strings.Contains(s, "40P01") || strings.Contains(s, "40001")
+	},
+}
+
+const onlinePostgresPlan = `version: 1
+database:
+  engine: postgres
+  dsn: "%s"
+keystore: test.keystore
+defaults:
+  key: pii
+job:
+  workers: 2
+  batch_rows: 500
+tables:
+  - name: ` + onlineTable + `
+    columns:
+      - name: email
+      - name: notes
+        suite: aes-256-cbc
+`
+
+// TestOnlineApplyLosesNoWritePostgres is the acceptance test of online
+// mode on PostgreSQL (see online_writer_test.go), run with --online.
+func TestOnlineApplyLosesNoWritePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 30,000-row online job against a concurrent writer")
+	}
+	dsn := pgtest.DSN(t)
+	d, err := dialect.Get("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), onlineDeadline)
+	defer cancel()
+	db, err := d.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range []string{
+		"CREATE TABLE " + onlineTable + " (id bigint PRIMARY KEY, email varchar(80), notes text, score bigint NOT NULL)",
+		fmt.Sprintf(`INSERT INTO `+onlineTable+` SELECT g, 'user' || g || '@example.com', CASE WHEN g %% 10 = 0 THEN NULL ELSE 'note ' || g END, g
+			FROM generate_series(1, %d) g`, onlineRows),
+	} {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	ks := newKeystore(t, filepath.Join(dir, "test.keystore"), true)
+	planPath := filepath.Join(dir, "online.yaml")
+	if err := os.WriteFile(planPath, []byte(fmt.Sprintf(onlinePostgresPlan, dsn)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wdb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wdb.Close()
+	wdb.SetMaxOpenConns(1)
+	pl := newPhaseLog()
+	w := newOnlineWriter(wdb, postgresWriterOps, pl.phase)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx, stop) }()
+	time.Sleep(50 * time.Millisecond)
+
+	e, err := migrate.New(p, d, db, ks, migrate.Options{Online: true, Workers: 2, BatchRows: onlineBatchRows, Log: slog.New(pl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := e.Apply(ctx)
+	took := time.Since(start)
+	close(stop)
+	<-done
+	w.report(t, "PostgreSQL", took, pl)
+	if err != nil {
+		t.Fatalf("online apply: %v", err)
+	}
+	if w.err != nil {
+		t.Fatalf("the writer failed: %v", w.err)
+	}
+	if res.Verify == nil || !res.Verify.OK() {
+		t.Fatalf("apply's verify: %+v", res.Verify)
+	}
+	t.Logf("verify before cut-over: %d rows, %d values, %d stale rows left to the cut-over", res.Verify.Rows, res.Verify.Values, res.Verify.Stale)
+	if w.updates+w.inserts < 50 || w.perPhase["copy"] == 0 || w.perPhase["verify"] == 0 {
+		t.Errorf("the writer did not overlap the job: %d updates, %d inserts, per phase %v", w.updates, w.inserts, w.perPhase)
+	}
+
+	var leftovers string
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(string_agg(x, ', '), '') FROM (
+		SELECT attname::text AS x FROM pg_attribute WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped AND attname LIKE 'colcrypt%'
+		UNION ALL SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'people'::regclass
+		UNION ALL SELECT proname::text FROM pg_proc WHERE proname LIKE 'colcrypt%') s`).Scan(&leftovers); err != nil || leftovers != "" {
+		t.Errorf("change capture left after the cut-over: %q (%v)", leftovers, err)
+	}
+	var types string
+	if err := db.QueryRowContext(ctx, `SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attname) FROM pg_attribute
+		WHERE attrelid = 'people'::regclass AND attname IN ('email', 'notes')`).Scan(&types); err != nil || types != "bytea,bytea" {
+		t.Errorf("after apply email and notes are %q (%v), want bytea", types, err)
+	}
+
+	again := func() *migrate.Engine {
+		e, err := migrate.New(p, d, db, ks, migrate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	vr, err := again().Verify(ctx)
+	if err != nil || !vr.OK() || vr.Rows != int64(len(w.live)) {
+		t.Fatalf("verify after the online cut-over: %+v, %v (want %d rows)", vr, err, len(w.live))
+	}
+	if _, err := again().Revert(ctx); err != nil {
+		t.Fatalf("revert: %v", err)
+	}
+	w.checkRows(t, db)
+}
+
+// TestOnlineKeylessPostgres: a table without a key (paged by the added row
+// id, which the cut-over drops) changed between the verify and the
+// cut-over: the changes are re-encrypted under the lock, the whole table's
+// digest is recorded again after it, and the change capture is gone.
+func TestOnlineKeylessPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	d, err := dialect.Get("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	db, err := d.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range []string{
+		`CREATE TABLE "log book" (at int, "e-mail" text)`,
+		`INSERT INTO "log book" SELECT g, 'user' || g FROM generate_series(1, 700) g`,
+	} {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	ks := newKeystore(t, filepath.Join(dir, "test.keystore"), true)
+	planPath := filepath.Join(dir, "p.yaml")
+	plan := strings.NewReplacer("name: "+onlineTable, `name: "log book"`, "- name: email\n      - name: notes\n        suite: aes-256-cbc\n", "- name: e-mail\n").
+		Replace(fmt.Sprintf(onlinePostgresPlan, dsn))
+	if err := os.WriteFile(planPath, []byte(plan), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := func(opt migrate.Options) *migrate.Engine {
+		e, err := migrate.New(p, d, db, ks, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	if _, err := engine(migrate.Options{Online: true, Until: "verify", BatchRows: 100}).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		`UPDATE "log book" SET "e-mail" = 'changed' WHERE at = 7`,
+		`UPDATE "log book" SET "e-mail" = NULL WHERE at = 8`,
+		`INSERT INTO "log book" VALUES (701, '')`,
+		`DELETE FROM "log book" WHERE at = 9`,
+	} {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := engine(migrate.Options{BatchRows: 100}).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var cols string
+	if err := db.QueryRowContext(ctx, `SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+		WHERE attrelid = '"log book"'::regclass AND attnum > 0 AND NOT attisdropped`).Scan(&cols); err != nil || cols != "at,e-mail" {
+		t.Errorf("columns after the cut-over: %q (%v)", cols, err)
+	}
+	if vr, err := engine(migrate.Options{}).Verify(ctx); err != nil || !vr.OK() || vr.Rows != 700 {
+		t.Fatalf("verify after the cut-over: %+v, %v", vr, err)
+	}
+	if _, err := engine(migrate.Options{}).Revert(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := db.QueryRowContext(ctx, `SELECT string_agg(at || '=' || coalesce("e-mail", 'NULL'), ',' ORDER BY at) FROM "log book"
+		WHERE at IN (6, 7, 8, 9, 701)`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "6=user6,7=changed,8=NULL,701="; got != want {
+		t.Errorf("after revert: %s, want %s", got, want)
+	}
+}

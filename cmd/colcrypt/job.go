@@ -80,6 +80,17 @@ func (a *app) engine(ctx context.Context, path string, withKeys bool, f jobFlags
 	return e, func() { db.Close() }, nil
 }
 
+// withEngine opens the plan's engine, runs fn with it, and closes the
+// database connection.
+func (a *app) withEngine(ctx context.Context, path string, withKeys bool, f jobFlags, fn func(*migrate.Engine) error) error {
+	e, closeDB, err := a.engine(ctx, path, withKeys, f)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	return fn(e)
+}
+
 func (f *jobFlags) add(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.workers, "workers", 0, "parallel workers (default: the plan's job.workers)")
 	cmd.Flags().IntVar(&f.batchRows, "batch-rows", 0, "rows per chunk to start from (default: the plan's job.batch_rows)")
@@ -92,27 +103,24 @@ func newApplyCmd(a *app) *cobra.Command {
 		Short: "Encrypt the planned columns, or resume the job where it stopped",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, closeDB, err := a.engine(cmd.Context(), args[0], true, f)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
-			res, err := e.Apply(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if res.Already {
-				fmt.Fprintf(a.stdout, "job %s: already done, nothing to do\n", res.JobID)
-				return nil
-			}
-			if res.Verify != nil {
-				fmt.Fprintf(a.stdout, "verified %d values in %d rows\n", res.Verify.Values, res.Verify.Rows)
-				if res.Verify.Stale > 0 {
-					fmt.Fprintf(a.stdout, "%d rows changed by other writers since they were copied: re-encrypted and checked at cut-over\n", res.Verify.Stale)
+			return a.withEngine(cmd.Context(), args[0], true, f, func(e *migrate.Engine) error {
+				res, err := e.Apply(cmd.Context())
+				if err != nil {
+					return err
 				}
-			}
-			fmt.Fprintf(a.stdout, "job %s: phase %s complete\n", res.JobID, res.Phase)
-			return nil
+				if res.Already {
+					fmt.Fprintf(a.stdout, "job %s: already done, nothing to do\n", res.JobID)
+					return nil
+				}
+				if res.Verify != nil {
+					fmt.Fprintf(a.stdout, "verified %d values in %d rows\n", res.Verify.Values, res.Verify.Rows)
+					if res.Verify.Stale > 0 {
+						fmt.Fprintf(a.stdout, "%d rows changed by other writers since they were copied: re-encrypted and checked at cut-over\n", res.Verify.Stale)
+					}
+				}
+				fmt.Fprintf(a.stdout, "job %s: phase %s complete\n", res.JobID, res.Phase)
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -129,20 +137,17 @@ func newVerifyCmd(a *app) *cobra.Command {
 		Short: "Decrypt every value and compare it with the plaintext or the digests recorded during copy",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, closeDB, err := a.engine(cmd.Context(), args[0], true, f)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
-			res, err := e.Verify(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := res.Err(); err != nil {
-				return exitcode.Fail(err)
-			}
-			fmt.Fprintf(a.stdout, "verify passed: %d values in %d rows decrypt to the original plaintext\n", res.Values, res.Rows)
-			return nil
+			return a.withEngine(cmd.Context(), args[0], true, f, func(e *migrate.Engine) error {
+				res, err := e.Verify(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := res.Err(); err != nil {
+					return exitcode.Fail(err)
+				}
+				fmt.Fprintf(a.stdout, "verify passed: %d values in %d rows decrypt to the original plaintext\n", res.Values, res.Rows)
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -156,21 +161,18 @@ func newRevertCmd(a *app) *cobra.Command {
 		Short: "Decrypt the planned columns back to their original types and constraints",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, closeDB, err := a.engine(cmd.Context(), args[0], true, f)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
-			res, err := e.Revert(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if res.Already {
-				fmt.Fprintln(a.stdout, "nothing to revert")
+			return a.withEngine(cmd.Context(), args[0], true, f, func(e *migrate.Engine) error {
+				res, err := e.Revert(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if res.Already {
+					fmt.Fprintln(a.stdout, "nothing to revert")
+					return nil
+				}
+				fmt.Fprintf(a.stdout, "job %s: reverted\n", res.JobID)
 				return nil
-			}
-			fmt.Fprintf(a.stdout, "job %s: reverted\n", res.JobID)
-			return nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -187,22 +189,19 @@ func newStatusCmd(a *app) *cobra.Command {
 			if format != "text" && format != "json" {
 				return exitcode.Input(fmt.Errorf("--format %q: expected text or json", format))
 			}
-			e, closeDB, err := a.engine(cmd.Context(), args[0], false, jobFlags{})
-			if err != nil {
-				return err
-			}
-			defer closeDB()
-			rep, err := e.Status(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			writeStatus(a, rep)
-			return nil
+			return a.withEngine(cmd.Context(), args[0], false, jobFlags{}, func(e *migrate.Engine) error {
+				rep, err := e.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					enc := json.NewEncoder(a.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(rep)
+				}
+				writeStatus(a, rep)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/migrate"
 )
 
 func init() { register(newRekeyCmd) }
@@ -22,17 +23,14 @@ func newRekeyCmd(a *app) *cobra.Command {
 			if all == (len(columns) > 0) {
 				return exitcode.Input(fmt.Errorf("give either --column TABLE.COLUMN (repeatable) or --all"))
 			}
-			e, closeDB, err := a.engine(cmd.Context(), args[0], true, f)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
-			res, err := e.Rekey(cmd.Context(), columns)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "job %s: rekey complete; run colcrypt verify %s to check every value\n", res.JobID, args[0])
-			return nil
+			return a.withEngine(cmd.Context(), args[0], true, f, func(e *migrate.Engine) error {
+				res, err := e.Rekey(cmd.Context(), columns)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "job %s: rekey complete; run colcrypt verify %s to check every value\n", res.JobID, args[0])
+				return nil
+			})
 		},
 	}
 	f.add(cmd)

@@ -137,7 +137,8 @@ func applyMeasurement(id string, rows int64, res *RunResult) Measurement {
 func (r *Runner) Scale(ctx context.Context, sizes []int64) ([]ScalePoint, error) {
 	var points []ScalePoint
 	add := func(engine string, rows int64, res *RunResult) {
-		points = append(points, ScalePoint{Engine: engine, Rows: rows, Wall: res.Wall, Job: res.Job, PeakRSS: res.PeakRSS})
+		points = append(points, ScalePoint{Engine: engine, Rows: rows, Wall: res.Wall, Job: res.Job, PeakRSS: res.PeakRSS,
+			CPU: res.CPU + res.ServerCPU})
 		r.logf("scale %-6s %9d rows: wall %.2f s, job %.2f s, peak RSS %.0f MB", engine, rows,
 			res.Wall.Seconds(), res.Job.Seconds(), MB(res.PeakRSS))
 	}

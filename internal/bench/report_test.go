@@ -129,6 +129,9 @@ func TestScaleChecks(t *testing.T) {
 		"sqlite peak RSS < 200 MB":                            "MISS",
 		"sqlite job cost per row flat ±20%":                   "MISS", // 5.0 → 7.5 µs
 		"sqlite wall cost per row flat ±20% (incl. start-up)": "MISS",
+		// No CPU measured: not judged.
+		"pg CPU per row flat ±20% (load-independent; incl. start-up)":     "n/a",
+		"sqlite CPU per row flat ±20% (load-independent; incl. start-up)": "n/a",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -211,5 +214,28 @@ func TestWithDatabase(t *testing.T) {
 	got, err = withDatabase("host=/tmp user=postgres", "x")
 	if err != nil || got != "host=/tmp user=postgres dbname=x" {
 		t.Errorf("keyword form: %q, %v", got, err)
+	}
+}
+
+func TestScaleChecksCPU(t *testing.T) {
+	points := []ScalePoint{
+		// Wall time doubles per row under a busy spell; CPU per row stays
+		// within 20%, which is what the CPU check judges.
+		{Engine: "pg", Rows: 100_000, Job: sec(1), Wall: sec(1.2), CPU: sec(1.1), PeakRSS: 100 << 20},
+		{Engine: "pg", Rows: 1_000_000, Job: sec(20), Wall: sec(21), CPU: sec(10), PeakRSS: 100 << 20},
+	}
+	for _, c := range ScaleChecks(points) {
+		want := ""
+		switch {
+		case strings.HasPrefix(c.Name, "CPU per row"):
+			want = "PASS" // 11 and 10 µs: +10%
+		case strings.HasPrefix(c.Name, "job cost"), strings.HasPrefix(c.Name, "wall cost"):
+			want = "MISS"
+		default:
+			continue
+		}
+		if c.Verdict() != want {
+			t.Errorf("%s: %s (%s), want %s", c.Name, c.Verdict(), c.Detail, want)
+		}
 	}
 }

@@ -82,6 +82,11 @@ type Update struct {
 	// colcrypt_version so that a row another writer changed after it was
 	// read never gets the ciphertext of its old value.
 	Guard string
+	// Lo and Hi, when set, are the key values bounding the rows: every row
+	// has Lo < key <= Hi (nil: unbounded). An engine may add the range to
+	// its join so the key index is searched only there; it must not rely
+	// on it for correctness.
+	Lo, Hi []any
 }
 
 // Querier is what both a *sql.Tx and a *sql.Conn offer: the chunk writes

@@ -13,15 +13,19 @@ import (
 	"time"
 )
 
-// Rekey kill schedule: delays from killDelay (20 ms to 1.5 s). A full
-// rekey of the kill database takes several seconds, so rekeyKills runs are
-// killed and the next one runs to the end. Status runs after every kill;
+// Rekey kill schedule: delays from killDelay (20 ms to rekeyMaxDelay). A
+// full rekey of the kill database takes a few seconds, so rekeyKills runs
+// are killed and the next one runs to the end. Status runs after every kill;
 // verify (seconds) and the check of the columns a rekey must not touch
 // after every rekeyVerifyEvery-th one.
 const (
 	rekeyKills       = 10
 	minRekeyKills    = 8
 	rekeyVerifyEvery = 4
+	// rekeyMaxDelay: the whole rekey is about three seconds of work
+	// (each run spends ~0.3 s starting), so later kills would let it
+	// finish before rekeyKills of them landed.
+	rekeyMaxDelay = killMaxDelay / 2
 )
 
 // rekeyKillPlan encrypts the kill database's columns with every versioned
@@ -191,7 +195,7 @@ func TestRekeyKillAndResume(t *testing.T) {
 	for run := 1; ; run++ {
 		delay := time.Duration(-1)
 		if kills < rekeyKills {
-			delay = killDelay(rng, killMaxDelay)
+			delay = killDelay(rng, rekeyMaxDelay)
 		}
 		res := r.runKill(delay, args...)
 		if res.code == 0 && !res.killed {

@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -33,6 +32,11 @@ const (
 type chunk struct {
 	lo, hi       []any
 	loEnc, hiEnc string
+	// rows are the chunk's rows (key values, then the work's expressions)
+	// when the walker read them with the chunk; read tells them apart from
+	// a chunk of no rows. A retry reads the range again instead.
+	rows [][]any
+	read bool
 }
 
 // query builds SQL with the engine's placeholders numbered in order.
@@ -130,29 +134,78 @@ func (e *Engine) keySelect(tj *tableJob) []string {
 	return out
 }
 
-// nextBoundary returns the key of the size-th row after lo, or nil when
-// fewer rows remain.
-func (e *Engine) nextBoundary(ctx context.Context, tj *tableJob, lo []any, size int64) ([]any, error) {
-	q := &query{e: e}
-	q.write("SELECT ", strings.Join(e.keySelect(tj), ", "), " FROM ", e.d.QuoteTable(tj.tn))
-	q.rangeWhere(tj.key, chunk{lo: lo})
-	q.write(" ORDER BY ", strings.Join(tj.key, ", "))
-	sqlText := e.m.FirstRows(q.b.String(), size-1, 1)
-	vals := make([]any, len(tj.key))
-	ptrs := make([]any, len(vals))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	err := retry(ctx, e.log, "find chunk boundary of "+tj.name, func(ctx context.Context) error {
-		return e.db.QueryRowContext(ctx, sqlText, q.args...).Scan(ptrs...)
+// readAhead reads the next chunk after lo: up to size rows in key order,
+// with the key and exprs of each. The chunk ends at the last row read, or
+// at the end of the table when fewer rows remain. Reading here, in the one
+// walker goroutine, costs one ordered range scan per chunk; the workers
+// then only transform and write.
+func (e *Engine) readAhead(ctx context.Context, tj *tableJob, exprs []string, lo []any, loEnc string, size int64) (chunk, error) {
+	ch := chunk{lo: lo, loEnc: loEnc}
+	sqlText, args := e.selectChunk(tj, exprs, chunk{lo: lo})
+	sqlText = e.m.FirstRows(sqlText, 0, size)
+	n := len(tj.key) + len(exprs)
+	err := retry(ctx, e.log, "read chunk of "+tj.name, func(ctx context.Context) error {
+		ch.rows = ch.rows[:0]
+		rows, err := e.db.QueryContext(ctx, sqlText, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			vals, err := scanRow(rows, n)
+			if err != nil {
+				return err
+			}
+			ch.rows = append(ch.rows, vals)
+		}
+		return rows.Err()
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
 	if err != nil {
-		return nil, fmt.Errorf("find chunk boundary of %s: %w", tj.name, err)
+		return chunk{}, fmt.Errorf("read chunk of %s: %w", tj.name, err)
 	}
-	return vals, nil
+	ch.read = true
+	if int64(len(ch.rows)) < size {
+		return ch, nil // the last chunk: to the end of the table
+	}
+	ch.hi = ch.rows[len(ch.rows)-1][:len(tj.key)]
+	if ch.hiEnc, err = encodeKey(ch.hi); err != nil {
+		return chunk{}, err
+	}
+	return ch, nil
+}
+
+// eachRow calls fn with every row of a chunk in key order (key values,
+// then exprs): the rows the walker read with it, or else a fresh read of
+// its range, streamed. Errors of fn are returned as they are.
+func (e *Engine) eachRow(ctx context.Context, tj *tableJob, exprs []string, ch chunk, fn func(vals []any) error) error {
+	if ch.read {
+		for _, vals := range ch.rows {
+			if err := fn(vals); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	sqlText, args := e.selectChunk(tj, exprs, ch)
+	rows, err := e.db.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return fmt.Errorf("read chunk of %s: %w", tj.name, err)
+	}
+	defer rows.Close()
+	n := len(tj.key) + len(exprs)
+	for rows.Next() {
+		vals, err := scanRow(rows, n)
+		if err != nil {
+			return fmt.Errorf("read chunk of %s: %w", tj.name, err)
+		}
+		if err := fn(vals); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read chunk of %s: %w", tj.name, err)
+	}
+	return nil
 }
 
 // chunkSizer adapts the chunk size toward a target duration per chunk.
@@ -190,14 +243,15 @@ type worker struct {
 	targets []*cipher.Column
 }
 
-// runChunks walks the table in contiguous chunks and runs work on a bounded
-// pool of workers. done holds chunks recorded by an earlier run: they are
-// skipped and their boundaries reused, so a resumed run partitions the table
-// exactly as the first did. newWorker builds each worker's state.
-func (e *Engine) runChunks(ctx context.Context, tj *tableJob, done map[string]chunkRecord, newWorker func() (*worker, error),
-	work chunkWork, prog *progress) error {
+// runChunks walks the table in contiguous chunks, reading the key and
+// exprs of their rows, and runs work on a bounded pool of workers. done
+// holds chunks recorded by an earlier run: they are skipped and their
+// boundaries reused, so a resumed run partitions the table exactly as the
+// first did. newWorker builds each worker's state.
+func (e *Engine) runChunks(ctx context.Context, tj *tableJob, done map[string]chunkRecord, exprs []string,
+	newWorker func() (*worker, error), work chunkWork, prog *progress) error {
 	sizer := newChunkSizer(e.opt.BatchRows, e.plan.Job.ChunkTarget)
-	walk := func(ctx context.Context, out chan<- chunk) error { return e.walk(ctx, tj, done, sizer, out, prog) }
+	walk := func(ctx context.Context, out chan<- chunk) error { return e.walk(ctx, tj, done, exprs, sizer, out, prog) }
 	return e.runPool(ctx, tj, walk, newWorker, work, sizer, prog)
 }
 
@@ -226,6 +280,9 @@ func (e *Engine) runPool(ctx context.Context, tj *tableJob, produce func(context
 				err := retry(ctx, e.log, "chunk of "+tj.name, func(ctx context.Context) error {
 					var err error
 					rows, err = work(ctx, w, ch)
+					// A retry reads the rows again: the failed attempt
+					// may have changed them (a COMMIT whose reply was lost).
+					ch.rows, ch.read = nil, false
 					return err
 				})
 				if err != nil {
@@ -242,8 +299,10 @@ func (e *Engine) runPool(ctx context.Context, tj *tableJob, produce func(context
 	return g.Wait()
 }
 
-// walk sends contiguous chunks from the start of the table to its end.
-func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRecord, sizer *chunkSizer, out chan<- chunk, prog *progress) error {
+// walk reads contiguous chunks from the start of the table to its end and
+// sends them with their rows.
+func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRecord, exprs []string, sizer *chunkSizer,
+	out chan<- chunk, prog *progress) error {
 	// Recorded chunks that begin where no recorded chunk ends follow a
 	// hole: a chunk that a crash lost while a later one committed. A new
 	// chunk filling the hole must stop where the recorded one begins, or the
@@ -277,21 +336,20 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 			lo, loEnc = hi, rec.Hi
 			continue
 		}
-		hi, err := e.nextBoundary(ctx, tj, lo, sizer.rows.Load())
+		ch, err := e.readAhead(ctx, tj, exprs, lo, loEnc, sizer.rows.Load())
 		if err != nil {
 			return err
 		}
 		for _, end := range holeEnds {
-			if inside, err := e.keyWithin(ctx, tj, end, lo, hi); err != nil {
+			if inside, err := e.keyWithin(ctx, tj, end, lo, ch.hi); err != nil {
 				return err
 			} else if inside {
-				hi = end
-			}
-		}
-		ch := chunk{lo: lo, loEnc: loEnc, hi: hi}
-		if hi != nil {
-			if ch.hiEnc, err = encodeKey(hi); err != nil {
-				return err
+				// The rows read run past the hole: the worker reads
+				// the capped range itself.
+				ch = chunk{lo: lo, loEnc: loEnc, hi: end}
+				if ch.hiEnc, err = encodeKey(end); err != nil {
+					return err
+				}
 			}
 		}
 		select {
@@ -299,10 +357,10 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if hi == nil {
+		if ch.hi == nil {
 			return nil
 		}
-		lo, loEnc = hi, ch.hiEnc
+		lo, loEnc = ch.hi, ch.hiEnc
 	}
 }
 

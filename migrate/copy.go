@@ -63,21 +63,11 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 	}
 	nKey := len(tj.key)
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		sqlText, args := e.selectChunk(tj, exprs, ch)
-		rows, err := e.db.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
-		}
 		var out [][]any
 		dg := newDigest(e.digestKey)
 		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
-		for rows.Next() {
-			vals, err := scanRow(rows, nKey+len(exprs))
-			if err != nil {
-				rows.Close()
-				return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
-			}
+		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
 			row := append(make([]any, 0, nKey+len(set)), vals[:nKey]...)
 			for i, c := range tj.cols {
 				v := vals[nKey+i]
@@ -91,8 +81,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 				}
 				p, err := c.codec.Encode(v)
 				if err != nil {
-					rows.Close()
-					return 0, fmt.Errorf("encode %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("encode %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
 				}
 				if p == nil {
 					p = []byte{}
@@ -100,8 +89,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 				plain[i] = p
 				ct, iv, err := w.ciphers[i].Encrypt(p)
 				if err != nil {
-					rows.Close()
-					return 0, fmt.Errorf("encrypt %s.%s: %w", tj.name, c.col.Name, err)
+					return fmt.Errorf("encrypt %s.%s: %w", tj.name, c.col.Name, err)
 				}
 				row = append(row, ct)
 				if c.state.IVColumn != "" {
@@ -112,21 +100,21 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 			if guard != "" {
 				v, ok := versionOf(vals[len(vals)-1])
 				if !ok {
-					rows.Close()
-					return 0, fmt.Errorf("read chunk of %s: %s holds %T, want an integer", tj.name, guard, vals[len(vals)-1])
+					return fmt.Errorf("read chunk of %s: %s holds %T, want an integer", tj.name, guard, vals[len(vals)-1])
 				}
 				row = append(row, v, v)
 			}
 			out = append(out, row)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
+			return nil
+		})
+		if err != nil {
+			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out, Guard: guard}, dg, hashes)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out, Guard: guard,
+				Lo: ch.lo, Hi: ch.hi}, dg, hashes)
 	}
-	if err := e.runChunks(ctx, tj, done, e.newCipherWorker(tj, true), work, prog); err != nil {
+	if err := e.runChunks(ctx, tj, done, exprs, e.newCipherWorker(tj, true), work, prog); err != nil {
 		return err
 	}
 	return nil
@@ -286,15 +274,14 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 	var mu = make(chan struct{}, 1)
 	var total digest
 	var rowsSeen int64
-	// After cut-over, replaying the copy's own chunks lets each row be
-	// compared with the hash recorded for it, so a difference names its
-	// row. That needs keys that still read as they did during copy: not
+	// Verify replays the copy's own chunks. After cut-over that lets each
+	// row be compared with the hash recorded for it, so a difference names
+	// its row; it needs keys that still read as they did during copy: not
 	// encrypted themselves, and not a row-id column cut-over dropped.
 	var records map[string]chunkRecord
-	produce := func(ctx context.Context, out chan<- chunk) error {
-		return e.walk(ctx, tj, nil, newChunkSizer(e.opt.BatchRows, 0), out, nil)
-	}
-	if afterCutover && tj.rowID != "" {
+	var produce func(context.Context, chan<- chunk) error
+	switch {
+	case afterCutover && tj.rowID != "":
 		// Cut-over dropped the row id this keyless table was copied by:
 		// read it in one unordered pass; the table digest does not depend
 		// on order.
@@ -310,39 +297,38 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 				return ctx.Err()
 			}
 		}
-	}
-	if afterCutover && !tj.keyIsEnc && tj.rowID == "" {
-		var err error
-		if records, err = e.st.chunks(ctx, jobID, tj.tn.String(), phaseCopy); err != nil {
+	case afterCutover && tj.keyIsEnc:
+		// The key itself is ciphertext now and orders differently.
+		produce = func(ctx context.Context, out chan<- chunk) error {
+			return e.walk(ctx, tj, nil, exprs, newChunkSizer(e.opt.BatchRows, 0), out, nil)
+		}
+	default:
+		// The copy's own chunks: no boundary to search for, and after
+		// cut-over each row is compared with the hash recorded for it.
+		copied, err := e.st.chunks(ctx, jobID, tj.tn.String(), phaseCopy)
+		if err != nil {
 			return err
 		}
-		if produce, err = replay(records); err != nil {
+		if produce, err = replay(copied); err != nil {
 			return err
+		}
+		if afterCutover {
+			records = copied
 		}
 	}
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		sqlText, args := e.selectChunk(tj, exprs, ch)
-		rows, err := e.db.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
-		}
-		defer rows.Close()
 		dg := newDigest(e.digestKey)
 		var n, values, stale int64
 		var bad []Mismatch
 		var keys [][]any
 		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
-		for rows.Next() {
-			vals, err := scanRow(rows, nKey+len(exprs))
-			if err != nil {
-				return 0, err
-			}
+		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
 			n++
 			keys = append(keys, vals[:nKey])
 			if online && isStale(vals[len(vals)-2], vals[len(vals)-1]) {
 				stale++
-				continue
+				return nil
 			}
 			at := nKey
 			for i, c := range tj.cols {
@@ -350,8 +336,9 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 				hasPlain := false
 				if !afterCutover {
 					if v := vals[at]; v != nil {
+						var err error
 						if want, err = c.codec.Encode(v); err != nil {
-							return 0, err
+							return err
 						}
 						if want == nil {
 							want = []byte{}
@@ -394,8 +381,9 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 				}
 			}
 			hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return 0, err
 		}
 		if records != nil {

@@ -454,22 +454,12 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 		}
 	}
 	read := func(ctx context.Context, w *worker, tj *tableJob, ch chunk) (*digest, []byte, int64, error) {
-		sqlText, args := e.selectChunk(tj, exprs, ch)
-		rows, err := e.db.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("read chunk of %s: %w", t.name, err)
-		}
-		defer rows.Close()
 		nKey := len(tj.key)
 		dg := newDigest(e.digestKey)
 		var hashes []byte
 		var n int64
 		plain := make([][]byte, len(t.cols))
-		for rows.Next() {
-			vals, err := scanRow(rows, nKey+len(exprs))
-			if err != nil {
-				return nil, nil, 0, err
-			}
+		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
 			n++
 			at := nKey
 			for i, c := range t.cols {
@@ -485,13 +475,15 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 				if ctNull {
 					continue
 				}
+				var err error
 				if plain[i], err = w.ciphers[i].Decrypt(ct, iv); err != nil {
-					return nil, nil, 0, fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
 				}
 			}
 			hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
-		}
-		return dg, hashes, n, rows.Err()
+			return nil
+		})
+		return dg, hashes, n, err
 	}
 	newWorker := e.newCipherWorker(t, false)
 	if !t.keyIsEnc && t.rowID == "" {

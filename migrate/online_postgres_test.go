@@ -22,9 +22,31 @@ import (
 // cut-over has turned email and notes into bytea the statement fails its
 // type check ("is of type bytea"). PostgreSQL checks it after locking the
 // table, so the write either happens before the cut-over (which waits for
-// it) or is refused after it.
+// it) or is refused after it. Deletes and other writes, which no type
+// check stops, lock the table first and then look at email's type: the
+// application stops at the cut-over, so that the verify after it sees
+// exactly the rows the writer left.
 var postgresWriterOps = writerOps{
-	begin:  func(ctx context.Context, db *sql.DB, _ bool) (*sql.Tx, error) { return db.BeginTx(ctx, nil) },
+	begin: func(ctx context.Context, db *sql.DB, plaintext bool) (*sql.Tx, error) {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil || plaintext {
+			return tx, err
+		}
+		var typ string
+		if _, err = tx.ExecContext(ctx, "LOCK TABLE "+onlineTable+" IN ROW EXCLUSIVE MODE"); err == nil {
+			err = tx.QueryRowContext(ctx, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '"+
+				onlineTable+"'::regclass AND attname = 'email'").Scan(&typ)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+			return nil, err
+		}
+		if typ == "bytea" {
+			_ = tx.Rollback()
+			return nil, errCutover
+		}
+		return tx, nil
+	},
 	update: "UPDATE " + onlineTable + " SET email = $1::text, notes = $2::text WHERE id = $3",
 	insert: "INSERT INTO " + onlineTable + " (id, email, notes, score) VALUES ($1, $2::text, $3::text, 0)",
 	remove: "DELETE FROM " + onlineTable + " WHERE id = $1",

@@ -17,11 +17,13 @@ import (
 // (_txlock=immediate), so the check that email is still plaintext and the
 // write it guards are atomic against the cut-over, which rebuilds the table
 // with email as a BLOB. SQLite would store text in a BLOB column without a
-// word, where an application would now write ciphertext.
+// word, where an application would now write ciphertext. Deletes and other
+// writes check too: the application stops at the cut-over, so that the
+// verify after it sees exactly the rows the writer left.
 var sqliteWriterOps = writerOps{
-	begin: func(ctx context.Context, db *sql.DB, plaintext bool) (*sql.Tx, error) {
+	begin: func(ctx context.Context, db *sql.DB, _ bool) (*sql.Tx, error) {
 		tx, err := db.BeginTx(ctx, nil)
-		if err != nil || !plaintext {
+		if err != nil {
 			return tx, err
 		}
 		var typ string

@@ -285,20 +285,10 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 	}
 	nKey := len(t.key)
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		sqlText, args := e.selectChunk(t, exprs, ch)
-		rows, err := e.db.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return 0, fmt.Errorf("read chunk of %s: %w", t.name, err)
-		}
 		var out [][]any
 		dg := newDigest(e.digestKey)
 		plain := make([][]byte, len(cols))
-		for rows.Next() {
-			vals, err := scanRow(rows, nKey+len(exprs))
-			if err != nil {
-				rows.Close()
-				return 0, err
-			}
+		err := e.eachRow(ctx, t, exprs, ch, func(vals []any) error {
 			row := append([]any{}, vals[:nKey]...)
 			at := nKey
 			for i, c := range cols {
@@ -324,14 +314,12 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 				// earlier run of this chunk: decrypt with the new cipher.
 				p, err := decryptAny(c, ciphers.old, ciphers.new, ct, iv)
 				if err != nil {
-					rows.Close()
-					return 0, fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(t.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(t.keyCols, vals[:nKey]), err)
 				}
 				plain[i] = p
 				nct, niv, err := ciphers.new.Encrypt(p)
 				if err != nil {
-					rows.Close()
-					return 0, err
+					return err
 				}
 				row = append(row, nct)
 				if hasIVCol {
@@ -344,13 +332,13 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			}
 			_ = dg.addRow(nil, plain)
 			out = append(out, row)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
-			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out}, dg, nil)
+			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out, Lo: ch.lo, Hi: ch.hi}, dg, nil)
 	}
 	total, err := e.countRows(ctx, t)
 	if err != nil {
@@ -358,7 +346,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 	}
 	onlyCols := &tableJob{name: t.name, tn: t.tn, model: t.model, key: t.key, keyCols: t.keyCols, keyTypes: t.keyTypes, cols: cols}
 	prog := e.newProgress(ctx, "rekey "+t.name, total, func(n int64) { e.saveProgress(ctx, onlyCols, StateKeyChange, n, total) })
-	err = e.runChunks(ctx, t, done, newWorker, work, prog)
+	err = e.runChunks(ctx, t, done, exprs, newWorker, work, prog)
 	prog.finish()
 	if err != nil {
 		return err

@@ -224,20 +224,10 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 	}
 	nKey := len(tj.key)
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		sqlText, args := e.selectChunk(tj, exprs, ch)
-		rows, err := e.db.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return 0, fmt.Errorf("read chunk of %s: %w", tj.name, err)
-		}
 		var out [][]any
 		dg := newDigest(e.digestKey)
 		plain := make([][]byte, len(tj.cols))
-		for rows.Next() {
-			vals, err := scanRow(rows, nKey+len(exprs))
-			if err != nil {
-				rows.Close()
-				return 0, err
-			}
+		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
 			row := append([]any{}, vals[:nKey]...)
 			at := nKey
 			for i, c := range tj.cols {
@@ -256,28 +246,27 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 				}
 				p, err := w.ciphers[i].Decrypt(ct, iv)
 				if err != nil {
-					rows.Close()
-					return 0, fmt.Errorf("decrypt %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decrypt %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
 				}
 				plain[i] = p
 				v, err := c.codec.Decode(p)
 				if err != nil {
-					rows.Close()
-					return 0, fmt.Errorf("decode %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decode %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
 				}
 				row = append(row, v)
 			}
 			_ = dg.addRow(nil, plain)
 			out = append(out, row)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
-			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: cipherKeyTypes(tj), Set: set, SetExpr: setExpr, Rows: out}, dg, nil)
+			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: cipherKeyTypes(tj), Set: set, SetExpr: setExpr, Rows: out,
+				Lo: ch.lo, Hi: ch.hi}, dg, nil)
 	}
-	return e.runChunks(ctx, tj, done, e.newCipherWorker(tj, false), work, prog)
+	return e.runChunks(ctx, tj, done, exprs, e.newCipherWorker(tj, false), work, prog)
 }
 
 // verifyRestored proves the restored columns hold exactly what the
@@ -298,27 +287,17 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 	var total digest
 	lock := make(chan struct{}, 1)
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		sqlText, args := e.selectChunk(tj, exprs, ch)
-		rows, err := e.db.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return 0, err
-		}
-		defer rows.Close()
 		dg := newDigest(e.digestKey)
 		var n int64
 		plain := make([][]byte, len(tj.cols))
-		for rows.Next() {
-			vals, err := scanRow(rows, nKey+len(exprs))
-			if err != nil {
-				return 0, err
-			}
+		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
 			n++
 			for i, c := range tj.cols {
 				plain[i] = nil
 				if v := vals[nKey+i]; v != nil {
 					p, err := c.codec.Encode(v)
 					if err != nil {
-						return 0, err
+						return err
 					}
 					if p == nil {
 						p = []byte{}
@@ -327,8 +306,9 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 				}
 			}
 			_ = dg.addRow(nil, plain)
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return 0, err
 		}
 		lock <- struct{}{}
@@ -338,7 +318,7 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 		return n, nil
 	}
 	noCiphers := func() (*worker, error) { return &worker{}, nil }
-	if err := e.runChunks(ctx, tj, nil, noCiphers, work, nil); err != nil {
+	if err := e.runChunks(ctx, tj, nil, exprs, noCiphers, work, nil); err != nil {
 		return err
 	}
 	if total.String() != want.String() {

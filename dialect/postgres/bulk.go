@@ -99,6 +99,12 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 		addArray(collect[int64](u.Rows, g), "::bigint[]", "g")
 		where = append(where, "t."+d.Quote(u.Guard)+" = v.g")
 	}
+	if bounds, ok := keyBounds(u, len(args)); ok {
+		for _, b := range bounds.args {
+			args = append(args, b)
+		}
+		where = append(where, bounds.conds...)
+	}
 	q := "UPDATE " + d.QuoteTable(u.Table) + " AS t SET " + strings.Join(set, ", ") +
 		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +
 		" WHERE " + strings.Join(where, " AND ")
@@ -106,6 +112,56 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 		return fmt.Errorf("bulk update of %s: %w", u.Table, err)
 	}
 	return nil
+}
+
+// rangeBounds are the conditions bounding an update's key to its chunk,
+// and their parameters.
+type rangeBounds struct {
+	conds []string
+	args  []any
+}
+
+// keyBounds bounds the join to the chunk's key range (Update.Lo, Hi), so
+// that the key index is searched only there whatever join the planner
+// picks. Each bound value travels as a one-element array built exactly as
+// the key arrays are, so it has their type: t.k > ($n::bigint[])[1]. Keys
+// of several columns compare as rows, as the walk does. ok is false when a
+// bound cannot be typed like the keys; the update is then unbounded, which
+// is only slower.
+func keyBounds(u dialect.Update, nArgs int) (rangeBounds, bool) {
+	var b rangeBounds
+	bound := func(vals []any, op string) bool {
+		if vals == nil {
+			return true
+		}
+		if len(vals) != len(u.Key) {
+			return false
+		}
+		var cols, params []string
+		for i, k := range u.Key {
+			declared := ""
+			if i < len(u.KeyTypes) {
+				declared = u.KeyTypes[i]
+			}
+			arr, typ, err := keyArray([][]any{{vals[i]}}, 0, declared)
+			if err != nil {
+				return false
+			}
+			b.args = append(b.args, arr)
+			cols = append(cols, "t."+Dialect{}.Quote(k))
+			params = append(params, "($"+strconv.Itoa(nArgs+len(b.args))+typ+")[1]")
+		}
+		if len(cols) == 1 {
+			b.conds = append(b.conds, cols[0]+" "+op+" "+params[0])
+		} else {
+			b.conds = append(b.conds, "("+strings.Join(cols, ", ")+") "+op+" ("+strings.Join(params, ", ")+")")
+		}
+		return true
+	}
+	if !bound(u.Lo, ">") || !bound(u.Hi, "<=") {
+		return rangeBounds{}, false
+	}
+	return b, true
 }
 
 // keyArray gathers column col of the rows, values of a key column as

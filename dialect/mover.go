@@ -151,6 +151,17 @@ type Slicer interface {
 	Substr(expr string, from, n int) string
 }
 
+// PhysicalSlicer is implemented by engines that can read a table in slices
+// of its storage without an index (PostgreSQL's TID range scans). A pass
+// over every row that needs no key order, such as verify before the
+// cut-over of an offline job, reads less that way than by key ranges.
+type PhysicalSlicer interface {
+	// PhysicalSlices returns at most n conditions (SQL without parameters)
+	// that together select every row of the table once, as long as no one
+	// moves rows meanwhile; nil when the server cannot read that way.
+	PhysicalSlices(ctx context.Context, q Querier, table schema.TableName, n int) ([]string, error)
+}
+
 // KeyReader is implemented by engines whose driver would turn key values
 // into another Go type than the one that binds back to the same key (the
 // SQLite driver reads text in DATETIME-declared columns as time.Time): the

@@ -196,7 +196,7 @@ func (e *Engine) startJob(ctx context.Context, id string, prev *job, tables []*t
 	for _, k := range e.alreadyEncrypted {
 		encrypted[k] = true
 	}
-	report, err := planner.Analyze(ctx, e.plan, e.d, e.db, planner.Options{AlreadyEncrypted: func(table, column string) bool {
+	report, err := planner.Analyze(ctx, e.plan, e.d, e.db, planner.Options{BlockersOnly: true, AlreadyEncrypted: func(table, column string) bool {
 		return encrypted[stateKey(e.tableName(table).String(), column)]
 	}})
 	if err != nil {

@@ -37,6 +37,10 @@ type chunk struct {
 	// a chunk of no rows. A retry reads the range again instead.
 	rows [][]any
 	read bool
+	// where, when set, selects the chunk's rows instead of the key range:
+	// a physical slice of the table (dialect.PhysicalSlicer), read in no
+	// particular order.
+	where string
 }
 
 // query builds SQL with the engine's placeholders numbered in order.
@@ -114,6 +118,10 @@ func (e *Engine) selectChunk(tj *tableJob, exprs []string, ch chunk) (string, []
 		list = append(list, x+" AS "+e.d.Quote(fmt.Sprintf("colcrypt_v%d", i+1)))
 	}
 	q.write("SELECT ", strings.Join(list, ", "), " FROM ", e.d.QuoteTable(tj.tn))
+	if ch.where != "" {
+		q.write(" WHERE ", ch.where)
+		return q.b.String(), q.args
+	}
 	q.rangeWhere(tj.key, ch)
 	if len(tj.key) > 0 {
 		q.write(" ORDER BY ", strings.Join(tj.key, ", "))
@@ -391,6 +399,20 @@ func (e *Engine) keyWithin(ctx context.Context, tj *tableJob, k, lo, hi []any) (
 	return n > 0, err
 }
 
+// sendAll sends the chunks in order.
+func sendAll(list []chunk) func(context.Context, chan<- chunk) error {
+	return func(ctx context.Context, out chan<- chunk) error {
+		for _, ch := range list {
+			select {
+			case out <- ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+}
+
 // replay sends the recorded chunks of a phase, for work that must see the
 // table exactly as that phase partitioned it.
 func replay(records map[string]chunkRecord) (func(context.Context, chan<- chunk) error, error) {
@@ -410,16 +432,7 @@ func replay(records map[string]chunkRecord) (func(context.Context, chan<- chunk)
 		}
 		list = append(list, ch)
 	}
-	return func(ctx context.Context, out chan<- chunk) error {
-		for _, ch := range list {
-			select {
-			case out <- ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	}, nil
+	return sendAll(list), nil
 }
 
 // scanRow scans a row of n columns into fresh values.

@@ -35,7 +35,7 @@ func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Op
 	for i := range targets {
 		tr := newTableReport(&targets[i], d)
 		rep.Tables[i] = tr
-		g.Go(func() error { return measure(gctx, d, db, tr, rowID, p.Job.LargeObjectLimit) })
+		g.Go(func() error { return measure(gctx, d, db, tr, rowID, p.Job.LargeObjectLimit, opt.BlockersOnly) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err

@@ -93,6 +93,11 @@ type Options struct {
 	// from the migration engine's job state; table and column are named as in
 	// the plan. It may be nil.
 	AlreadyEncrypted func(table, column string) bool
+	// BlockersOnly measures only what the data rules need (values over the
+	// large-object and value limits; row sizes only on an engine with a row
+	// limit), for apply's check before it changes anything; the report's
+	// byte counts are then not filled in.
+	BlockersOnly bool
 }
 
 // CheckSchema applies every rule of SPEC §1 that the plan and the catalog

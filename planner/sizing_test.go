@@ -306,7 +306,8 @@ func TestNoValueExceedsItsColumn(t *testing.T) {
 
 // BenchmarkAnalyze1M plans SPEC §8's table of 1,000,000 rows (id bigint
 // PK, ssn char(11), email varchar(64) ~25 B, notes text ~200 B),
-// encrypting email and ssn: one catalog read and one aggregate scan.
+// encrypting email and ssn: one catalog read and one aggregate scan, for
+// the plan's report and for apply's check (BlockersOnly).
 // Run it with: go test ./planner -run '^$' -bench Analyze1M -benchtime 3x
 func BenchmarkAnalyze1M(b *testing.B) {
 	const rows = 1_000_000
@@ -324,14 +325,18 @@ func BenchmarkAnalyze1M(b *testing.B) {
 			}
 			p := e.plan(b, "tables:\n  - name: bench\n    columns:\n      - name: email\n      - name: ssn\n        iv: column\n")
 			ctx := context.Background()
-			for b.Loop() {
-				r, err := Analyze(ctx, p, e.d, e.db, Options{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if r.Tables[0].Rows != rows {
-					b.Fatalf("rows %d", r.Tables[0].Rows)
-				}
+			for _, blockersOnly := range []bool{false, true} {
+				b.Run(map[bool]string{false: "report", true: "blockers-only"}[blockersOnly], func(b *testing.B) {
+					for b.Loop() {
+						r, err := Analyze(ctx, p, e.d, e.db, Options{BlockersOnly: blockersOnly})
+						if err != nil {
+							b.Fatal(err)
+						}
+						if r.Tables[0].Rows != rows {
+							b.Fatalf("rows %d", r.Tables[0].Rows)
+						}
+					}
+				})
 			}
 		})
 	}
@@ -355,7 +360,7 @@ func TestSQLServerSizingQueryParses(t *testing.T) {
 	}
 	p, targets := targetsOf(fixture{tbl, cols})
 	tr := newTableReport(&targets[0], d)
-	q := sizingQuery(d, tr, true, p.Job.LargeObjectLimit)
+	q := sizingQuery(d, tr, true, p.Job.LargeObjectLimit, false)
 	if errs := tsqlErrors(q); len(errs) > 0 {
 		t.Fatalf("sizing query is not valid T-SQL:\n%s\n%s", q, strings.Join(errs, "\n"))
 	}

@@ -26,7 +26,7 @@ const (
 	minKills         = 10 // across apply and revert
 	minKillsPerJob   = 4  // of apply, and of revert
 	maxRunsPerJob    = 12 // then one run without a kill, so the test ends in time
-	maxCycles        = 4  // apply+revert cycles while fewer than minKills landed
+	maxCycles        = 8  // apply+revert cycles while fewer than minKills landed (a cycle takes a few seconds)
 	killPeopleRows   = 30_000
 	killVisitRows    = 6_000
 	killBatchRows    = 500

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,44 +245,22 @@ func orderByGroups(tables []*tableJob) []*tableJob {
 // between them: cut-over drops the group's foreign keys before, and
 // rebuilds them after, every table of a group is swapped.
 func groupTables(tables []*tableJob) [][]*tableJob {
-	parent := make([]int, len(tables))
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
-	index := map[string]int{}
-	for i, t := range tables {
-		index[strings.ToLower(t.model.Name.Name)] = i
-	}
-	for i, t := range tables {
-		for _, fk := range append(append([]*schema.ForeignKey{}, t.model.ForeignKeys...), t.model.ReferencedBy...) {
-			for _, other := range []schema.TableName{fk.Table, fk.RefTable} {
-				if j, ok := index[strings.ToLower(other.Name)]; ok {
-					parent[find(i)] = find(j)
-				}
+	linked := func(i, j int) bool {
+		t := tables[i].model
+		for _, fk := range append(append([]*schema.ForeignKey{}, t.ForeignKeys...), t.ReferencedBy...) {
+			if schema.SameTable(fk.Table, tables[j].tn) || schema.SameTable(fk.RefTable, tables[j].tn) {
+				return true
 			}
 		}
+		return false
 	}
-	byRoot := map[int][]*tableJob{}
-	var roots []int
-	for i, t := range tables {
-		r := find(i)
-		if _, ok := byRoot[r]; !ok {
-			roots = append(roots, r)
-		}
-		byRoot[r] = append(byRoot[r], t)
-	}
-	sort.Ints(roots)
 	var out [][]*tableJob
-	for _, r := range roots {
-		out = append(out, byRoot[r])
+	for _, comp := range schema.Components(len(tables), linked) {
+		var group []*tableJob
+		for _, i := range comp {
+			group = append(group, tables[i])
+		}
+		out = append(out, group)
 	}
 	return out
 }

@@ -408,7 +408,7 @@ func (c *checker) fkMismatch(cp *ColumnPlan, table schema.TableName, column stri
 // in the plan.
 func (c *checker) planned(table schema.TableName, column string) *ColumnPlan {
 	for _, t := range c.targets {
-		if !sameTable(t.Table.Name, table) {
+		if !schema.SameTable(t.Table.Name, table) {
 			continue
 		}
 		for i := range t.Plan.Columns {
@@ -437,27 +437,6 @@ func (c *checker) maxPlain(col *schema.Column) int64 {
 // are. Groups come in plan order of their first table, tables within a group
 // in plan order, so the order is the same on every run.
 func Groups(targets []Target) [][]string {
-	parent := make([]int, len(targets))
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		if parent[i] != i {
-			parent[i] = find(parent[i])
-		}
-		return parent[i]
-	}
-	union := func(a, b int) {
-		ra, rb := find(a), find(b)
-		if ra == rb {
-			return
-		}
-		if ra > rb {
-			ra, rb = rb, ra
-		}
-		parent[rb] = ra // the root is always the earliest table in the plan
-	}
 	isPlanned := func(t *Target, col string) bool {
 		for _, cp := range t.Plan.Columns {
 			if strings.EqualFold(cp.Name, col) {
@@ -466,36 +445,33 @@ func Groups(targets []Target) [][]string {
 		}
 		return false
 	}
-	for i := range targets {
+	// linked: a foreign key of table i references table j and touches a
+	// planned column of either.
+	linked := func(i, j int) bool {
 		for _, fk := range targets[i].Table.ForeignKeys {
-			for j := range targets {
-				if !sameTable(targets[j].Table.Name, fk.RefTable) {
-					continue
+			if !schema.SameTable(targets[j].Table.Name, fk.RefTable) {
+				continue
+			}
+			for _, col := range fk.Columns {
+				if isPlanned(&targets[i], col) {
+					return true
 				}
-				touches := false
-				for _, col := range fk.Columns {
-					touches = touches || isPlanned(&targets[i], col)
-				}
-				for _, col := range fk.RefColumns {
-					touches = touches || isPlanned(&targets[j], col)
-				}
-				if touches {
-					union(i, j)
+			}
+			for _, col := range fk.RefColumns {
+				if isPlanned(&targets[j], col) {
+					return true
 				}
 			}
 		}
+		return false
 	}
 	var groups [][]string
-	at := map[int]int{} // root → index in groups
-	for i := range targets {
-		r := find(i)
-		g, ok := at[r]
-		if !ok {
-			g = len(groups)
-			at[r] = g
-			groups = append(groups, nil)
+	for _, comp := range schema.Components(len(targets), linked) {
+		var names []string
+		for _, i := range comp {
+			names = append(names, targets[i].Plan.Name)
 		}
-		groups[g] = append(groups[g], targets[i].Plan.Name)
+		groups = append(groups, names)
 	}
 	return groups
 }
@@ -562,10 +538,6 @@ func spaced(name string) string {
 	return " " + name
 }
 
-func sameTable(a, b schema.TableName) bool {
-	return strings.EqualFold(a.Name, b.Name) &&
-		(a.Schema == "" || b.Schema == "" || strings.EqualFold(a.Schema, b.Schema))
-}
 
 func indexFold(names []string, name string) int {
 	for i, n := range names {

@@ -9,12 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	_ "github.com/colcrypt/colcrypt/dialect/sqlite" // registers the "sqlite" driver
+	"github.com/colcrypt/colcrypt/internal/sqlitesnap"
 	"github.com/colcrypt/colcrypt/keystore"
 )
 
@@ -203,22 +202,13 @@ func openDB(t *testing.T, path string) *sql.DB {
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// snapshot is every schema entry and every row (rowid, and each column's
-// storage class and exact value) outside colcrypt's own tables. With
-// dataOnly, CREATE TABLE texts and the columns a job adds are left out,
-// which is what must not change before a cut-over.
-type snapshot struct {
-	Schema []string
-	Rows   map[string][]string
-}
+// snapshot is every schema entry and every row outside colcrypt's own
+// tables and sqlite_sequence.
+type snapshot sqlitesnap.Snapshot
 
-func addedColumn(name string) bool {
-	for _, suffix := range []string{"__colcrypt", "__colcrypt_plain", "_iv"} {
-		if strings.HasSuffix(name, suffix) {
-			return true
-		}
-	}
-	return name == "colcrypt_row_id"
+// diff describes the first differences, "" when the snapshots are equal.
+func (a snapshot) diff(b snapshot) string {
+	return sqlitesnap.Snapshot(a).Diff(sqlitesnap.Snapshot(b))
 }
 
 // takeSnapshot reads the snapshot of the database file at path (through
@@ -278,7 +268,7 @@ func helper(args []string) error {
 	out := json.NewEncoder(os.Stdout)
 	switch args[0] {
 	case "snapshot":
-		s, err := snapshotOf(db, len(args) > 2 && args[2] == "true")
+		s, err := sqlitesnap.Take(db, sqlitesnap.Options{DataOnly: len(args) > 2 && args[2] == "true", NoSequence: true})
 		if err != nil {
 			return err
 		}
@@ -329,151 +319,6 @@ func helper(args []string) error {
 		return createKillDatabase(db, seed)
 	}
 	return fmt.Errorf("unknown helper operation %q", args[0])
-}
-
-func snapshotOf(db *sql.DB, dataOnly bool) (snapshot, error) {
-	s := snapshot{Rows: map[string][]string{}}
-	rows, err := db.Query(`SELECT type, name, tbl_name, COALESCE(sql, '<auto>') FROM sqlite_master
-		WHERE name NOT LIKE 'colcrypt\_%' ESCAPE '\' AND name NOT LIKE 'sqlite\_autoindex\_colcrypt\_%' ESCAPE '\'
-		AND name <> 'sqlite_sequence' ORDER BY type, name`)
-	if err != nil {
-		return s, err
-	}
-	var tables []string
-	for rows.Next() {
-		var typ, name, tbl, text string
-		if err := rows.Scan(&typ, &name, &tbl, &text); err != nil {
-			rows.Close()
-			return s, err
-		}
-		if typ == "table" {
-			tables = append(tables, name)
-			if dataOnly {
-				continue
-			}
-		}
-		s.Schema = append(s.Schema, fmt.Sprintf("%s %s on %s: %s", typ, name, tbl, text))
-	}
-	rows.Close()
-	for _, table := range tables {
-		if s.Rows[table], err = tableRows(db, table, dataOnly); err != nil {
-			return s, fmt.Errorf("rows of %s: %w", table, err)
-		}
-	}
-	return s, nil
-}
-
-func tableColumns(db *sql.DB, table string) ([]string, error) {
-	rows, err := db.Query("SELECT name FROM pragma_table_xinfo(?) ORDER BY cid", table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		cols = append(cols, c)
-	}
-	return cols, rows.Err()
-}
-
-// tableRows renders every row: rowid, then each column's storage class and
-// value, read through a unary plus so the driver returns it as stored.
-func tableRows(db *sql.DB, table string, dataOnly bool) ([]string, error) {
-	all, err := tableColumns(db, table)
-	if err != nil {
-		return nil, err
-	}
-	sel := []string{"rowid"}
-	for _, c := range all {
-		if !dataOnly || !addedColumn(c) {
-			sel = append(sel, "typeof("+quote(c)+")", "+"+quote(c))
-		}
-	}
-	rows, err := db.Query("SELECT " + strings.Join(sel, ", ") + " FROM " + quote(table) + " ORDER BY rowid")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	vals := make([]any, len(sel))
-	ptrs := make([]any, len(sel))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		var b strings.Builder
-		for i, v := range vals {
-			if i > 0 {
-				b.WriteString(" | ")
-			}
-			b.WriteString(render(v))
-		}
-		out = append(out, b.String())
-	}
-	return out, rows.Err()
-}
-
-func render(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "NULL"
-	case float64:
-		return fmt.Sprintf("real(%v|%016x)", x, math.Float64bits(x))
-	case []byte:
-		return fmt.Sprintf("blob(%x)", x)
-	case string:
-		return fmt.Sprintf("text(%q)", x)
-	case int64:
-		return fmt.Sprintf("int(%d)", x)
-	}
-	return fmt.Sprintf("%T(%v)", v, v)
-}
-
-// diff describes the first differences, "" when the snapshots are equal.
-func (a snapshot) diff(b snapshot) string {
-	var out []string
-	if strings.Join(a.Schema, "\n") != strings.Join(b.Schema, "\n") {
-		out = append(out, "schema differs:\n  before: "+strings.Join(a.Schema, "\n          ")+"\n  after:  "+strings.Join(b.Schema, "\n          "))
-	}
-	names := map[string]bool{}
-	for n := range a.Rows {
-		names[n] = true
-	}
-	for n := range b.Rows {
-		names[n] = true
-	}
-	var sorted []string
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
-	for _, n := range sorted {
-		ra, rb := a.Rows[n], b.Rows[n]
-		if len(ra) != len(rb) {
-			out = append(out, fmt.Sprintf("table %s: %d rows before, %d after", n, len(ra), len(rb)))
-			continue
-		}
-		shown := 0
-		for i := range ra {
-			if ra[i] != rb[i] {
-				if shown < 3 {
-					out = append(out, fmt.Sprintf("table %s row %d:\n  before: %s\n  after:  %s", n, i, ra[i], rb[i]))
-				}
-				shown++
-			}
-		}
-		if shown > 3 {
-			out = append(out, fmt.Sprintf("table %s: %d rows differ in all", n, shown))
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // columnExists reports whether a table has a column now.

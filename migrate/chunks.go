@@ -259,7 +259,9 @@ type worker struct {
 func (e *Engine) runChunks(ctx context.Context, tj *tableJob, done map[string]chunkRecord, exprs []string,
 	newWorker func() (*worker, error), work chunkWork, prog *progress) error {
 	sizer := newChunkSizer(e.opt.BatchRows, e.plan.Job.ChunkTarget)
-	walk := func(ctx context.Context, out chan<- chunk) error { return e.walk(ctx, tj, done, exprs, sizer, out, prog) }
+	walk := func(ctx context.Context, out chan<- chunk) error {
+		return e.walk(ctx, tj, done, exprs, sizer, out, prog)
+	}
 	return e.runPool(ctx, tj, walk, newWorker, work, sizer, prog)
 }
 

@@ -248,7 +248,7 @@ func groupTables(tables []*tableJob) [][]*tableJob {
 	linked := func(i, j int) bool {
 		t := tables[i].model
 		for _, fk := range append(append([]*schema.ForeignKey{}, t.ForeignKeys...), t.ReferencedBy...) {
-			if schema.SameTable(fk.Table, tables[j].tn) || schema.SameTable(fk.RefTable, tables[j].tn) {
+			if name := tables[j].model.Name; schema.SameTable(fk.Table, name) || schema.SameTable(fk.RefTable, name) {
 				return true
 			}
 		}

@@ -3,17 +3,15 @@ package migrate_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/colcrypt/colcrypt/dialect"
 	_ "github.com/colcrypt/colcrypt/dialect/sqlite" // registers the sqlite engine and driver
+	"github.com/colcrypt/colcrypt/internal/sqlitesnap"
 	"github.com/colcrypt/colcrypt/keystore"
 	"github.com/colcrypt/colcrypt/migrate"
 	"github.com/colcrypt/colcrypt/planner"
@@ -238,24 +236,22 @@ func (f *fixture) wantStates(p *planner.Plan, want int) {
 // colcrypt's own tables: the schema text of every table, index and trigger,
 // and every row of every table (sqlite_sequence included) with the storage
 // class and exact value of every column.
-type snapshot struct {
-	Schema []string
-	Rows   map[string][]string // table → rows, in rowid (or key) order
-}
+type snapshot sqlitesnap.Snapshot
 
-// userObjects are the schema entries outside colcrypt's own tables.
-const userObjects = `FROM sqlite_master WHERE name NOT LIKE 'colcrypt\_%' ESCAPE '\'
-	AND name NOT LIKE 'sqlite\_autoindex\_colcrypt\_%' ESCAPE '\'`
+// diff describes the first differences between two snapshots, "" if none.
+func (a snapshot) diff(b snapshot) string {
+	return sqlitesnap.Snapshot(a).Diff(sqlitesnap.Snapshot(b))
+}
 
 func (f *fixture) snapshot() snapshot {
 	f.t.Helper()
 	db := f.raw()
 	defer db.Close()
-	s, err := takeSnapshot(db, false)
+	s, err := sqlitesnap.Take(db, sqlitesnap.Options{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return s
+	return snapshot(s)
 }
 
 // userData is the snapshot without what a job adds while it runs: the
@@ -265,192 +261,11 @@ func (f *fixture) userData() snapshot {
 	f.t.Helper()
 	db := f.raw()
 	defer db.Close()
-	s, err := takeSnapshot(db, true)
+	s, err := sqlitesnap.Take(db, sqlitesnap.Options{DataOnly: true})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return s
-}
-
-// addedColumn reports whether a column is one a job adds before cut-over.
-func addedColumn(name string) bool {
-	return strings.HasSuffix(name, "__colcrypt") || strings.HasSuffix(name, "_iv") || name == "colcrypt_row_id"
-}
-
-func takeSnapshot(db *sql.DB, dataOnly bool) (snapshot, error) {
-	s := snapshot{Rows: map[string][]string{}}
-	rows, err := db.Query(`SELECT type, name, tbl_name, COALESCE(sql, '<auto>') ` + userObjects + ` ORDER BY type, name`)
-	if err != nil {
-		return s, err
-	}
-	var tables []string
-	for rows.Next() {
-		var typ, name, tbl, text string
-		if err := rows.Scan(&typ, &name, &tbl, &text); err != nil {
-			rows.Close()
-			return s, err
-		}
-		if typ == "table" {
-			tables = append(tables, name)
-			if dataOnly {
-				continue
-			}
-		}
-		s.Schema = append(s.Schema, fmt.Sprintf("%s %s on %s: %s", typ, name, tbl, text))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return s, err
-	}
-	for _, t := range tables {
-		r, err := tableRows(db, t, dataOnly)
-		if err != nil {
-			return s, fmt.Errorf("snapshot of %s: %w", t, err)
-		}
-		s.Rows[t] = r
-	}
-	return s, nil
-}
-
-// tableRows renders every row of a table: rowid when it has one, then each
-// column's storage class and value. Values are read through a unary plus,
-// which strips the declared type so the driver returns them as stored.
-func tableRows(db *sql.DB, table string, dataOnly bool) ([]string, error) {
-	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-	all, err := columnNames(db, table)
-	if err != nil {
-		return nil, err
-	}
-	var cols []string
-	for _, c := range all {
-		if !dataOnly || !addedColumn(c) {
-			cols = append(cols, c)
-		}
-	}
-	var sel []string
-	for _, c := range cols {
-		sel = append(sel, "typeof("+q(c)+")", "+"+q(c))
-	}
-	withRowid := true
-	var probe any
-	if err := db.QueryRow("SELECT rowid FROM " + q(table) + " LIMIT 1").Scan(&probe); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		withRowid = false
-	}
-	query := "SELECT " + strings.Join(sel, ", ") + " FROM " + q(table)
-	if withRowid {
-		query = "SELECT rowid, " + strings.Join(sel, ", ") + " FROM " + q(table) + " ORDER BY rowid"
-	}
-	rows, err := db.Query(query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	n := 2 * len(cols)
-	if withRowid {
-		n++
-	}
-	var out []string
-	for rows.Next() {
-		vals := make([]any, n)
-		ptrs := make([]any, n)
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		var parts []string
-		for i, v := range vals {
-			label := ""
-			switch {
-			case withRowid && i == 0:
-				label = "rowid"
-			default:
-				j := i
-				if withRowid {
-					j--
-				}
-				label = cols[j/2]
-				if j%2 == 0 {
-					label += ".type"
-				}
-			}
-			parts = append(parts, label+"="+render(v))
-		}
-		out = append(out, strings.Join(parts, " "))
-	}
-	if !withRowid {
-		sort.Strings(out)
-	}
-	return out, rows.Err()
-}
-
-func columnNames(db *sql.DB, table string) ([]string, error) {
-	rows, err := db.Query("SELECT name FROM pragma_table_xinfo(?) ORDER BY cid", table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		cols = append(cols, c)
-	}
-	return cols, rows.Err()
-}
-
-// render shows a scanned value exactly: Go type, and float bits, so that
-// -0.0 and 0.0 differ.
-func render(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "NULL"
-	case float64:
-		return fmt.Sprintf("real(%v|%016x)", x, math.Float64bits(x))
-	case []byte:
-		return fmt.Sprintf("blob(%x)", x)
-	case string:
-		return fmt.Sprintf("text(%q)", x)
-	case int64:
-		return fmt.Sprintf("int(%d)", x)
-	}
-	return fmt.Sprintf("%T(%v)", v, v)
-}
-
-// diff describes the first differences between two snapshots, "" if none.
-func (a snapshot) diff(b snapshot) string {
-	var out []string
-	if strings.Join(a.Schema, "\n") != strings.Join(b.Schema, "\n") {
-		out = append(out, "schema differs:\n  before: "+strings.Join(a.Schema, "\n          ")+"\n  after:  "+strings.Join(b.Schema, "\n          "))
-	}
-	var names []string
-	for t := range a.Rows {
-		names = append(names, t)
-	}
-	for t := range b.Rows {
-		if _, ok := a.Rows[t]; !ok {
-			names = append(names, t)
-		}
-	}
-	sort.Strings(names)
-	for _, t := range names {
-		ra, rb := a.Rows[t], b.Rows[t]
-		if len(ra) != len(rb) {
-			out = append(out, fmt.Sprintf("table %s: %d rows before, %d after", t, len(ra), len(rb)))
-			continue
-		}
-		shown := 0
-		for i := range ra {
-			if ra[i] != rb[i] && shown < 3 {
-				out = append(out, fmt.Sprintf("table %s row %d:\n  before: %s\n  after:  %s", t, i, ra[i], rb[i]))
-				shown++
-			}
-		}
-	}
-	return strings.Join(out, "\n")
+	return snapshot(s)
 }
 
 // wantEncrypted checks that no planned column holds anything but a BLOB

@@ -151,25 +151,15 @@ func (e *Engine) readAhead(ctx context.Context, tj *tableJob, exprs []string, lo
 	ch := chunk{lo: lo, loEnc: loEnc}
 	sqlText, args := e.selectChunk(tj, exprs, chunk{lo: lo})
 	sqlText = e.m.FirstRows(sqlText, 0, size)
-	n := len(tj.key) + len(exprs)
 	err := retry(ctx, e.log, "read chunk of "+tj.name, func(ctx context.Context) error {
 		ch.rows = ch.rows[:0]
-		rows, err := e.db.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			vals, err := scanRow(rows, n)
-			if err != nil {
-				return err
-			}
+		return scanRows(ctx, e.db, "read chunk of "+tj.name, sqlText, args, len(tj.key)+len(exprs), func(vals []any) error {
 			ch.rows = append(ch.rows, vals)
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
-		return chunk{}, fmt.Errorf("read chunk of %s: %w", tj.name, err)
+		return chunk{}, err
 	}
 	ch.read = true
 	if int64(len(ch.rows)) < size {
@@ -195,23 +185,29 @@ func (e *Engine) eachRow(ctx context.Context, tj *tableJob, exprs []string, ch c
 		return nil
 	}
 	sqlText, args := e.selectChunk(tj, exprs, ch)
-	rows, err := e.db.QueryContext(ctx, sqlText, args...)
+	return scanRows(ctx, e.db, "read chunk of "+tj.name, sqlText, args, len(tj.key)+len(exprs), fn)
+}
+
+// scanRows runs a query on q and calls fn with each row of its n columns,
+// as fresh values, stopping at the first error. Errors of the query are
+// wrapped with what; errors of fn are returned as they are.
+func scanRows(ctx context.Context, q dialect.Querier, what, sqlText string, args []any, n int, fn func(vals []any) error) error {
+	rows, err := q.QueryContext(ctx, sqlText, args...)
 	if err != nil {
-		return fmt.Errorf("read chunk of %s: %w", tj.name, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
-	n := len(tj.key) + len(exprs)
 	for rows.Next() {
 		vals, err := scanRow(rows, n)
 		if err != nil {
-			return fmt.Errorf("read chunk of %s: %w", tj.name, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if err := fn(vals); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read chunk of %s: %w", tj.name, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

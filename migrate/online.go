@@ -290,28 +290,18 @@ func (e *Engine) reencryptStale(ctx context.Context, q dialect.Querier, t *table
 	var total int64
 	for {
 		sqlText, args := e.selectStale(t, exprs, lo, limit)
-		rows, err := q.QueryContext(ctx, sqlText, args...)
-		if err != nil {
-			return total, fmt.Errorf("read changed rows of %s: %w", t.name, err)
-		}
 		var out [][]any
-		for rows.Next() {
-			vals, err := scanRow(rows, nKey+len(exprs))
-			if err != nil {
-				rows.Close()
-				return total, fmt.Errorf("read changed rows of %s: %w", t.name, err)
-			}
+		err := scanRows(ctx, q, "read changed rows of "+t.name, sqlText, args, nKey+len(exprs), func(vals []any) error {
 			row, err := e.encryptRow(t, w, vals)
 			if err != nil {
-				rows.Close()
-				return total, err
+				return err
 			}
 			out = append(out, row)
 			lo = vals[:nKey]
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return total, fmt.Errorf("read changed rows of %s: %w", t.name, err)
+			return nil
+		})
+		if err != nil {
+			return total, err
 		}
 		if len(out) > 0 {
 			u := dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: t.keyTypes, Set: set, Rows: out, Guard: dialect.VersionColumn}

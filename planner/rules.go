@@ -538,7 +538,6 @@ func spaced(name string) string {
 	return " " + name
 }
 
-
 func indexFold(names []string, name string) int {
 	for i, n := range names {
 		if strings.EqualFold(n, name) {

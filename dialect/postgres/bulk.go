@@ -99,10 +99,8 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 		addArray(collect[int64](u.Rows, g), "::bigint[]", "g")
 		where = append(where, "t."+d.Quote(u.Guard)+" = v.g")
 	}
-	if bounds, ok := keyBounds(u, len(args)); ok {
-		for _, b := range bounds.args {
-			args = append(args, b)
-		}
+	if bounds, ok := d.keyBounds(u, len(args)); ok {
+		args = append(args, bounds.args...)
 		where = append(where, bounds.conds...)
 	}
 	q := "UPDATE " + d.QuoteTable(u.Table) + " AS t SET " + strings.Join(set, ", ") +
@@ -128,7 +126,7 @@ type rangeBounds struct {
 // of several columns compare as rows, as the walk does. ok is false when a
 // bound cannot be typed like the keys; the update is then unbounded, which
 // is only slower.
-func keyBounds(u dialect.Update, nArgs int) (rangeBounds, bool) {
+func (d Dialect) keyBounds(u dialect.Update, nArgs int) (rangeBounds, bool) {
 	var b rangeBounds
 	bound := func(vals []any, op string) bool {
 		if vals == nil {
@@ -148,7 +146,7 @@ func keyBounds(u dialect.Update, nArgs int) (rangeBounds, bool) {
 				return false
 			}
 			b.args = append(b.args, arr)
-			cols = append(cols, "t."+Dialect{}.Quote(k))
+			cols = append(cols, "t."+d.Quote(k))
 			params = append(params, "($"+strconv.Itoa(nArgs+len(b.args))+typ+")[1]")
 		}
 		if len(cols) == 1 {

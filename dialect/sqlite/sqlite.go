@@ -191,6 +191,11 @@ func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 // connectionPragmas are set on every pooled connection unless the DSN sets
 // the same pragma itself. WAL lets the copy workers read while one writes;
 // foreign_keys makes SQLite enforce the keys colcrypt reads and rebuilds.
+// cache_size gives each connection 8 MiB of page cache instead of SQLite's
+// 2 MiB: past about 3M rows of a 300-byte row the table's interior b-tree
+// pages no longer fit in 2 MiB, and every row the copy writes then reads
+// them from the file again (measured on 4M rows: copy 48 s → 32 s; peak
+// RSS +14 MB).
 var connectionPragmas = []struct {
 	name      string   // as in PRAGMA name
 	value     string   // as in _pragma=name(value)
@@ -199,6 +204,7 @@ var connectionPragmas = []struct {
 	{"busy_timeout", fmt.Sprint(busyTimeoutMillis), []string{"_busy_timeout", "_timeout"}},
 	{"journal_mode", "WAL", []string{"_journal_mode", "_journal"}},
 	{"foreign_keys", "ON", []string{"_foreign_keys", "_fk"}},
+	{"cache_size", "-8192", nil},
 }
 
 // valueConvertingKeys make the driver turn date-shaped values into

@@ -237,29 +237,32 @@ func TestOpenSetsPragmas(t *testing.T) {
 	tests := []struct {
 		dsn         string
 		busyTimeout int
+		cacheSize   int
 	}{
-		{path, busyTimeoutMillis},
-		{"file:" + path, busyTimeoutMillis},
-		{path + "?_pragma=busy_timeout(250)&_texttotime=1", 250},
-		{"file:" + path + "?_busy_timeout=300", 300},
-		{"file:" + path + "?mode=ro", busyTimeoutMillis}, // already WAL from the opens above
+		{path, busyTimeoutMillis, -8192},
+		{"file:" + path, busyTimeoutMillis, -8192},
+		{path + "?_pragma=busy_timeout(250)&_texttotime=1", 250, -8192},
+		{"file:" + path + "?_busy_timeout=300", 300, -8192},
+		{"file:" + path + "?mode=ro", busyTimeoutMillis, -8192}, // already WAL from the opens above
+		{path + "?_pragma=cache_size(100)", busyTimeoutMillis, 100},
 	}
 	for _, tt := range tests {
 		db, err := Dialect{}.Open(t.Context(), tt.dsn)
 		if err != nil {
 			t.Fatalf("Open(%s): %v", tt.dsn, err)
 		}
-		var busy, fk int
+		var busy, fk, cache int
 		var journal string
-		err = db.QueryRowContext(t.Context(), `SELECT b.timeout, j.journal_mode, f.foreign_keys
-			FROM pragma_busy_timeout AS b, pragma_journal_mode AS j, pragma_foreign_keys AS f`).Scan(&busy, &journal, &fk)
+		err = db.QueryRowContext(t.Context(), `SELECT b.timeout, j.journal_mode, f.foreign_keys, c.cache_size
+			FROM pragma_busy_timeout AS b, pragma_journal_mode AS j, pragma_foreign_keys AS f, pragma_cache_size AS c`).
+			Scan(&busy, &journal, &fk, &cache)
 		db.Close()
 		if err != nil {
 			t.Fatalf("Open(%s): read pragmas: %v", tt.dsn, err)
 		}
-		if busy != tt.busyTimeout || !strings.EqualFold(journal, "wal") || fk != 1 {
-			t.Errorf("Open(%s): busy_timeout=%d journal_mode=%s foreign_keys=%d; want %d, wal, 1",
-				tt.dsn, busy, journal, fk, tt.busyTimeout)
+		if busy != tt.busyTimeout || !strings.EqualFold(journal, "wal") || fk != 1 || cache != tt.cacheSize {
+			t.Errorf("Open(%s): busy_timeout=%d journal_mode=%s foreign_keys=%d cache_size=%d; want %d, wal, 1, %d",
+				tt.dsn, busy, journal, fk, cache, tt.busyTimeout, tt.cacheSize)
 		}
 	}
 }

@@ -28,10 +28,13 @@ type Runner struct {
 	Postgres *Postgres // nil: PostgreSQL is not measured
 	SQLite   *SQLite   // nil: SQLite is not measured
 	Log      io.Writer // one line per finished scenario
-	// Ways, when not empty, limits Compare to these ways (the part of the
-	// measurement ID after the dot: update, pgcrypto, copy, apply).
+	// Ways, when not empty, limits Compare to these ways (WayNames: the
+	// part of the measurement ID after the dot).
 	Ways map[string]bool
 }
+
+// WayNames are the ways Compare can measure, as --ways names them.
+var WayNames = []string{"update", "pgcrypto", "client", "gocall", "copy", "apply"}
 
 func (r *Runner) logf(format string, args ...any) {
 	if r.Log != nil {
@@ -59,6 +62,7 @@ func (r *Runner) Compare(ctx context.Context, rows int64, repeat int) (*Report, 
 				return p.Statement(ctx, PGPgcrypto, "pgcrypto encrypt_iv aes-cbc/pad:pkcs, random IV", rows, pgPgcryptoSQL,
 					"CREATE EXTENSION IF NOT EXISTS pgcrypto", "ALTER TABLE t ADD COLUMN copy bytea")
 			}},
+			way{PGClient, func() (Measurement, error) { return p.Client(ctx, rows) }},
 			way{PGCopy, func() (Measurement, error) {
 				res, err := p.Colcrypt(ctx, r.Colcrypt, r.Fixture, r.Plan, "copy", rows, "--until", "copy")
 				if err != nil {
@@ -77,6 +81,7 @@ func (r *Runner) Compare(ctx context.Context, rows int64, repeat int) (*Report, 
 	if s := r.SQLite; s != nil {
 		ways = append(ways,
 			way{SQLiteUpdate, func() (Measurement, error) { return s.Update(ctx, rows) }},
+			way{SQLiteGoCall, func() (Measurement, error) { return s.GoCall(ctx, rows) }},
 			way{SQLiteCopy, func() (Measurement, error) {
 				res, err := s.Colcrypt(ctx, r.Colcrypt, r.Fixture, r.Plan, "copy", rows, "--until", "copy")
 				if err != nil {

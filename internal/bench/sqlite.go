@@ -88,7 +88,13 @@ func (s *SQLite) database(ctx context.Context, name string, rows int64, extra ..
 // Update times the baseline UPDATE on a fresh copy of the table.
 func (s *SQLite) Update(ctx context.Context, rows int64) (Measurement, error) {
 	m := Measurement{ID: SQLiteUpdate, Label: "B: UPDATE t SET copy = CAST(email AS BLOB)", Rows: rows, Baseline: true}
-	path, drop, err := s.database(ctx, "update", rows, "ALTER TABLE t ADD COLUMN copy BLOB")
+	return s.timeUpdate(ctx, m, "update", sqliteUpdateSQL)
+}
+
+// timeUpdate times one UPDATE of every row into a new column copy, on a
+// fresh copy of the table.
+func (s *SQLite) timeUpdate(ctx context.Context, m Measurement, name, stmt string) (Measurement, error) {
+	path, drop, err := s.database(ctx, name, m.Rows, "ALTER TABLE t ADD COLUMN copy BLOB")
 	if err != nil {
 		return m, err
 	}
@@ -99,13 +105,13 @@ func (s *SQLite) Update(ctx context.Context, rows int64) (Measurement, error) {
 	}
 	defer db.Close()
 	start := time.Now()
-	res, err := db.ExecContext(ctx, sqliteUpdateSQL)
+	res, err := db.ExecContext(ctx, stmt)
 	m.Elapsed = time.Since(start)
 	if err != nil {
-		return m, err
+		return m, fmt.Errorf("%s: %w", m.Label, err)
 	}
-	if n, _ := res.RowsAffected(); n != rows {
-		return m, fmt.Errorf("sqlite update: %d rows, want %d", n, rows)
+	if n, _ := res.RowsAffected(); n != m.Rows {
+		return m, fmt.Errorf("%s: %d rows, want %d", m.Label, n, m.Rows)
 	}
 	return m, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +60,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (colcrypt's logs) afterwards")
 	flag.StringVar(&o.profile, "profile", "", "instead of benchmarking, write CPU profiles of colcrypt's copy phase, run in process, to this folder")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each way this many times and keep the median (the machine may be shared)")
-	flag.StringVar(&o.ways, "ways", "", "measure only these ways, comma-separated: update, pgcrypto, copy, apply (default: all)")
+	flag.StringVar(&o.ways, "ways", "", "measure only these ways, comma-separated: "+strings.Join(bench.WayNames, ", ")+" (default: all)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -100,12 +101,11 @@ func run(ctx context.Context, o options) error {
 	if o.ways != "" {
 		r.Ways = map[string]bool{}
 		for _, w := range strings.Split(o.ways, ",") {
-			switch w = strings.TrimSpace(w); w {
-			case "update", "pgcrypto", "copy", "apply":
-				r.Ways[w] = true
-			default:
-				return fmt.Errorf("--ways: unknown way %q (update, pgcrypto, copy, apply)", w)
+			w = strings.TrimSpace(w)
+			if !slices.Contains(bench.WayNames, w) {
+				return fmt.Errorf("--ways: unknown way %q (%s)", w, strings.Join(bench.WayNames, ", "))
 			}
+			r.Ways[w] = true
 		}
 	}
 	var notes []string

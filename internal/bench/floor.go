@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"modernc.org/sqlite"
+)
+
+// The floors are ways of rewriting the column that do less than colcrypt
+// and cannot be beaten by it: they show how far a target is reachable at
+// all by a job that rewrites the rows in place, as SPEC §4's does.
+const (
+	// PGClient is SPEC §8's "careful Go client" without any encryption:
+	// keyset chunks read by one walker, written by floorWriters
+	// connections with one UPDATE … FROM unnest(…) per chunk, each its
+	// own transaction. Every in-place client copy does at least this.
+	PGClient = "pg.client"
+	// SQLiteGoCall is the SQLite baseline's UPDATE with one call into Go
+	// per row (a registered function returning its argument): the least a
+	// value costs to pass through colcrypt's process once. An apply passes
+	// each value through at least twice (encrypt, then verify).
+	SQLiteGoCall = "sqlite.gocall"
+)
+
+const (
+	floorChunkRows = 5000
+	floorWriters   = 2
+	// floorFunction is the SQL name of the pass-through Go function.
+	floorFunction = "colcrypt_bench_passthrough"
+)
+
+// Client times PGClient on a freshly loaded table.
+func (p *Postgres) Client(ctx context.Context, rows int64) (Measurement, error) {
+	m := Measurement{ID: PGClient, Rows: rows,
+		Label: fmt.Sprintf("floor: client without encryption (chunks of %d, %d writers, UPDATE … FROM unnest)", floorChunkRows, floorWriters)}
+	_, db, drop, err := p.database(ctx, "client")
+	if err != nil {
+		return m, err
+	}
+	defer drop()
+	if err := p.load(ctx, db, rows, "ALTER TABLE t ADD COLUMN copy bytea"); err != nil {
+		return m, err
+	}
+	db.SetMaxOpenConns(floorWriters + 1)
+	cpu0 := p.serverCPU()
+	start := time.Now()
+	n, err := clientCopy(ctx, db)
+	m.Elapsed = time.Since(start)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", m.Label, err)
+	}
+	if n != rows {
+		return m, fmt.Errorf("%s: updated %d rows, want %d", m.Label, n, rows)
+	}
+	m.ServerCPU = p.serverCPU() - cpu0
+	return m, nil
+}
+
+type floorChunk struct {
+	ids  []int64
+	vals [][]byte
+}
+
+// clientCopy walks t by id and writes each chunk's bytes back into copy.
+func clientCopy(ctx context.Context, db *sql.DB) (int64, error) {
+	g, ctx := errgroup.WithContext(ctx)
+	chunks := make(chan floorChunk, floorWriters)
+	g.Go(func() error {
+		defer close(chunks)
+		last := int64(0)
+		for {
+			rs, err := db.QueryContext(ctx, `SELECT id, convert_to(email, 'UTF8') FROM t WHERE id > $1 ORDER BY id LIMIT $2`, last, floorChunkRows)
+			if err != nil {
+				return err
+			}
+			var c floorChunk
+			for rs.Next() {
+				var id int64
+				var v []byte
+				if err := rs.Scan(&id, &v); err != nil {
+					rs.Close()
+					return err
+				}
+				c.ids, c.vals = append(c.ids, id), append(c.vals, v)
+			}
+			rs.Close()
+			if err := rs.Err(); err != nil {
+				return err
+			}
+			if len(c.ids) == 0 {
+				return nil
+			}
+			last = c.ids[len(c.ids)-1]
+			select {
+			case chunks <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	})
+	var mu sync.Mutex
+	var done int64
+	for range floorWriters {
+		g.Go(func() error {
+			for c := range chunks {
+				res, err := db.ExecContext(ctx, `UPDATE t SET copy = v.c FROM unnest($1::bigint[], $2::bytea[]) AS v(k, c)
+WHERE t.id = v.k AND t.id BETWEEN $3 AND $4`, c.ids, c.vals, c.ids[0], c.ids[len(c.ids)-1])
+				if err != nil {
+					return err
+				}
+				n, _ := res.RowsAffected()
+				mu.Lock()
+				done += n
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return done, err
+}
+
+var registerFloor = sync.OnceValue(func() error {
+	return sqlite.RegisterDeterministicScalarFunction(floorFunction, 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if s, ok := args[0].(string); ok {
+			return []byte(s), nil
+		}
+		return args[0], nil
+	})
+})
+
+// GoCall times SQLiteGoCall on a fresh copy of the table.
+func (s *SQLite) GoCall(ctx context.Context, rows int64) (Measurement, error) {
+	m := Measurement{ID: SQLiteGoCall, Label: "floor: B with one Go call per row, SET copy = " + floorFunction + "(email)", Rows: rows}
+	if err := registerFloor(); err != nil {
+		return m, err
+	}
+	return s.timeUpdate(ctx, m, "gocall", "UPDATE t SET copy = "+floorFunction+"(email)")
+}

@@ -74,10 +74,13 @@ func (d Dialect) DropColumn(ctx context.Context, db *sql.DB, table schema.TableN
 	return err
 }
 
-// BulkUpdate runs one prepared UPDATE per row inside the chunk's
-// transaction: SQLite has no faster path than that, and in one transaction
-// it is a few microseconds a row.
+// BulkUpdate writes a chunk with one UPDATE that takes its values from Go
+// (bulkUpdateChunk); a handful of rows, one prepared UPDATE per row inside
+// the caller's transaction.
 func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
+	if len(u.Rows) >= bulkMinRows {
+		return d.bulkUpdateChunk(ctx, tx, u)
+	}
 	var b strings.Builder
 	b.WriteString("UPDATE " + d.QuoteTable(u.Table) + " SET ")
 	for i, c := range u.Set {

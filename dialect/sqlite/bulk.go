@@ -1,0 +1,260 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"modernc.org/sqlite"
+
+	"github.com/colcrypt/colcrypt/dialect"
+)
+
+// A chunk's values reach SQLite through two Go functions registered with
+// the driver, so that one UPDATE writes the whole chunk inside SQLite
+// instead of one Exec per row through database/sql (measured on 1M rows:
+// the per-row Exec costs ~5 µs, a call into Go from SQL ~0.3 µs):
+//
+//	UPDATE t SET c = colcrypt_bulk_value(h, i, key…)
+//	WHERE <key range> AND colcrypt_bulk_has(h, key… [, guard])
+//
+// h is a handle to the chunk's rows, registered in bulkChunks for the
+// statement's duration; the rows are found by their key values exactly as
+// read (storage class included), so a row not in the chunk, or whose guard
+// column changed since it was read, is left alone.
+const (
+	bulkHasFunction   = "colcrypt_bulk_has"
+	bulkValueFunction = "colcrypt_bulk_value"
+	// bulkMinRows is the smallest chunk written by one statement: below
+	// it (an online catch-up of a few rows, with no key range) per-row
+	// statements touch fewer rows than a scan would.
+	bulkMinRows = 256
+)
+
+// bulkChunk is one chunk's rows by key.
+type bulkChunk struct {
+	rows    map[string]bulkRow
+	nSet    int
+	guarded bool
+}
+
+type bulkRow struct {
+	set   []any
+	guard string // the guard value's key encoding
+}
+
+var (
+	bulkChunks     sync.Map // int64 handle → *bulkChunk
+	bulkNextHandle atomic.Int64
+)
+
+func init() {
+	for name, fn := range map[string]func([]driver.Value) (driver.Value, error){
+		bulkHasFunction:   bulkHas,
+		bulkValueFunction: bulkValue,
+	} {
+		err := sqlite.RegisterFunction(name, &sqlite.FunctionImpl{NArgs: -1,
+			Scalar: func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) { return fn(args) }})
+		if err != nil {
+			panic(fmt.Sprintf("register SQLite function %s: %v", name, err))
+		}
+	}
+}
+
+func chunkOf(v driver.Value) (*bulkChunk, error) {
+	h, ok := v.(int64)
+	if !ok {
+		return nil, fmt.Errorf("%s: bad chunk handle %T", bulkValueFunction, v)
+	}
+	c, ok := bulkChunks.Load(h)
+	if !ok {
+		return nil, fmt.Errorf("%s: chunk %d is not registered", bulkValueFunction, h)
+	}
+	return c.(*bulkChunk), nil
+}
+
+// bulkHas(h, key… [, guard]) is 1 when the row is in the chunk (and its
+// guard column still holds the value read), 0 otherwise.
+func bulkHas(args []driver.Value) (driver.Value, error) {
+	c, err := chunkOf(args[0])
+	if err != nil {
+		return nil, err
+	}
+	keys := args[1:]
+	var guard driver.Value
+	if c.guarded {
+		keys, guard = keys[:len(keys)-1], keys[len(keys)-1]
+	}
+	r, ok := c.rows[encodeKey(keys)]
+	if ok && c.guarded && r.guard != encodeKey([]driver.Value{guard}) {
+		ok = false
+	}
+	if ok {
+		return int64(1), nil
+	}
+	return int64(0), nil
+}
+
+// bulkValue(h, i, key…) is the i-th value to set in the row.
+func bulkValue(args []driver.Value) (driver.Value, error) {
+	c, err := chunkOf(args[0])
+	if err != nil {
+		return nil, err
+	}
+	i, ok := args[1].(int64)
+	if !ok || i < 0 || int(i) >= c.nSet {
+		return nil, fmt.Errorf("%s: bad column index %v", bulkValueFunction, args[1])
+	}
+	r, ok := c.rows[encodeKey(args[2:])]
+	if !ok {
+		return nil, fmt.Errorf("%s: row not in the chunk", bulkValueFunction)
+	}
+	return driverValue(r.set[i])
+}
+
+// driverValue gives SQLite a value as BulkUpdate's caller would bind it.
+func driverValue(v any) (driver.Value, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if driver.IsValue(v) {
+		return v, nil
+	}
+	return driver.DefaultParameterConverter.ConvertValue(v)
+}
+
+// encodeKey encodes values with their storage class, so that a key matches
+// only the value it was read as: 5, 5.0, '5' and x'35' stay four keys.
+func encodeKey(vals []driver.Value) string {
+	var b []byte
+	for _, v := range vals {
+		switch x := v.(type) {
+		case nil:
+			b = append(b, 'n')
+		case int64:
+			b = binary.BigEndian.AppendUint64(append(b, 'i'), uint64(x))
+		case float64:
+			b = binary.BigEndian.AppendUint64(append(b, 'f'), math.Float64bits(x))
+		case string:
+			b = append(binary.AppendUvarint(append(b, 't'), uint64(len(x))), x...)
+		case []byte:
+			b = append(binary.AppendUvarint(append(b, 'b'), uint64(len(x))), x...)
+		case bool:
+			// The driver binds booleans as integers.
+			n := int64(0)
+			if x {
+				n = 1
+			}
+			b = binary.BigEndian.AppendUint64(append(b, 'i'), uint64(n))
+		default:
+			b = append(b, fmt.Sprintf("?%T:%v", v, v)...)
+		}
+	}
+	return string(b)
+}
+
+// keyValues converts a row's key values as the walker scanned them into
+// the driver values SQLite hands the functions.
+func keyValues(vals []any) ([]driver.Value, error) {
+	out := make([]driver.Value, len(vals))
+	for i, v := range vals {
+		dv, err := driverValue(v)
+		if err != nil {
+			return nil, err
+		}
+		// Integers of other widths arrive from SQLite as int64.
+		switch n := dv.(type) {
+		case int:
+			dv = int64(n)
+		case int32:
+			dv = int64(n)
+		}
+		out[i] = dv
+	}
+	return out, nil
+}
+
+// bulkUpdateChunk writes u's rows with one UPDATE statement.
+func (d Dialect) bulkUpdateChunk(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
+	nk, ns := len(u.Key), len(u.Set)
+	guard := 0
+	if u.Guard != "" {
+		guard = 1
+	}
+	c := &bulkChunk{rows: make(map[string]bulkRow, len(u.Rows)), nSet: ns, guarded: guard == 1}
+	for i, row := range u.Rows {
+		if len(row) != nk+ns+guard {
+			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d", u.Table, i+1, len(row), nk+ns+guard)
+		}
+		keys, err := keyValues(row[:nk])
+		if err != nil {
+			return fmt.Errorf("bulk update of %s: row %d: %w", u.Table, i+1, err)
+		}
+		r := bulkRow{set: row[nk : nk+ns]}
+		if guard == 1 {
+			g, err := keyValues(row[nk+ns:])
+			if err != nil {
+				return fmt.Errorf("bulk update of %s: row %d: %w", u.Table, i+1, err)
+			}
+			r.guard = encodeKey(g)
+		}
+		c.rows[encodeKey(keys)] = r
+	}
+	h := bulkNextHandle.Add(1)
+	bulkChunks.Store(h, c)
+	defer bulkChunks.Delete(h)
+
+	hs := strconv.FormatInt(h, 10)
+	keyArgs := make([]string, nk)
+	for i, k := range u.Key {
+		keyArgs[i] = d.keyExpr(k)
+	}
+	keyList := strings.Join(keyArgs, ", ")
+	var b strings.Builder
+	b.WriteString("UPDATE " + d.QuoteTable(u.Table) + " SET ")
+	for i, col := range u.Set {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		val := bulkValueFunction + "(" + hs + ", " + strconv.Itoa(i) + ", " + keyList + ")"
+		if i < len(u.SetExpr) && u.SetExpr[i] != nil {
+			val = u.SetExpr[i](val)
+		}
+		b.WriteString(d.Quote(col) + " = " + val)
+	}
+	b.WriteString(" WHERE ")
+	var args []any
+	if nk == 1 {
+		// The range lets SQLite search the key's index; the function
+		// decides which rows are written.
+		if u.Lo != nil {
+			b.WriteString(keyArgs[0] + " > ? AND ")
+			args = append(args, u.Lo[0])
+		}
+		if u.Hi != nil {
+			b.WriteString(keyArgs[0] + " <= ? AND ")
+			args = append(args, u.Hi[0])
+		}
+	}
+	b.WriteString(bulkHasFunction + "(" + hs + ", " + keyList)
+	if guard == 1 {
+		b.WriteString(", " + d.Quote(u.Guard))
+	}
+	b.WriteString(")")
+	_, err := tx.ExecContext(ctx, b.String(), args...)
+	return err
+}
+
+// keyExpr is a key column as SQL: rowid bare, any other name quoted.
+func (d Dialect) keyExpr(k string) string {
+	if strings.EqualFold(k, "rowid") {
+		return "rowid"
+	}
+	return d.Quote(k)
+}

@@ -70,11 +70,11 @@ func init() {
 func chunkOf(v driver.Value) (*bulkChunk, error) {
 	h, ok := v.(int64)
 	if !ok {
-		return nil, fmt.Errorf("%s: bad chunk handle %T", bulkValueFunction, v)
+		return nil, fmt.Errorf("colcrypt bulk update: bad chunk handle %T", v)
 	}
 	c, ok := bulkChunks.Load(h)
 	if !ok {
-		return nil, fmt.Errorf("%s: chunk %d is not registered", bulkValueFunction, h)
+		return nil, fmt.Errorf("colcrypt bulk update: chunk %d is not registered", h)
 	}
 	return c.(*bulkChunk), nil
 }
@@ -152,32 +152,28 @@ func encodeKey(vals []driver.Value) string {
 				n = 1
 			}
 			b = binary.BigEndian.AppendUint64(append(b, 'i'), uint64(n))
-		default:
-			b = append(b, fmt.Sprintf("?%T:%v", v, v)...)
 		}
 	}
 	return string(b)
 }
 
 // keyValues converts a row's key values as the walker scanned them into
-// the driver values SQLite hands the functions.
-func keyValues(vals []any) ([]driver.Value, error) {
-	out := make([]driver.Value, len(vals))
+// the driver values SQLite hands the functions; ok is false for a value
+// SQLite cannot hand back as the same Go value (time.Time: the driver
+// binds it as text), which the per-row path then writes.
+func keyValues(vals []any) (out []driver.Value, ok bool, err error) {
+	out = make([]driver.Value, len(vals))
 	for i, v := range vals {
-		dv, err := driverValue(v)
-		if err != nil {
-			return nil, err
+		if out[i], err = driverValue(v); err != nil {
+			return nil, false, err
 		}
-		// Integers of other widths arrive from SQLite as int64.
-		switch n := dv.(type) {
-		case int:
-			dv = int64(n)
-		case int32:
-			dv = int64(n)
+		switch out[i].(type) {
+		case nil, int64, float64, string, []byte, bool:
+		default:
+			return nil, false, nil
 		}
-		out[i] = dv
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // bulkUpdateChunk writes u's rows with one UPDATE statement.
@@ -192,17 +188,20 @@ func (d Dialect) bulkUpdateChunk(ctx context.Context, tx dialect.Querier, u dial
 		if len(row) != nk+ns+guard {
 			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d", u.Table, i+1, len(row), nk+ns+guard)
 		}
-		keys, err := keyValues(row[:nk])
+		keys, ok, err := keyValues(row[:nk])
 		if err != nil {
 			return fmt.Errorf("bulk update of %s: row %d: %w", u.Table, i+1, err)
 		}
 		r := bulkRow{set: row[nk : nk+ns]}
-		if guard == 1 {
-			g, err := keyValues(row[nk+ns:])
-			if err != nil {
+		if guard == 1 && ok {
+			var g []driver.Value
+			if g, ok, err = keyValues(row[nk+ns:]); err != nil {
 				return fmt.Errorf("bulk update of %s: row %d: %w", u.Table, i+1, err)
 			}
 			r.guard = encodeKey(g)
+		}
+		if !ok {
+			return d.bulkUpdateRows(ctx, tx, u)
 		}
 		c.rows[encodeKey(keys)] = r
 	}

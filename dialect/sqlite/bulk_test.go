@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/schema"
@@ -192,4 +193,17 @@ func queryAll(t *testing.T, db *sql.DB, q string) [][]any {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestKeyValuesRefusesTime: the driver binds a time.Time as text, so SQLite
+// would hand the functions a string that matches no key; such a chunk goes
+// through the per-row path instead.
+func TestKeyValuesRefusesTime(t *testing.T) {
+	if _, ok, err := keyValues([]any{int64(1), time.Now()}); ok || err != nil {
+		t.Errorf("keyValues(time.Time) = ok %v, err %v; want not ok, no error", ok, err)
+	}
+	vals, ok, err := keyValues([]any{int64(1), "a", []byte("b"), 1.5, nil, true})
+	if !ok || err != nil || len(vals) != 6 {
+		t.Errorf("keyValues(basic values) = %v, %v, %v", vals, ok, err)
+	}
 }

@@ -81,6 +81,11 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 	if len(u.Rows) >= bulkMinRows {
 		return d.bulkUpdateChunk(ctx, tx, u)
 	}
+	return d.bulkUpdateRows(ctx, tx, u)
+}
+
+// bulkUpdateRows runs one prepared UPDATE per row.
+func (d Dialect) bulkUpdateRows(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
 	var b strings.Builder
 	b.WriteString("UPDATE " + d.QuoteTable(u.Table) + " SET ")
 	for i, c := range u.Set {

@@ -103,11 +103,7 @@ func (d Dialect) bulkUpdateRows(ctx context.Context, tx dialect.Querier, u diale
 		if i > 0 {
 			b.WriteString(" AND ")
 		}
-		if strings.EqualFold(k, "rowid") {
-			b.WriteString("rowid = ?")
-		} else {
-			b.WriteString(d.Quote(k) + " = ?")
-		}
+		b.WriteString(d.keyExpr(k) + " = ?")
 	}
 	guard := 0
 	if u.Guard != "" {

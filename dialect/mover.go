@@ -118,6 +118,10 @@ type TableSwap struct {
 	// (ChangeCapture): Swap drops its trigger and version columns in the
 	// same transaction, after the swap.
 	Online bool
+	// Rebuilt says the job built the table's replacement during the copy
+	// (Rebuilder): Swap drops the table and renames the rebuilt one in its
+	// place instead of copying every row again.
+	Rebuilt bool
 	// CatchUp, when set, runs in Swap's transaction once the group's tables
 	// are locked against every other writer and before any plaintext is
 	// dropped: the migration engine re-encrypts there the rows other
@@ -132,6 +136,31 @@ type SwapColumn struct {
 	TempType  string // its type: the ciphertext type on Swap
 	IV        string // companion IV column, "" when none (kept on Swap, dropped by Unswap)
 	Plaintext string // on Swap with KeepPlaintext: the name the plaintext column gets
+}
+
+// Rebuilder is implemented by engines whose cut-over must rebuild the table
+// anyway (SQLite cannot change a column's type in place). An offline job
+// then builds the rebuilt table during the copy, chunk by chunk, and the
+// cut-over only drops the old table and renames the new one: every row is
+// written once instead of twice, and the cut-over's transaction is short.
+type Rebuilder interface {
+	// RebuildName names the table built beside table.
+	RebuildName(table schema.TableName) schema.TableName
+	// PrepareRebuild creates the rebuilt table of ts (the swapped
+	// definition, without its indexes and triggers) unless it exists, and
+	// makes ts.Table read-only until the cut-over: triggers refuse every
+	// write with the message refusal, since a row changed after its chunk
+	// was copied would be lost by the swap.
+	PrepareRebuild(ctx context.Context, db *sql.DB, ts TableSwap, refusal string) error
+	// DropRebuild drops whatever exists of what PrepareRebuild created.
+	DropRebuild(ctx context.Context, db *sql.DB, table schema.TableName) error
+	// RebuildChunk copies, in tx, every row of the table with
+	// Lo < key <= Hi (nil: unbounded) into the rebuilt table: the columns
+	// named in Set (the rebuilt table's names: encrypted columns and their
+	// IV columns) take the values of u.Rows, every other column its value
+	// as it is. A row of the range missing from u.Rows is an error, and
+	// rows of the range already copied by an earlier attempt are replaced.
+	RebuildChunk(ctx context.Context, tx Querier, ts TableSwap, u Update) error
 }
 
 // SingleWriter is implemented by engines that allow one writing transaction

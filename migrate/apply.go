@@ -298,7 +298,15 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 			return err
 		}
 		recs := []ddlRecord{{Kind: "model", Name: t.tn.String(), Definition: string(model)}}
+		if r, ok := e.rebuilder(t); ok {
+			recs = append(recs, ddlRecord{Kind: rebuildRecord, Name: r.RebuildName(t.tn).String()})
+		}
+		// Recorded once: a run resuming after a crash keeps the way the
+		// first one chose.
 		if err := e.st.recordDDL(ctx, j.ID, t.tn.String(), recs); err != nil {
+			return err
+		}
+		if t.rebuild, err = e.recorded(ctx, j.ID, t.tn.String(), rebuildRecord); err != nil {
 			return err
 		}
 		for _, c := range t.cols {
@@ -334,6 +342,13 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 			if err := e.ddl(ctx, "add "+rowIDColumn+" to "+t.name, func(ctx context.Context) error { return e.m.AddRowID(ctx, e.db, t.tn) }); err != nil {
 				return err
 			}
+		}
+		if t.rebuild {
+			if err := e.prepareRebuild(ctx, j.ID, t); err != nil {
+				return err
+			}
+			e.note(ctx, j.ID, "prepared table", t.tn.String()+": its replacement is built during the copy; the table is read-only until cut-over")
+			continue
 		}
 		for _, c := range t.cols {
 			if err := e.ddl(ctx, "add ciphertext column to "+t.name, func(ctx context.Context) error {
@@ -458,7 +473,7 @@ func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error 
 		for _, t := range group {
 			s := e.tableSwap(t, true)
 			e.onlineSwap(&s, t)
-			if !t.online {
+			if !t.online && !t.rebuild {
 				s.CatchUp = e.unencryptedGuard(t)
 			}
 			swaps = append(swaps, s)
@@ -581,7 +596,7 @@ func groupNames(group []*tableJob) string {
 // tableSwap describes the swap of one table: forward (cut-over) or back.
 func (e *Engine) tableSwap(t *tableJob, forward bool) dialect.TableSwap {
 	s := dialect.TableSwap{Table: t.model, RowID: t.rowID, KeepPlaintext: e.plan.Job.Plaintext == "null",
-		DropChecks: e.plan.Job.DropCheckConstraints, DropDefaults: e.plan.Job.DropDefaults}
+		DropChecks: e.plan.Job.DropCheckConstraints, DropDefaults: e.plan.Job.DropDefaults, Rebuilt: forward && t.rebuild}
 	for _, c := range t.cols {
 		sc := dialect.SwapColumn{Name: c.col.Name, IV: c.state.IVColumn}
 		if forward {

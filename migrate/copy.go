@@ -47,7 +47,11 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 	var exprs, set []string
 	for _, c := range tj.cols {
 		exprs = append(exprs, c.codec.SelectExpr(e.d.Quote(c.col.Name)))
-		set = append(set, c.state.Temp)
+		if tj.rebuild {
+			set = append(set, c.col.Name) // the replacement's own column
+		} else {
+			set = append(set, c.state.Temp)
+		}
 		if c.state.IVColumn != "" {
 			set = append(set, c.state.IVColumn)
 		}
@@ -158,7 +162,14 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 		return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if len(u.Rows) > 0 {
+	switch r, ok := e.d.(dialect.Rebuilder); {
+	case tj.rebuild && ok && phase == phaseCopy:
+		// Every chunk writes, even one of no rows: the range may hold rows
+		// of an earlier attempt to remove.
+		if err := r.RebuildChunk(ctx, tx, e.tableSwap(tj, true), u); err != nil {
+			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
+		}
+	case len(u.Rows) > 0:
 		if err := e.m.BulkUpdate(ctx, tx, u); err != nil {
 			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 		}
@@ -275,18 +286,28 @@ func (r *VerifyResult) Err() error {
 // copy recorded.
 func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, afterCutover bool, res *VerifyResult, prog *progress) error {
 	var exprs []string
+	// Before the cut-over of a table whose replacement the copy built, the
+	// ciphertexts are read from the replacement's row of the same key
+	// (eachRebuiltRow); exprs then read only the table's plaintext.
+	rebuilt := !afterCutover && tj.rebuild
+	var cipherExprs [][]string
 	for _, c := range tj.cols {
 		ctCol := c.state.Temp
-		if afterCutover {
+		if afterCutover || rebuilt {
 			ctCol = c.col.Name
 		}
 		if !afterCutover {
 			exprs = append(exprs, c.codec.SelectExpr(e.d.Quote(c.col.Name)))
 		}
-		exprs = append(exprs, e.d.Quote(ctCol))
+		cts := []string{e.d.Quote(ctCol)}
 		if hasIVColumn(c) {
-			exprs = append(exprs, e.d.Quote(c.col.Name+ivColumnSuffix))
+			cts = append(cts, e.d.Quote(c.col.Name+ivColumnSuffix))
 		}
+		if rebuilt {
+			cipherExprs = append(cipherExprs, cts)
+			continue
+		}
+		exprs = append(exprs, cts...)
 	}
 	// Online, before cut-over: each row's versions tell whether its
 	// ciphertext was made from the plaintext it has now.
@@ -348,7 +369,15 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		var keys [][]any
 		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
-		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
+		rows := func(fn func(vals []any) error) error { return e.eachRow(ctx, tj, exprs, ch, fn) }
+		if rebuilt {
+			rows = func(fn func(vals []any) error) error {
+				return e.eachRebuiltRow(ctx, tj, exprs, cipherExprs, ch, fn, func(key []any, reason string) {
+					bad = append(bad, Mismatch{Table: tj.name, Column: "*", Row: describeKey(tj.keyCols, key), Reason: reason})
+				})
+			}
+		}
+		err := rows(func(vals []any) error {
 			n++
 			if records != nil {
 				keys = append(keys, vals[:nKey])
@@ -437,6 +466,20 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		return err
 	}
 	res.Rows += rowsSeen
+	if rebuilt {
+		// Every row of the table was compared with its replacement's; a
+		// row only in the replacement would survive the swap unchecked.
+		n, err := e.rebuiltRows(ctx, tj)
+		if err != nil {
+			return err
+		}
+		if m, err := e.countRows(ctx, tj); err != nil {
+			return err
+		} else if n != m {
+			res.Mismatches = append(res.Mismatches, Mismatch{Table: tj.name, Column: "*", Row: "the whole table",
+				Reason: fmt.Sprintf("its replacement has %d rows, the table %d", n, m)})
+		}
+	}
 	if afterCutover {
 		want, _, err := e.tableDigest(ctx, jobID, tj, phaseCopy)
 		if err != nil {

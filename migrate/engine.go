@@ -44,6 +44,10 @@ type Options struct {
 	// Online runs apply online (as the plan's job.online does): other
 	// sessions may update and insert rows while the job runs.
 	Online bool
+	// InPlace adds the ciphertext columns to the table even where the
+	// engine could build its replacement during the copy instead
+	// (dialect.Rebuilder); it decides only when the job is prepared.
+	InPlace bool
 }
 
 // Engine runs the jobs of one plan against one database.
@@ -119,6 +123,9 @@ type tableJob struct {
 	cols     []*colJob
 	// online: the table has (or had, before cut-over) change capture.
 	online bool
+	// rebuild: the copy builds the table's replacement (dialect.Rebuilder)
+	// instead of filling ciphertext columns added to it.
+	rebuild bool
 }
 
 // colJob is one planned column.
@@ -165,6 +172,9 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 		}
 		tj := &tableJob{name: tp.Name, tn: tn, model: model}
 		if tj.online, err = e.recordedOnline(ctx, jobID, tn.String()); err != nil {
+			return nil, err
+		}
+		if tj.rebuild, err = e.recorded(ctx, jobID, tn.String(), rebuildRecord); err != nil {
 			return nil, err
 		}
 		for _, cp := range tp.Columns {

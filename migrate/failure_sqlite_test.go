@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -98,12 +99,17 @@ func (f *fixture) copyChunks() []copyChunk {
 // wantChunksMatchCiphertexts checks that the copy left nothing half-done:
 // a row has ciphertexts exactly when it lies in a recorded chunk, every
 // chunk's count is right, and no two chunks overlap.
-func (f *fixture) wantChunksMatchCiphertexts(chunks []copyChunk) {
+func (f *fixture) wantChunksMatchCiphertexts(chunks []copyChunk, inPlace bool) {
 	f.t.Helper()
 	db := f.raw()
 	defer db.Close()
-	rows, err := db.Query(`SELECT id, email IS NOT NULL, email__colcrypt IS NOT NULL, notes IS NOT NULL, notes__colcrypt IS NOT NULL
-		FROM members ORDER BY id`)
+	query := `SELECT id, email IS NOT NULL, email__colcrypt IS NOT NULL, notes IS NOT NULL, notes__colcrypt IS NOT NULL, NULL
+		FROM members ORDER BY id`
+	if !inPlace {
+		query = `SELECT m.id, m.email IS NOT NULL, r.email IS NOT NULL, m.notes IS NOT NULL, r.notes IS NOT NULL, r.id IS NOT NULL
+		FROM members m LEFT JOIN members__colcrypt_new r ON r.id = m.id ORDER BY m.id`
+	}
+	rows, err := db.Query(query)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -113,7 +119,8 @@ func (f *fixture) wantChunksMatchCiphertexts(chunks []copyChunk) {
 	for rows.Next() {
 		var id int
 		var email, emailCT, notes, notesCT bool
-		if err := rows.Scan(&id, &email, &emailCT, &notes, &notesCT); err != nil {
+		var copied sql.NullBool // rebuilt: the row is in the replacement
+		if err := rows.Scan(&id, &email, &emailCT, &notes, &notesCT, &copied); err != nil {
 			f.t.Fatal(err)
 		}
 		in := 0
@@ -127,6 +134,11 @@ func (f *fixture) wantChunksMatchCiphertexts(chunks []copyChunk) {
 			f.t.Errorf("row %d lies in %d recorded chunks", id, in)
 		}
 		recorded := in > 0
+		if copied.Valid && copied.Bool != recorded {
+			if bad++; bad <= 5 {
+				f.t.Errorf("row %d: in a recorded chunk %v, in the replacement %v", id, recorded, copied.Bool)
+			}
+		}
 		if want := recorded && email; emailCT != want || notesCT != (recorded && notes) {
 			if bad++; bad <= 5 {
 				f.t.Errorf("row %d: in a recorded chunk %v, email ciphertext %v, notes ciphertext %v: half-done", id, recorded, emailCT, notesCT)
@@ -145,20 +157,32 @@ func (f *fixture) wantChunksMatchCiphertexts(chunks []copyChunk) {
 
 // TestCopyWriteFailsMidway makes one row's write fail in the middle of
 // the copy, through a trigger created after the plan was checked that
-// refuses to set its ciphertext. Apply must fail naming the table and the
+// refuses to write its ciphertext (into the column added to the table, or
+// into the table's replacement). Apply must fail naming the table and the
 // cause, keep the chunks it committed (and nothing of the failed ones),
 // leave the plaintext alone; once the trigger is gone the next apply must
 // go on from there without writing a finished chunk again.
 func TestCopyWriteFailsMidway(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(ways[inPlace], func(t *testing.T) { testCopyWriteFailsMidway(t, inPlace) })
+	}
+}
+
+func testCopyWriteFailsMidway(t *testing.T, inPlace bool) {
 	t.Parallel()
 	const rows = 1000
 	f := newFixture(t, membersSetup(rows)...)
 	p := membersPlan(f)
 	before := f.snapshot()
 	opt := migrate.Options{Workers: 2, BatchRows: 40}
+	// write is the event of a row's ciphertext being written.
+	write := "INSERT ON members__colcrypt_new"
+	if inPlace {
+		write = "UPDATE OF email__colcrypt ON members"
+	}
 
-	f.apply(p, migrate.Options{Until: "prepare"})
-	f.exec(`CREATE TRIGGER refuse_member_500 BEFORE UPDATE OF email__colcrypt ON members WHEN NEW.id = 500
+	f.apply(p, migrate.Options{Until: "prepare", InPlace: inPlace})
+	f.exec(`CREATE TRIGGER refuse_member_500 BEFORE ` + write + ` WHEN NEW.id = 500
 		BEGIN SELECT RAISE(ABORT, 'member 500 is on legal hold'); END`)
 	beforeData := f.userData()
 	_, err := f.engine(p, f.ks, opt).Apply(t.Context())
@@ -180,7 +204,7 @@ func TestCopyWriteFailsMidway(t *testing.T) {
 			t.Fatalf("the chunk (%d, %d] holding the refused row is recorded as done", c.lo, c.hi)
 		}
 	}
-	f.wantChunksMatchCiphertexts(first)
+	f.wantChunksMatchCiphertexts(first, inPlace)
 	f.wantJob(p, "prepare", migrate.StateEncrypting)
 	if d := beforeData.diff(f.userData()); d != "" {
 		t.Fatalf("the failed copy changed the plaintext:\n%s", d)
@@ -189,7 +213,7 @@ func TestCopyWriteFailsMidway(t *testing.T) {
 	// Resume, counting every row the resumed copy writes.
 	f.exec(`DROP TRIGGER refuse_member_500`,
 		`CREATE TABLE rewritten (id INTEGER)`,
-		`CREATE TRIGGER count_rewrites AFTER UPDATE OF email__colcrypt ON members BEGIN INSERT INTO rewritten VALUES (NEW.id); END`)
+		`CREATE TRIGGER count_rewrites AFTER `+write+` BEGIN INSERT INTO rewritten VALUES (NEW.id); END`)
 	f.apply(p, migrate.Options{Workers: 2, BatchRows: 40, Until: "copy"})
 	db := f.raw()
 	rewritten := map[int]int{}
@@ -247,7 +271,7 @@ func TestCopyWriteFailsMidway(t *testing.T) {
 	if total != rows {
 		t.Errorf("the chunks record %d rows, the table has %d", total, rows)
 	}
-	f.wantChunksMatchCiphertexts(after)
+	f.wantChunksMatchCiphertexts(after, inPlace)
 
 	f.apply(p, opt)
 	f.wantJob(p, "done", migrate.StateEncrypted)
@@ -265,26 +289,31 @@ func TestCopyWriteFailsMidway(t *testing.T) {
 // of the table fail, through a change made between verify and cut-over.
 // The rebuild runs in one transaction: the database must be exactly as
 // after verify, the job still at verify and resumable, and once the cause
-// is removed apply must finish with every value intact.
+// is removed apply must finish with every value intact. A table rebuilt
+// during the copy is read-only until its cut-over, so the changes that
+// need a write to the table are made to one copied in place.
 func TestCutoverStatementFails(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		setup []string // between verify and cut-over
-		want  []string // in the error
-		fix   []string
+		name    string
+		inPlace []bool   // the ways the case applies to
+		setup   []string // between verify and cut-over
+		want    []string // in the error
+		fix     []string
 	}{
 		{
 			// The first statement, renaming the table aside, fails.
-			name:  "the rebuild's scratch name is taken",
-			setup: []string{`CREATE TABLE members__colcrypt_old (x)`},
-			want:  []string{"members", "members__colcrypt_old"},
-			fix:   []string{`DROP TABLE members__colcrypt_old`},
+			name:    "the rebuild's scratch name is taken",
+			inPlace: []bool{true},
+			setup:   []string{`CREATE TABLE members__colcrypt_old (x)`},
+			want:    []string{"members", "members__colcrypt_old"},
+			fix:     []string{`DROP TABLE members__colcrypt_old`},
 		},
 		{
 			// A late statement, after the rows were copied into the
 			// rebuilt table and the old one dropped: the recorded unique
 			// index no longer holds.
-			name: "recorded unique index violated since",
+			name:    "recorded unique index violated since",
+			inPlace: []bool{true},
 			setup: []string{
 				`DROP INDEX members_code`,
 				`UPDATE members SET code = 'C000001' WHERE id = 2`,
@@ -298,15 +327,17 @@ func TestCutoverStatementFails(t *testing.T) {
 		{
 			// The planner blocks a view on an encrypted column; one
 			// created after it ran would read ciphertext after cut-over.
-			name:  "view on the encrypted column",
-			setup: []string{`CREATE VIEW member_emails AS SELECT id, email FROM members`},
-			want:  []string{"members", "member_emails"},
-			fix:   []string{`DROP VIEW member_emails`},
+			name:    "view on the encrypted column",
+			inPlace: []bool{false, true},
+			setup:   []string{`CREATE VIEW member_emails AS SELECT id, email FROM members`},
+			want:    []string{"members", "member_emails"},
+			fix:     []string{`DROP VIEW member_emails`},
 		},
 		{
 			// The planner blocks a trigger on an encrypted column; the
 			// rebuild recreates only the triggers recorded at prepare.
-			name: "trigger on the encrypted column",
+			name:    "trigger on the encrypted column",
+			inPlace: []bool{false, true},
 			setup: []string{
 				`CREATE TABLE email_changes (id INTEGER, old TEXT)`,
 				`CREATE TRIGGER members_email_audit AFTER UPDATE OF email ON members
@@ -315,52 +346,64 @@ func TestCutoverStatementFails(t *testing.T) {
 			want: []string{"members", "members_email_audit"},
 			fix:  []string{`DROP TRIGGER members_email_audit`, `DROP TABLE email_changes`},
 		},
+		{
+			// The replacement has no such column: the swap would drop it
+			// with its values.
+			name:    "column added to the table since",
+			inPlace: []bool{false},
+			setup:   []string{`ALTER TABLE members ADD COLUMN nickname TEXT DEFAULT 'x'`},
+			want:    []string{"members", "nickname", "added"},
+			fix:     []string{`ALTER TABLE members DROP COLUMN nickname`},
+		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := newFixture(t, membersSetup(300)...)
-			p := membersPlan(f)
-			before := f.snapshot()
-			f.apply(p, migrate.Options{Until: "verify"})
-			f.exec(tc.setup...)
-			verified := f.snapshot()
+		for _, inPlace := range tc.inPlace {
+			t.Run(tc.name+"/"+ways[inPlace], func(t *testing.T) { testCutoverStatementFails(t, inPlace, tc.setup, tc.want, tc.fix) })
+		}
+	}
+}
 
-			_, err := f.engine(p, f.ks, migrate.Options{}).Apply(t.Context())
-			if err == nil {
-				after := f.snapshot()
-				t.Fatalf("apply went through the cut-over despite the %s; the schema is now:\n  %s",
-					tc.name, strings.Join(after.Schema, "\n  "))
-			}
-			t.Logf("cut-over failed as it should: %v", err)
-			for _, want := range tc.want {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("the error does not name %q: %v", want, err)
-				}
-			}
-			if d := verified.diff(f.snapshot()); d != "" {
-				t.Fatalf("the failed cut-over changed the database:\n%s", d)
-			}
-			if !f.columnExists("members", "email__colcrypt") || !f.columnExists("members", "notes_iv") {
-				t.Error("the failed cut-over lost the ciphertext or IV columns")
-			}
-			f.wantJob(p, "verify", migrate.StateEncrypting)
-			if vr := f.verify(p); !vr.OK() {
-				t.Fatalf("verify after the failed cut-over: %v", vr.Err())
-			}
+func testCutoverStatementFails(t *testing.T, inPlace bool, setup, want, fix []string) {
+	t.Parallel()
+	f := newFixture(t, membersSetup(300)...)
+	p := membersPlan(f)
+	before := f.snapshot()
+	f.apply(p, migrate.Options{Until: "verify", InPlace: inPlace})
+	f.exec(setup...)
+	verified := f.snapshot()
 
-			f.exec(tc.fix...)
-			if res := f.apply(p, migrate.Options{}); res.Phase != "done" {
-				t.Errorf("apply after the fix ended at phase %q, want done", res.Phase)
-			}
-			f.wantJob(p, "done", migrate.StateEncrypted)
-			f.wantEncrypted("members", "email", "notes")
-			if vr := f.verify(p); !vr.OK() {
-				t.Fatalf("verify after cut-over: %v", vr.Err())
-			}
-			f.revert(p)
-			if d := before.diff(f.snapshot()); d != "" {
-				t.Fatalf("after apply and revert the database differs:\n%s", d)
-			}
-		})
+	_, err := f.engine(p, f.ks, migrate.Options{}).Apply(t.Context())
+	if err == nil {
+		after := f.snapshot()
+		t.Fatalf("apply went through the cut-over despite the change; the schema is now:\n  %s", strings.Join(after.Schema, "\n  "))
+	}
+	t.Logf("cut-over failed as it should: %v", err)
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("the error does not name %q: %v", w, err)
+		}
+	}
+	if d := verified.diff(f.snapshot()); d != "" {
+		t.Fatalf("the failed cut-over changed the database:\n%s", d)
+	}
+	if !f.beforeCutover("members", "email") {
+		t.Error("the failed cut-over lost the copy's ciphertexts")
+	}
+	f.wantJob(p, "verify", migrate.StateEncrypting)
+	if vr := f.verify(p); !vr.OK() {
+		t.Fatalf("verify after the failed cut-over: %v", vr.Err())
+	}
+
+	f.exec(fix...)
+	if res := f.apply(p, migrate.Options{}); res.Phase != "done" {
+		t.Errorf("apply after the fix ended at phase %q, want done", res.Phase)
+	}
+	f.wantJob(p, "done", migrate.StateEncrypted)
+	f.wantEncrypted("members", "email", "notes")
+	if vr := f.verify(p); !vr.OK() {
+		t.Fatalf("verify after cut-over: %v", vr.Err())
+	}
+	f.revert(p)
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("after apply and revert the database differs:\n%s", d)
 	}
 }

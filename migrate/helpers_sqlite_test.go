@@ -305,6 +305,26 @@ func (f *fixture) columnExists(table, column string) bool {
 	return n > 0
 }
 
+// tableExists reports whether the table exists now.
+func (f *fixture) tableExists(table string) bool {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", table).Scan(&n); err != nil {
+		f.t.Fatal(err)
+	}
+	return n > 0
+}
+
+// beforeCutover reports whether the copy's target of the table's column
+// is still there: its ciphertext column (in place) or the table's
+// replacement (the default on SQLite offline).
+func (f *fixture) beforeCutover(table, column string) bool {
+	f.t.Helper()
+	return f.columnExists(table, column+"__colcrypt") || f.tableExists(table+"__colcrypt_new")
+}
+
 func boolPtr(b bool) *bool { return &b }
 
 // flipByte inverts one byte of a BLOB value of the row with the given id,

@@ -85,6 +85,12 @@ func (e *Engine) resolveOnline(j *job, tables []*tableJob) error {
 
 // recordedOnline reports whether the job prepared the table online.
 func (e *Engine) recordedOnline(ctx context.Context, jobID, table string) (bool, error) {
+	return e.recorded(ctx, jobID, table, captureRecord)
+}
+
+// recorded reports whether the job recorded a definition of that kind for
+// the table.
+func (e *Engine) recorded(ctx context.Context, jobID, table, kind string) (bool, error) {
 	ok, err := e.st.exists(ctx, ddlTableName)
 	if err != nil || !ok {
 		return false, err
@@ -94,7 +100,7 @@ func (e *Engine) recordedOnline(ctx context.Context, jobID, table string) (bool,
 		return false, err
 	}
 	for _, r := range recs {
-		if r.Kind == captureRecord {
+		if r.Kind == kind {
 			return true, nil
 		}
 	}

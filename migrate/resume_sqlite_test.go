@@ -20,7 +20,7 @@ func TestResumeAfterOutOfOrderChunks(t *testing.T) {
 	f := newFixture(t, customersSetup(1200)...)
 	p := customersPlan(f, "plan.yaml", "")
 	before := f.snapshot()
-	f.apply(p, migrate.Options{Until: "copy", Workers: 1, BatchRows: 50})
+	f.apply(p, migrate.Options{Until: "copy", Workers: 1, BatchRows: 50, InPlace: true})
 
 	db := f.raw()
 	type chunkRow struct {

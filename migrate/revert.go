@@ -82,15 +82,30 @@ func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tabl
 	// of it leaves a swapped table whose IV column must not be dropped:
 	// check every table before touching any.
 	for _, t := range tables {
-		live, err := e.d.ReadTable(ctx, e.db, t.tn)
-		if err != nil {
-			return err
+		swapped := false
+		if t.rebuild {
+			there, err := e.rebuiltExists(ctx, t)
+			if err != nil {
+				return err
+			}
+			// Before verify passed the cut-over cannot have begun: a missing
+			// replacement is one prepare did not get to create.
+			swapped = !there && j.Phase == phaseVerified
+		} else {
+			live, err := e.d.ReadTable(ctx, e.db, t.tn)
+			if err != nil {
+				return err
+			}
+			for _, c := range t.cols {
+				swapped = swapped || live.Column(c.state.Temp) == nil
+			}
 		}
 		for _, c := range t.cols {
-			if c.state.State == StateEncrypted || live.Column(c.state.Temp) == nil {
-				return exitcode.Input(fmt.Errorf("the cut-over of %s was interrupted after it swapped columns: "+
-					"run colcrypt apply %s to finish it, then revert", t.name, e.plan.Path))
-			}
+			swapped = swapped || c.state.State == StateEncrypted
+		}
+		if swapped {
+			return exitcode.Input(fmt.Errorf("the cut-over of %s was interrupted after it swapped columns: "+
+				"run colcrypt apply %s to finish it, then revert", t.name, e.plan.Path))
 		}
 	}
 	for _, t := range tables {
@@ -98,8 +113,14 @@ func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tabl
 		if err := e.dropCapture(ctx, t); err != nil {
 			return err
 		}
+		if err := e.dropRebuild(ctx, t); err != nil {
+			return err
+		}
 		drop := []string{}
 		for _, c := range t.cols {
+			if t.rebuild {
+				break // nothing was added to the table
+			}
 			drop = append(drop, c.state.Temp)
 			if c.state.IVColumn != "" {
 				drop = append(drop, c.state.IVColumn)

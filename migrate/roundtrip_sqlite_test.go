@@ -447,57 +447,62 @@ func TestApplyUntil(t *testing.T) {
 		"verify": migrate.StateEncrypting, "cutover": migrate.StateEncrypted}
 	for _, until := range migrate.Phases {
 		for _, then := range []string{"finish", "revert"} {
-			t.Run(until+"/"+then, func(t *testing.T) {
-				t.Parallel()
-				f := newFixture(t, customersSetup(150)...)
-				p := customersPlan(f, "plan.yaml", "")
-				before, beforeData := f.snapshot(), f.userData()
+			for _, inPlace := range []bool{false, true} {
+				t.Run(until+"/"+then+"/"+ways[inPlace], func(t *testing.T) {
+					t.Parallel()
+					f := newFixture(t, customersSetup(150)...)
+					p := customersPlan(f, "plan.yaml", "")
+					before, beforeData := f.snapshot(), f.userData()
 
-				res := f.apply(p, migrate.Options{Until: until})
-				if res.Phase != until {
-					t.Fatalf("apply --until %s stopped after %q", until, res.Phase)
-				}
-				f.wantStates(p, wantState[until])
-				if until != "cutover" {
-					if !f.columnExists("customers", "ssn__colcrypt") {
-						t.Fatalf("apply --until %s: the ciphertext column is missing before cut-over", until)
+					res := f.apply(p, migrate.Options{Until: until, InPlace: inPlace})
+					if res.Phase != until {
+						t.Fatalf("apply --until %s stopped after %q", until, res.Phase)
 					}
-					if d := beforeData.diff(f.userData()); d != "" {
-						t.Fatalf("apply --until %s changed the plaintext:\n%s", until, d)
+					f.wantStates(p, wantState[until])
+					if until != "cutover" {
+						if inPlace != f.columnExists("customers", "ssn__colcrypt") || inPlace == f.tableExists("customers__colcrypt_new") {
+							t.Fatalf("apply --until %s (%s): the copy's target is missing before cut-over", until, ways[inPlace])
+						}
+						if d := beforeData.diff(f.userData()); d != "" {
+							t.Fatalf("apply --until %s changed the plaintext:\n%s", until, d)
+						}
 					}
-				}
-				if until == "copy" || until == "verify" {
+					if until == "copy" || until == "verify" {
+						if vr := f.verify(p); !vr.OK() {
+							t.Fatalf("verify after apply --until %s: %v", until, vr.Err())
+						}
+					}
+
+					if then == "revert" {
+						f.revert(p)
+						f.wantStates(p, migrate.StateUnencrypted)
+						if d := before.diff(f.snapshot()); d != "" {
+							t.Fatalf("revert after apply --until %s: the database differs:\n%s", until, d)
+						}
+						// A new apply after the revert starts over and finishes.
+						f.apply(p, migrate.Options{})
+					} else {
+						res := f.apply(p, migrate.Options{})
+						if res.Phase != "done" {
+							t.Fatalf("apply after --until %s ended at %q", until, res.Phase)
+						}
+					}
+					f.wantEncrypted("customers", "ssn", "email", "notes")
 					if vr := f.verify(p); !vr.OK() {
-						t.Fatalf("verify after apply --until %s: %v", until, vr.Err())
+						t.Fatalf("verify: %v", vr.Err())
 					}
-				}
-
-				if then == "revert" {
 					f.revert(p)
-					f.wantStates(p, migrate.StateUnencrypted)
 					if d := before.diff(f.snapshot()); d != "" {
-						t.Fatalf("revert after apply --until %s: the database differs:\n%s", until, d)
+						t.Fatalf("after the final revert the database differs:\n%s", d)
 					}
-					// A new apply after the revert starts over and finishes.
-					f.apply(p, migrate.Options{})
-				} else {
-					res := f.apply(p, migrate.Options{})
-					if res.Phase != "done" {
-						t.Fatalf("apply after --until %s ended at %q", until, res.Phase)
-					}
-				}
-				f.wantEncrypted("customers", "ssn", "email", "notes")
-				if vr := f.verify(p); !vr.OK() {
-					t.Fatalf("verify: %v", vr.Err())
-				}
-				f.revert(p)
-				if d := before.diff(f.snapshot()); d != "" {
-					t.Fatalf("after the final revert the database differs:\n%s", d)
-				}
-			})
+				})
+			}
 		}
 	}
 }
+
+// ways names the two ways an offline SQLite job copies.
+var ways = map[bool]string{false: "rebuilt", true: "in place"}
 
 // TestApplyUntilAlreadyReached: running apply --until PHASE again when the
 // job is already past PHASE must not go on to the later phases. A script
@@ -515,7 +520,7 @@ func TestApplyUntilAlreadyReached(t *testing.T) {
 			if res.Phase != until && !res.Already {
 				t.Errorf("second apply --until %s ran on to phase %q", until, res.Phase)
 			}
-			if !f.columnExists("customers", "ssn__colcrypt") {
+			if !f.beforeCutover("customers", "ssn") {
 				t.Errorf("second apply --until %s cut over: the plaintext columns are gone", until)
 			}
 		})
@@ -657,11 +662,36 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		f.flipByte("customers", "notes_iv", row, 0)
 		wantNamed(t, f.verify(p), "notes")
 	})
-	t.Run("plaintext before cut-over", func(t *testing.T) {
+	t.Run("ciphertext in the replacement before cut-over", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, customersSetup(300)...)
 		p := customersPlan(f, "plan.yaml", "")
 		f.apply(p, migrate.Options{Until: "copy"})
+		f.flipByte("customers__colcrypt_new", "email", row, 40)
+		wantNamed(t, f.verify(p), "email")
+		_, err := f.engine(p, f.ks, migrate.Options{}).Apply(context.Background())
+		if err == nil || !errors.Is(err, migrate.ErrVerify) {
+			t.Fatalf("apply after the ciphertext changed: got %v, want a verify failure", err)
+		}
+		if !f.tableExists("customers__colcrypt_new") {
+			t.Fatal("apply cut over although verify failed")
+		}
+	})
+	t.Run("row deleted from the replacement before cut-over", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(300)...)
+		p := customersPlan(f, "plan.yaml", "")
+		f.apply(p, migrate.Options{Until: "copy"})
+		f.exec(fmt.Sprintf(`DELETE FROM customers__colcrypt_new WHERE id = %d`, row))
+		wantNamed(t, f.verify(p), "*")
+	})
+	t.Run("plaintext before cut-over (in place)", func(t *testing.T) {
+		// Rebuilt, the table is read-only until its cut-over: only the
+		// in-place way lets a writer change a copied value.
+		t.Parallel()
+		f := newFixture(t, customersSetup(300)...)
+		p := customersPlan(f, "plan.yaml", "")
+		f.apply(p, migrate.Options{Until: "copy", InPlace: true})
 		f.exec(fmt.Sprintf(`UPDATE customers SET email = 'changed@example.com' WHERE id = %d`, row))
 		wantNamed(t, f.verify(p), "email")
 

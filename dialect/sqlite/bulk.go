@@ -176,40 +176,60 @@ func keyValues(vals []any) (out []driver.Value, ok bool, err error) {
 	return out, true, nil
 }
 
-// bulkUpdateChunk writes u's rows with one UPDATE statement.
-func (d Dialect) bulkUpdateChunk(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
+// newBulkChunk indexes u's rows by key; ok is false when a key (or guard)
+// value cannot be matched that way (keyValues).
+func newBulkChunk(u dialect.Update) (c *bulkChunk, ok bool, err error) {
 	nk, ns := len(u.Key), len(u.Set)
 	guard := 0
 	if u.Guard != "" {
 		guard = 1
 	}
-	c := &bulkChunk{rows: make(map[string]bulkRow, len(u.Rows)), nSet: ns, guarded: guard == 1}
+	c = &bulkChunk{rows: make(map[string]bulkRow, len(u.Rows)), nSet: ns, guarded: guard == 1}
 	for i, row := range u.Rows {
 		if len(row) != nk+ns+guard {
-			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d", u.Table, i+1, len(row), nk+ns+guard)
+			return nil, false, fmt.Errorf("bulk write of %s: row %d has %d values, want %d", u.Table, i+1, len(row), nk+ns+guard)
 		}
 		keys, ok, err := keyValues(row[:nk])
 		if err != nil {
-			return fmt.Errorf("bulk update of %s: row %d: %w", u.Table, i+1, err)
+			return nil, false, fmt.Errorf("bulk write of %s: row %d: %w", u.Table, i+1, err)
 		}
 		r := bulkRow{set: row[nk : nk+ns]}
 		if guard == 1 && ok {
 			var g []driver.Value
 			if g, ok, err = keyValues(row[nk+ns:]); err != nil {
-				return fmt.Errorf("bulk update of %s: row %d: %w", u.Table, i+1, err)
+				return nil, false, fmt.Errorf("bulk write of %s: row %d: %w", u.Table, i+1, err)
 			}
 			r.guard = encodeKey(g)
 		}
 		if !ok {
-			return d.bulkUpdateRows(ctx, tx, u)
+			return nil, false, nil
 		}
 		c.rows[encodeKey(keys)] = r
 	}
+	return c, true, nil
+}
+
+// register makes c visible to the functions under a new handle until
+// release is called.
+func (c *bulkChunk) register() (handle string, release func()) {
 	h := bulkNextHandle.Add(1)
 	bulkChunks.Store(h, c)
-	defer bulkChunks.Delete(h)
+	return strconv.FormatInt(h, 10), func() { bulkChunks.Delete(h) }
+}
 
-	hs := strconv.FormatInt(h, 10)
+// bulkUpdateChunk writes u's rows with one UPDATE statement.
+func (d Dialect) bulkUpdateChunk(ctx context.Context, tx dialect.Querier, u dialect.Update) error {
+	c, ok, err := newBulkChunk(u)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return d.bulkUpdateRows(ctx, tx, u)
+	}
+	hs, release := c.register()
+	defer release()
+	nk := len(u.Key)
+
 	keyArgs := make([]string, nk)
 	for i, k := range u.Key {
 		keyArgs[i] = d.keyExpr(k)
@@ -242,11 +262,11 @@ func (d Dialect) bulkUpdateChunk(ctx context.Context, tx dialect.Querier, u dial
 		}
 	}
 	b.WriteString(bulkHasFunction + "(" + hs + ", " + keyList)
-	if guard == 1 {
+	if u.Guard != "" {
 		b.WriteString(", " + d.Quote(u.Guard))
 	}
 	b.WriteString(")")
-	_, err := tx.ExecContext(ctx, b.String(), args...)
+	_, err = tx.ExecContext(ctx, b.String(), args...)
 	return err
 }
 

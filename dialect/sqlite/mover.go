@@ -214,6 +214,14 @@ func (d Dialect) rebuildGroup(ctx context.Context, db *sql.DB, group []dialect.T
 
 func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSwap, forward bool) error {
 	t := ts.Table
+	if forward && ts.Rebuilt {
+		if ts.CatchUp != nil {
+			if err := ts.CatchUp(ctx, conn); err != nil {
+				return fmt.Errorf("catch up: %w", err)
+			}
+		}
+		return d.swapRebuilt(ctx, conn, ts)
+	}
 	live, err := liveColumns(ctx, conn, t.Name)
 	if err != nil {
 		return err
@@ -253,33 +261,9 @@ func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSw
 	}
 	var seq sql.NullInt64
 	_ = conn.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = ?", t.Name.Name).Scan(&seq)
-
-	// The indexes and triggers to recreate are the recorded ones (so the
-	// keys the job began with come back exactly) plus any a DBA added
-	// since, which must survive the rebuild; colcrypt's own capture
-	// triggers go with the old table.
-	current, err := liveIndexesAndTriggers(ctx, conn, t.Name.Name)
+	extras, err := keptObjects(ctx, conn, t)
 	if err != nil {
 		return err
-	}
-	var extras []schemaObject
-	recorded := map[string]bool{}
-	for _, ix := range t.Indexes {
-		if ix.Definition != "" {
-			extras = append(extras, schemaObject{"index", ix.Name, ix.Definition})
-			recorded[strings.ToLower(ix.Name)] = true
-		}
-	}
-	for _, tr := range t.Triggers {
-		if tr.Definition != "" {
-			extras = append(extras, schemaObject{"trigger", tr.Name, tr.Definition})
-			recorded[strings.ToLower(tr.Name)] = true
-		}
-	}
-	for _, o := range current {
-		if !recorded[strings.ToLower(o.name)] {
-			extras = append(extras, o)
-		}
 	}
 	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(t.Name)+" RENAME TO "+d.Quote(oldName.Name)); err != nil {
 		return err
@@ -320,9 +304,53 @@ func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSw
 	if _, err := conn.ExecContext(ctx, "DROP TABLE "+d.QuoteTable(oldName)); err != nil {
 		return err
 	}
+	return d.finishRebuild(ctx, conn, t, seq, extras)
+}
+
+// keptObjects are the indexes and triggers to recreate on a rebuilt table:
+// the recorded ones (so the keys the job began with come back exactly)
+// plus any a DBA added since, which must survive the rebuild; colcrypt's
+// own triggers go with the old table.
+func keptObjects(ctx context.Context, conn *sql.Conn, t *schema.Table) ([]schemaObject, error) {
+	current, err := liveIndexesAndTriggers(ctx, conn, t.Name.Name)
+	if err != nil {
+		return nil, err
+	}
+	var extras []schemaObject
+	recorded := map[string]bool{}
+	for _, ix := range t.Indexes {
+		if ix.Definition != "" {
+			extras = append(extras, schemaObject{"index", ix.Name, ix.Definition})
+			recorded[strings.ToLower(ix.Name)] = true
+		}
+	}
+	for _, tr := range t.Triggers {
+		if tr.Definition != "" {
+			extras = append(extras, schemaObject{"trigger", tr.Name, tr.Definition})
+			recorded[strings.ToLower(tr.Name)] = true
+		}
+	}
+	for _, o := range current {
+		if !recorded[strings.ToLower(o.name)] {
+			extras = append(extras, o)
+		}
+	}
+	return extras, nil
+}
+
+// finishRebuild gives the rebuilt table, now under the table's name, the
+// old one's AUTOINCREMENT high-water mark and its indexes and triggers.
+func (d Dialect) finishRebuild(ctx context.Context, conn *sql.Conn, t *schema.Table, seq sql.NullInt64, extras []schemaObject) error {
 	if seq.Valid {
-		if _, err := conn.ExecContext(ctx, "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", seq.Int64, t.Name.Name); err != nil {
+		res, err := conn.ExecContext(ctx, "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", seq.Int64, t.Name.Name)
+		if err != nil {
 			return err
+		}
+		// An empty table copies no row, so it has no sequence row yet.
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			if _, err := conn.ExecContext(ctx, "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", t.Name.Name, seq.Int64); err != nil {
+				return err
+			}
 		}
 	}
 	for _, x := range extras {
@@ -490,6 +518,8 @@ func (Dialect) Purge(ctx context.Context, db *sql.DB, _ schema.TableName) error 
 var _ dialect.Mover = Dialect{}
 
 var _ dialect.ChangeCapture = Dialect{}
+
+var _ dialect.Rebuilder = Dialect{}
 
 // captureTriggers are the quoted names of the two capture triggers of a
 // table: one for updates, one for inserts (SQLite's triggers have one

@@ -22,8 +22,9 @@ type Snapshot struct {
 
 // Options choose what a snapshot leaves out.
 type Options struct {
-	// DataOnly leaves out the CREATE TABLE texts and the columns a job
-	// adds (ciphertext, IV, restored plaintext, row id): what must not
+	// DataOnly leaves out the CREATE TABLE texts and what a job adds
+	// (ciphertext, IV, restored plaintext and row-id columns; the table's
+	// replacement built during the copy, with its indexes): what must not
 	// change before a cut-over.
 	DataOnly bool
 	// NoSequence leaves out sqlite_sequence.
@@ -51,6 +52,9 @@ func Take(db *sql.DB, opt Options) (Snapshot, error) {
 		if err := rows.Scan(&typ, &name, &tbl, &text); err != nil {
 			rows.Close()
 			return s, fmt.Errorf("read schema: %w", err)
+		}
+		if opt.DataOnly && addedTable(tbl) {
+			continue
 		}
 		if typ == "table" {
 			tables = append(tables, name)
@@ -83,6 +87,9 @@ func addedColumn(name string) bool {
 	}
 	return name == "colcrypt_row_id"
 }
+
+// addedTable reports whether a table is the replacement a job builds.
+func addedTable(name string) bool { return strings.HasSuffix(name, "__colcrypt_new") }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 

@@ -1,0 +1,276 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// An offline job on SQLite builds the rebuilt table during the copy
+// (dialect.Rebuilder): each chunk is one
+//
+//	INSERT INTO t__colcrypt_new (rowid, a, c, c__iv)
+//	SELECT rowid, a, colcrypt_bulk_value(h, 0, key), colcrypt_bulk_value(h, 1, key)
+//	FROM t WHERE <chunk range>
+//
+// and the cut-over drops t and renames t__colcrypt_new in its place.
+// Meanwhile triggers keep t read-only: a row changed after its chunk was
+// copied would otherwise be lost by the swap.
+const (
+	rebuildSuffix  = "__colcrypt_new"
+	readonlyPrefix = "colcrypt_readonly_"
+)
+
+// RebuildName implements dialect.Rebuilder.
+func (Dialect) RebuildName(table schema.TableName) schema.TableName {
+	return schema.TableName{Schema: table.Schema, Name: table.Name + rebuildSuffix}
+}
+
+// master is the quoted sqlite_master of the table's schema.
+func (d Dialect) master(table schema.TableName) string {
+	if isMainSchema(table.Schema) {
+		return "sqlite_master"
+	}
+	return d.Quote(table.Schema) + ".sqlite_master"
+}
+
+// tableExists reports whether the table exists in its schema.
+func (d Dialect) tableExists(ctx context.Context, q dialect.Querier, table schema.TableName) (bool, error) {
+	rows, err := q.QueryContext(ctx, "SELECT 1 FROM "+d.master(table)+" WHERE type = 'table' AND name = ?", table.Name)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
+// readonlyTriggers are the quoted names of the triggers that keep a table
+// read-only, with the event each refuses.
+func readonlyTriggers(table schema.TableName) (names, events []string) {
+	prefix := ""
+	if !isMainSchema(table.Schema) {
+		prefix = quoteIdent(table.Schema) + "."
+	}
+	for _, ev := range []string{"INSERT", "UPDATE", "DELETE"} {
+		names = append(names, prefix+quoteIdent(readonlyPrefix+table.Name+"__"+strings.ToLower(ev)))
+		events = append(events, ev)
+	}
+	return names, events
+}
+
+// rebuildCreateSQL is the swapped CREATE TABLE under the rebuilt table's
+// name.
+func (d Dialect) rebuildCreateSQL(ts dialect.TableSwap) (string, error) {
+	swapped, err := swapCreateSQL(ts.Table, ts)
+	if err != nil {
+		return "", err
+	}
+	for _, tk := range tokenize(swapped) {
+		if tk.punct("(") {
+			return "CREATE TABLE " + d.QuoteTable(d.RebuildName(ts.Table.Name)) + " " + swapped[tk.pos:], nil
+		}
+	}
+	return "", fmt.Errorf("cannot read the recorded CREATE TABLE statement of %s", ts.Table.Name)
+}
+
+// PrepareRebuild implements dialect.Rebuilder.
+func (d Dialect) PrepareRebuild(ctx context.Context, db *sql.DB, ts dialect.TableSwap, refusal string) error {
+	name := d.RebuildName(ts.Table.Name)
+	exists, err := d.tableExists(ctx, db, name)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		create, err := d.rebuildCreateSQL(ts)
+		if err != nil {
+			return err
+		}
+		if _, err := db.ExecContext(ctx, create); err != nil {
+			return fmt.Errorf("create %s: %w", name, err)
+		}
+	}
+	msg := "'" + strings.ReplaceAll(refusal, "'", "''") + "'"
+	names, events := readonlyTriggers(ts.Table.Name)
+	for i, n := range names {
+		// Trigger bodies name the table unqualified, as SQLite requires.
+		if _, err := db.ExecContext(ctx, "CREATE TRIGGER IF NOT EXISTS "+n+" BEFORE "+events[i]+" ON "+quoteIdent(ts.Table.Name.Name)+
+			" BEGIN SELECT RAISE(ABORT, "+msg+"); END"); err != nil {
+			return fmt.Errorf("make %s read-only: %w", ts.Table.Name, err)
+		}
+	}
+	return nil
+}
+
+// DropRebuild implements dialect.Rebuilder.
+func (d Dialect) DropRebuild(ctx context.Context, db *sql.DB, table schema.TableName) error {
+	names, _ := readonlyTriggers(table)
+	for _, n := range names {
+		if _, err := db.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+n); err != nil {
+			return err
+		}
+	}
+	_, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.QuoteTable(d.RebuildName(table)))
+	return err
+}
+
+// keyRange is the condition Lo < key <= Hi on the key expressions (row
+// values for a key of several columns, which SQLite searches its index
+// by), or "" for the whole table.
+func keyRange(keys []string, lo, hi []any) (string, []any) {
+	tuple := func(list []string) string {
+		if len(list) == 1 {
+			return list[0]
+		}
+		return "(" + strings.Join(list, ", ") + ")"
+	}
+	marks := make([]string, len(keys))
+	for i := range marks {
+		marks[i] = "?"
+	}
+	var conds []string
+	var args []any
+	if lo != nil {
+		conds = append(conds, tuple(keys)+" > "+tuple(marks))
+		args = append(args, lo...)
+	}
+	if hi != nil {
+		conds = append(conds, tuple(keys)+" <= "+tuple(marks))
+		args = append(args, hi...)
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// RebuildChunk implements dialect.Rebuilder.
+func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialect.TableSwap, u dialect.Update) error {
+	if u.Guard != "" || len(u.SetExpr) > 0 {
+		return fmt.Errorf("rebuild %s: a guarded or transformed write cannot build the rebuilt table", u.Table)
+	}
+	c, ok, err := newBulkChunk(u)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("rebuild %s: a key value of the chunk cannot be matched in SQL", u.Table)
+	}
+	hs, release := c.register()
+	defer release()
+
+	keys := make([]string, len(u.Key))
+	for i, k := range u.Key {
+		keys[i] = d.keyExpr(k)
+	}
+	keyList := strings.Join(keys, ", ")
+	setAt := map[string]int{}
+	for i, col := range u.Set {
+		setAt[strings.ToLower(col)] = i
+	}
+	value := func(col string) (string, bool) {
+		i, ok := setAt[strings.ToLower(col)]
+		if !ok {
+			return d.Quote(col), false
+		}
+		return bulkValueFunction + "(" + hs + ", " + strconv.Itoa(i) + ", " + keyList + ")", true
+	}
+	var into, from []string
+	if !parseCreateTable(ts.Table.CreateSQL).withoutRowid {
+		into, from = append(into, "rowid"), append(from, "rowid")
+	}
+	written := 0
+	for _, col := range ts.Table.Columns {
+		if col.Computed {
+			continue
+		}
+		v, set := value(col.Name)
+		into, from = append(into, d.Quote(col.Name)), append(from, v)
+		if set {
+			written++
+		}
+	}
+	for _, sc := range ts.Columns {
+		if sc.IV == "" {
+			continue
+		}
+		v, set := value(sc.IV)
+		if !set {
+			return fmt.Errorf("rebuild %s: no values for IV column %s", u.Table, sc.IV)
+		}
+		into, from = append(into, d.Quote(sc.IV)), append(from, v)
+		written++
+	}
+	if written != len(u.Set) {
+		return fmt.Errorf("rebuild %s: %d of the %d columns written are not in the table", u.Table, len(u.Set)-written, len(u.Set))
+	}
+	rebuilt := d.QuoteTable(d.RebuildName(u.Table))
+	cond, args := keyRange(keys, u.Lo, u.Hi)
+	where := ""
+	if cond != "" {
+		where = " WHERE " + cond
+	}
+	// An earlier attempt's rows of this range (its transaction committed,
+	// its reply lost) give way to this one's.
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+rebuilt+where, args...); err != nil {
+		return fmt.Errorf("rebuild %s: %w", u.Table, err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+rebuilt+" ("+strings.Join(into, ", ")+") SELECT "+strings.Join(from, ", ")+
+		" FROM "+d.QuoteTable(u.Table)+where, args...); err != nil {
+		return fmt.Errorf("rebuild %s: %w", u.Table, err)
+	}
+	return nil
+}
+
+// swapRebuilt is the cut-over of a table rebuilt during the copy, in the
+// swap's transaction: the old table goes (its indexes, triggers and the
+// read-only triggers with it) and the rebuilt one takes its name; the
+// indexes and triggers to keep are recreated, as rebuild does.
+func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.TableSwap) error {
+	t := ts.Table
+	rebuiltName := d.RebuildName(t.Name)
+	exists, err := d.tableExists(ctx, conn, rebuiltName)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		// Already swapped by a run that crashed before recording it.
+		return nil
+	}
+	live, err := liveColumns(ctx, conn, t.Name)
+	if err != nil {
+		return err
+	}
+	for name := range live {
+		if t.Column(name) == nil {
+			return fmt.Errorf("column %s was added to %s after the job started, and the rebuilt table has no such column: "+
+				"drop it (or revert the job), then run apply again; nothing was changed", name, t.Name)
+		}
+	}
+	var n, m int64
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.QuoteTable(t.Name)).Scan(&n); err != nil {
+		return err
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.QuoteTable(rebuiltName)).Scan(&m); err != nil {
+		return err
+	}
+	if n != m {
+		return fmt.Errorf("%s has %d rows but its rebuilt table %d: rows were written after the copy although the table was read-only; "+
+			"nothing was changed: revert the job and apply again", t.Name, n, m)
+	}
+	var seq sql.NullInt64
+	_ = conn.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = ?", t.Name.Name).Scan(&seq)
+	extras, err := keptObjects(ctx, conn, t)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "DROP TABLE "+d.QuoteTable(t.Name)); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(rebuiltName)+" RENAME TO "+d.Quote(t.Name.Name)); err != nil {
+		return err
+	}
+	return d.finishRebuild(ctx, conn, t, seq, extras)
+}

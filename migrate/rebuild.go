@@ -1,0 +1,161 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
+)
+
+// rebuildRecord is the colcrypt_ddl kind that marks a table whose copy
+// builds its replacement (dialect.Rebuilder). It is recorded with the
+// table's model, once, so a resumed job never switches ways.
+const rebuildRecord = "rebuild"
+
+// rebuilder gives the engine's Rebuilder, when the table's job can use it:
+// an offline job (another writer's change to a copied row would be lost by
+// the swap, so the table is read-only meanwhile), keyed by columns it does
+// not encrypt (the rebuilt table is searched by the key), with no foreign
+// key on an encrypted column (the rebuilt table would check it against
+// the plaintext).
+func (e *Engine) rebuilder(t *tableJob) (dialect.Rebuilder, bool) {
+	r, ok := e.d.(dialect.Rebuilder)
+	if !ok || e.opt.InPlace || t.online || t.keyIsEnc || t.rowID != "" {
+		return nil, false
+	}
+	encrypted := func(cols []string) bool {
+		for _, c := range t.cols {
+			if schema.ContainsFold(cols, c.col.Name) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, fk := range t.model.ForeignKeys {
+		if encrypted(fk.Columns) || (schema.SameTable(fk.RefTable, t.model.Name) && encrypted(fk.RefColumns)) {
+			return nil, false
+		}
+	}
+	for _, fk := range t.model.ReferencedBy {
+		if encrypted(fk.RefColumns) {
+			return nil, false
+		}
+	}
+	return r, true
+}
+
+// prepareRebuild creates the table's replacement and makes the table
+// read-only until the cut-over.
+func (e *Engine) prepareRebuild(ctx context.Context, jobID string, t *tableJob) error {
+	r, _ := e.d.(dialect.Rebuilder)
+	refusal := fmt.Sprintf("colcrypt: %s is read-only while job %s encrypts it offline; run colcrypt apply %s to finish the job, "+
+		"or colcrypt revert %s to stop it", t.name, jobID, e.plan.Path, e.plan.Path)
+	return e.ddl(ctx, "build the replacement of "+t.name, func(ctx context.Context) error {
+		return r.PrepareRebuild(ctx, e.db, e.tableSwap(t, true), refusal)
+	})
+}
+
+// dropRebuild drops the replacement and the read-only triggers (revert
+// before cut-over).
+func (e *Engine) dropRebuild(ctx context.Context, t *tableJob) error {
+	r, ok := e.d.(dialect.Rebuilder)
+	if !t.rebuild || !ok {
+		return nil
+	}
+	return e.ddl(ctx, "drop the replacement of "+t.name, func(ctx context.Context) error {
+		return r.DropRebuild(ctx, e.db, t.tn)
+	})
+}
+
+// rebuiltExists reports whether the table's replacement is still there: the
+// cut-over has not swapped it in.
+func (e *Engine) rebuiltExists(ctx context.Context, t *tableJob) (bool, error) {
+	r, _ := e.d.(dialect.Rebuilder)
+	_, err := e.d.ReadTable(ctx, e.db, r.RebuildName(t.tn))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, dialect.ErrTableNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// rebuiltRows counts the rows of the table's replacement.
+func (e *Engine) rebuiltRows(ctx context.Context, t *tableJob) (int64, error) {
+	r, _ := e.d.(dialect.Rebuilder)
+	var n int64
+	err := retry(ctx, e.log, "count rows of the replacement of "+t.name, func(ctx context.Context) error {
+		return e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+e.d.QuoteTable(r.RebuildName(t.tn))).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count rows of the replacement of %s: %w", t.name, err)
+	}
+	return n, nil
+}
+
+// eachRebuiltRow calls fn with each row of a chunk of the table joined with
+// its replacement's row of the same key, in the layout verifyTable reads:
+// the key, then for each planned column the table's plaintext expression
+// followed by its cipher expressions (ciphertext, IV) read from the
+// replacement. The replacement's rows are read by one range scan of the
+// same chunk and matched by key in memory, which costs far less than a
+// search of the replacement per row. A row found on one side only goes to
+// missing.
+func (e *Engine) eachRebuiltRow(ctx context.Context, tj *tableJob, plain []string, cipher [][]string, ch chunk,
+	fn func(vals []any) error, missing func(key []any, reason string)) error {
+	r, _ := e.d.(dialect.Rebuilder)
+	rt := *tj
+	rt.tn = r.RebuildName(tj.tn)
+	var flat []string
+	for _, c := range cipher {
+		flat = append(flat, c...)
+	}
+	nk := len(tj.key)
+	byKey := map[string][]any{}
+	sqlText, args := e.selectChunk(&rt, flat, ch)
+	err := scanRows(ctx, e.db, "read chunk of the replacement of "+tj.name, sqlText, args, nk+len(flat), func(vals []any) error {
+		byKey[taggedKey(vals[:nk])] = vals
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = e.eachRow(ctx, tj, plain, ch, func(vals []any) error {
+		k := taggedKey(vals[:nk])
+		c, ok := byKey[k]
+		if !ok {
+			missing(vals[:nk], "the row is missing from the table's replacement")
+			return nil
+		}
+		delete(byKey, k)
+		row := append(make([]any, 0, nk+len(plain)+len(flat)), vals[:nk]...)
+		at := nk
+		for i, cs := range cipher {
+			row = append(row, vals[nk+i])
+			row = append(row, c[at:at+len(cs)]...)
+			at += len(cs)
+		}
+		return fn(row)
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range byKey {
+		missing(c[:nk], "the row is in the table's replacement only")
+	}
+	return nil
+}
+
+// taggedKey encodes key values with their Go types, so that values of
+// different storage classes with the same bytes stay different keys.
+func taggedKey(vals []any) string {
+	var b []byte
+	for _, v := range vals {
+		b = append(b, fmt.Sprintf("%T", v)...)
+		b = append(b, rowKeyBytes([]any{v})...)
+	}
+	return string(b)
+}

@@ -1,0 +1,85 @@
+package migrate_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/colcrypt/colcrypt/migrate"
+)
+
+// TestRebuiltTableIsReadOnly: while an offline job builds a table's
+// replacement, every write to the table is refused with a message naming
+// the plan and what to run, since the swap would lose it; revert and
+// cut-over both give the table back writable.
+func TestRebuiltTableIsReadOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, membersSetup(200)...)
+	p := membersPlan(f)
+	before := f.snapshot()
+	writes := []string{
+		`UPDATE members SET code = 'changed' WHERE id = 7`,
+		`INSERT INTO members (id, code, email) VALUES (1000, 'new', 'new@example.com')`,
+		`DELETE FROM members WHERE id = 8`,
+	}
+	wantRefused := func(when string) {
+		t.Helper()
+		for _, w := range writes {
+			err := f.execErr(w)
+			if err == nil {
+				t.Fatalf("%s: %q went through", when, w)
+			}
+			for _, want := range []string{"read-only", "members", p.Path, "colcrypt revert"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: the refusal of %q does not say %q: %v", when, w, want, err)
+				}
+			}
+		}
+	}
+	wantWritable := func(when string) {
+		t.Helper()
+		if err := f.execErr(`UPDATE members SET code = code WHERE id = 7`); err != nil {
+			t.Fatalf("%s: the table is still read-only: %v", when, err)
+		}
+	}
+
+	f.apply(p, migrate.Options{Until: "prepare"})
+	wantRefused("after prepare")
+	f.apply(p, migrate.Options{Until: "verify"})
+	wantRefused("after verify")
+	f.revert(p)
+	wantWritable("after revert")
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("revert before cut-over left the database different:\n%s", d)
+	}
+
+	f.apply(p, migrate.Options{})
+	wantWritable("after cut-over")
+	f.wantEncrypted("members", "email", "notes")
+	if f.tableExists("members__colcrypt_new") {
+		t.Error("the replacement is still there after cut-over")
+	}
+}
+
+// TestRebuiltRowsCounted: a row inserted behind the read-only triggers'
+// back has no counterpart in the replacement, and the swap would lose it:
+// verify reports it and apply does not cut over.
+func TestRebuiltRowsCounted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, membersSetup(200)...)
+	p := membersPlan(f)
+	f.apply(p, migrate.Options{Until: "copy"})
+	f.exec(`DROP TRIGGER colcrypt_readonly_members__insert`,
+		`INSERT INTO members (id, code, email) VALUES (1000, 'late', 'late@example.com')`)
+	vr := f.verify(p)
+	if vr.OK() || !strings.Contains(vr.Err().Error(), "replacement has 200 rows, the table 201") {
+		t.Fatalf("verify after a row was inserted behind the triggers: %v, want the row counts named", vr.Err())
+	}
+	_, err := f.engine(p, f.ks, migrate.Options{}).Apply(t.Context())
+	if !errors.Is(err, migrate.ErrVerify) {
+		t.Fatalf("apply: got %v, want a verify failure", err)
+	}
+	if !f.tableExists("members__colcrypt_new") {
+		t.Fatal("apply cut over although verify failed")
+	}
+}

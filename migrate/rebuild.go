@@ -101,9 +101,10 @@ func (e *Engine) rebuiltRows(ctx context.Context, t *tableJob) (int64, error) {
 // the key, then for each planned column the table's plaintext expression
 // followed by its cipher expressions (ciphertext, IV) read from the
 // replacement. The replacement's rows are read by one range scan of the
-// same chunk and matched by key in memory, which costs far less than a
-// search of the replacement per row. A row found on one side only goes to
-// missing.
+// same chunk, which costs far less than a search of the replacement per
+// row. Both scans run in key order, so rows pair up in turn; after a row
+// found on one side only, the rest of the chunk is matched by key. Such a
+// row goes to missing.
 func (e *Engine) eachRebuiltRow(ctx context.Context, tj *tableJob, plain []string, cipher [][]string, ch chunk,
 	fn func(vals []any) error, missing func(key []any, reason string)) error {
 	r, _ := e.d.(dialect.Rebuilder)
@@ -114,23 +115,39 @@ func (e *Engine) eachRebuiltRow(ctx context.Context, tj *tableJob, plain []strin
 		flat = append(flat, c...)
 	}
 	nk := len(tj.key)
-	byKey := map[string][]any{}
+	var rebuilt [][]any
 	sqlText, args := e.selectChunk(&rt, flat, ch)
 	err := scanRows(ctx, e.db, "read chunk of the replacement of "+tj.name, sqlText, args, nk+len(flat), func(vals []any) error {
-		byKey[taggedKey(vals[:nk])] = vals
+		rebuilt = append(rebuilt, vals)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	next := 0
+	var byKey map[string]int // the unpaired rest, once rows stopped pairing up
 	err = e.eachRow(ctx, tj, plain, ch, func(vals []any) error {
-		k := taggedKey(vals[:nk])
-		c, ok := byKey[k]
-		if !ok {
-			missing(vals[:nk], "the row is missing from the table's replacement")
-			return nil
+		var c []any
+		switch {
+		case byKey == nil && next < len(rebuilt) && sameKey(rebuilt[next][:nk], vals[:nk]):
+			c = rebuilt[next]
+			next++
+		default:
+			if byKey == nil {
+				byKey = map[string]int{}
+				for i := next; i < len(rebuilt); i++ {
+					byKey[taggedKey(rebuilt[i][:nk])] = i
+				}
+			}
+			k := taggedKey(vals[:nk])
+			i, ok := byKey[k]
+			if !ok {
+				missing(vals[:nk], "the row is missing from the table's replacement")
+				return nil
+			}
+			delete(byKey, k)
+			c = rebuilt[i]
 		}
-		delete(byKey, k)
 		row := append(make([]any, 0, nk+len(plain)+len(flat)), vals[:nk]...)
 		at := nk
 		for i, cs := range cipher {
@@ -143,10 +160,41 @@ func (e *Engine) eachRebuiltRow(ctx context.Context, tj *tableJob, plain []strin
 	if err != nil {
 		return err
 	}
-	for _, c := range byKey {
-		missing(c[:nk], "the row is in the table's replacement only")
+	if byKey == nil {
+		for _, c := range rebuilt[next:] {
+			missing(c[:nk], "the row is in the table's replacement only")
+		}
+	}
+	for _, i := range byKey {
+		missing(rebuilt[i][:nk], "the row is in the table's replacement only")
 	}
 	return nil
+}
+
+// sameKey reports whether two rows' key values are equal, storage class
+// included.
+func sameKey(a, b []any) bool {
+	for i := range a {
+		switch x := a[i].(type) {
+		case int64:
+			if y, ok := b[i].(int64); !ok || x != y {
+				return false
+			}
+		case string:
+			if y, ok := b[i].(string); !ok || x != y {
+				return false
+			}
+		case []byte:
+			if y, ok := b[i].([]byte); !ok || string(x) != string(y) {
+				return false
+			}
+		default:
+			if taggedKey(a[i:i+1]) != taggedKey(b[i:i+1]) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // taggedKey encodes key values with their Go types, so that values of

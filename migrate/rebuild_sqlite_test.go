@@ -83,3 +83,54 @@ func TestRebuiltRowsCounted(t *testing.T) {
 		t.Fatal("apply cut over although verify failed")
 	}
 }
+
+// TestCutoverRefusesDroppedColumn: a column dropped between verify and the
+// cut-over must not come back from the table's replacement, nor (in place,
+// where the cut-over rebuilds the table from its recorded definition) be
+// refilled with its own name as a string: the cut-over refuses, naming it,
+// and changes nothing.
+func TestCutoverRefusesDroppedColumn(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(ways[inPlace], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, membersSetup(100)...)
+			p := membersPlan(f)
+			f.apply(p, migrate.Options{Until: "verify", InPlace: inPlace})
+			f.exec(`DROP INDEX members_code`, `ALTER TABLE members DROP COLUMN code`)
+			dropped := f.snapshot()
+			_, err := f.engine(p, f.ks, migrate.Options{}).Apply(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "code") || !strings.Contains(err.Error(), "dropped") {
+				t.Fatalf("apply after a column was dropped: %v, want a refusal naming the column", err)
+			}
+			if d := dropped.diff(f.snapshot()); d != "" {
+				t.Fatalf("the refused cut-over changed the database:\n%s", d)
+			}
+			f.wantJob(p, "verify", migrate.StateEncrypting)
+		})
+	}
+}
+
+// TestNullablePrimaryKey: SQLite lets the primary key of a rowid table hold
+// NULL unless declared NOT NULL, and no key range selects a NULL key: such
+// a table is paged by rowid, so the row keyed NULL is encrypted like the
+// others, and revert gives the table back as it was.
+func TestNullablePrimaryKey(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(ways[inPlace], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, `CREATE TABLE tags (k TEXT PRIMARY KEY, secret TEXT)`,
+				`INSERT INTO tags VALUES (NULL, 'null-keyed secret'), ('a', 'alpha'), ('b', 'beta'), (NULL, 'second null'), ('c', NULL)`)
+			p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "tags", columns: []planColumn{{name: "secret"}}}}})
+			before := f.snapshot()
+			f.apply(p, migrate.Options{InPlace: inPlace, BatchRows: 2})
+			f.wantEncrypted("tags", "secret")
+			if vr := f.verify(p); !vr.OK() || vr.Values != 4 {
+				t.Fatalf("verify after apply: %d values, %v; want the 4 non-NULL secrets", vr.Values, vr.Err())
+			}
+			f.revert(p)
+			if d := before.diff(f.snapshot()); d != "" {
+				t.Fatalf("after apply and revert the database differs:\n%s", d)
+			}
+		})
+	}
+}

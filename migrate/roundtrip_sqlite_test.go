@@ -685,6 +685,17 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		f.exec(fmt.Sprintf(`DELETE FROM customers__colcrypt_new WHERE id = %d`, row))
 		wantNamed(t, f.verify(p), "*")
 	})
+	t.Run("row only in the replacement before cut-over", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, customersSetup(300)...)
+		p := customersPlan(f, "plan.yaml", "")
+		f.apply(p, migrate.Options{Until: "copy"})
+		f.exec(`INSERT INTO customers__colcrypt_new (id, ssn, email, notes) SELECT 5000, x'00', email, notes FROM customers__colcrypt_new WHERE id = 42`)
+		vr := f.verify(p)
+		if vr.OK() || !strings.Contains(vr.Err().Error(), "id=5000: the row is in the table's replacement only") {
+			t.Fatalf("verify after a row was added to the replacement: %v, want the row named", vr.Err())
+		}
+	})
 	t.Run("plaintext before cut-over (in place)", func(t *testing.T) {
 		// Rebuilt, the table is read-only until its cut-over: only the
 		// in-place way lets a writer change a copied value.

@@ -163,24 +163,28 @@ func (t *Table) Column(name string) *Column {
 }
 
 // UsableKey returns the columns of the primary key, or else of the first
-// unique index whose columns are all NOT NULL; nil when there is neither,
-// in which case the engine adds a row-id column for batching.
+// unique index, whose columns are all NOT NULL; nil when there is neither,
+// in which case the engine adds a row-id column for batching (or uses its
+// own). A key column that can hold NULL cannot page the table: no range
+// condition selects a NULL key (SQLite lets the primary key of a rowid
+// table hold NULL unless it is declared NOT NULL).
 func (t *Table) UsableKey() []string {
-	if t.PrimaryKey != nil {
+	notNull := func(cols []string) bool {
+		for _, name := range cols {
+			if c := t.Column(name); c == nil || c.Nullable {
+				return false
+			}
+		}
+		return true
+	}
+	if t.PrimaryKey != nil && notNull(t.PrimaryKey.Columns) {
 		return t.PrimaryKey.Columns
 	}
 	for _, ix := range t.Indexes {
 		if !ix.Unique || ix.Partial || ix.Expression {
 			continue
 		}
-		ok := true
-		for _, name := range ix.Columns {
-			if c := t.Column(name); c == nil || c.Nullable {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if notNull(ix.Columns) {
 			return ix.Columns
 		}
 	}

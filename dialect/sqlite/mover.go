@@ -231,6 +231,9 @@ func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSw
 	if len(ts.Columns) > 0 && !live[strings.ToLower(ts.Columns[0].Temp)] {
 		return nil
 	}
+	if err := columnsKept(live, t); err != nil {
+		return err
+	}
 	if forward && ts.CatchUp != nil {
 		// BEGIN IMMEDIATE holds the write lock: no other writer can change
 		// a row between this catch-up and the copy into the new table.

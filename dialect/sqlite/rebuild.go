@@ -50,18 +50,22 @@ func (d Dialect) tableExists(ctx context.Context, q dialect.Querier, table schem
 	return found, rows.Err()
 }
 
-// readonlyTriggers are the quoted names of the triggers that keep a table
+// readonlyTriggers are the names of the triggers that keep a table
 // read-only, with the event each refuses.
 func readonlyTriggers(table schema.TableName) (names, events []string) {
-	prefix := ""
-	if !isMainSchema(table.Schema) {
-		prefix = quoteIdent(table.Schema) + "."
-	}
 	for _, ev := range []string{"INSERT", "UPDATE", "DELETE"} {
-		names = append(names, prefix+quoteIdent(readonlyPrefix+table.Name+"__"+strings.ToLower(ev)))
+		names = append(names, readonlyPrefix+table.Name+"__"+strings.ToLower(ev))
 		events = append(events, ev)
 	}
 	return names, events
+}
+
+// qualifiedTrigger quotes a trigger name with the table's schema.
+func qualifiedTrigger(table schema.TableName, name string) string {
+	if isMainSchema(table.Schema) {
+		return quoteIdent(name)
+	}
+	return quoteIdent(table.Schema) + "." + quoteIdent(name)
 }
 
 // rebuildCreateSQL is the swapped CREATE TABLE under the rebuilt table's
@@ -99,7 +103,7 @@ func (d Dialect) PrepareRebuild(ctx context.Context, db *sql.DB, ts dialect.Tabl
 	names, events := readonlyTriggers(ts.Table.Name)
 	for i, n := range names {
 		// Trigger bodies name the table unqualified, as SQLite requires.
-		if _, err := db.ExecContext(ctx, "CREATE TRIGGER IF NOT EXISTS "+n+" BEFORE "+events[i]+" ON "+quoteIdent(ts.Table.Name.Name)+
+		if _, err := db.ExecContext(ctx, "CREATE TRIGGER IF NOT EXISTS "+qualifiedTrigger(ts.Table.Name, n)+" BEFORE "+events[i]+" ON "+quoteIdent(ts.Table.Name.Name)+
 			" BEGIN SELECT RAISE(ABORT, "+msg+"); END"); err != nil {
 			return fmt.Errorf("make %s read-only: %w", ts.Table.Name, err)
 		}
@@ -111,7 +115,7 @@ func (d Dialect) PrepareRebuild(ctx context.Context, db *sql.DB, ts dialect.Tabl
 func (d Dialect) DropRebuild(ctx context.Context, db *sql.DB, table schema.TableName) error {
 	names, _ := readonlyTriggers(table)
 	for _, n := range names {
-		if _, err := db.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+n); err != nil {
+		if _, err := db.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+qualifiedTrigger(table, n)); err != nil {
 			return err
 		}
 	}
@@ -243,22 +247,31 @@ func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.Tab
 	if err != nil {
 		return err
 	}
+	if err := columnsKept(live, t); err != nil {
+		return err
+	}
 	for name := range live {
 		if t.Column(name) == nil {
 			return fmt.Errorf("column %s was added to %s after the job started, and the rebuilt table has no such column: "+
 				"drop it (or revert the job), then run apply again; nothing was changed", name, t.Name)
 		}
 	}
-	var n, m int64
-	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.QuoteTable(t.Name)).Scan(&n); err != nil {
-		return err
-	}
-	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.QuoteTable(rebuiltName)).Scan(&m); err != nil {
-		return err
-	}
-	if n != m {
-		return fmt.Errorf("%s has %d rows but its rebuilt table %d: rows were written after the copy although the table was read-only; "+
-			"nothing was changed: revert the job and apply again", t.Name, n, m)
+	// The read-only triggers prove that no row changed since prepare
+	// (verify compared every row after the copy); one gone means a write
+	// may have slipped through, which the swap would lose. Looking them
+	// up costs nothing, where counting rows would read both tables.
+	names, _ := readonlyTriggers(t.Name)
+	for _, n := range names {
+		var found int
+		err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.master(t.Name)+" WHERE type = 'trigger' AND tbl_name = ? AND name = ?",
+			t.Name.Name, n).Scan(&found)
+		if err != nil {
+			return err
+		}
+		if found == 0 {
+			return fmt.Errorf("trigger %s, which keeps %s read-only until its cut-over, was dropped: rows may have changed since the copy "+
+				"and the swap would lose them; nothing was changed: revert the job and apply again", n, t.Name)
+		}
 	}
 	var seq sql.NullInt64
 	_ = conn.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = ?", t.Name.Name).Scan(&seq)
@@ -273,4 +286,18 @@ func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.Tab
 		return err
 	}
 	return d.finishRebuild(ctx, conn, t, seq, extras)
+}
+
+// columnsKept refuses a rebuild when a column the table had when the job
+// started is gone: the rebuilt table would bring it back (or, rebuilt at
+// the cut-over, fill it with its own name, which SQLite reads as a string
+// where no such column exists).
+func columnsKept(live map[string]bool, t *schema.Table) error {
+	for _, c := range t.Columns {
+		if !live[strings.ToLower(c.Name)] {
+			return fmt.Errorf("column %s of %s was dropped after the job started: the cut-over would bring it back; "+
+				"revert the job (or add the column back), then run apply again; nothing was changed", c.Name, t.Name)
+		}
+	}
+	return nil
 }

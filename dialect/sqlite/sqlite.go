@@ -195,7 +195,11 @@ func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 // 2 MiB: past about 3M rows of a 300-byte row the table's interior b-tree
 // pages no longer fit in 2 MiB, and every row the copy writes then reads
 // them from the file again (measured on 4M rows: copy 48 s → 32 s; peak
-// RSS +14 MB).
+// RSS +14 MB). wal_autocheckpoint lets the write-ahead log grow to 64 MiB
+// (16384 pages of 4 KiB) instead of 4 MiB before a commit copies it into
+// the database file: each checkpoint ends with an fsync, and a copy that
+// commits a chunk every few milliseconds paid for one every 1000 pages
+// (measured on 1M rows: copy 5.5 s → 5.0 s).
 var connectionPragmas = []struct {
 	name      string   // as in PRAGMA name
 	value     string   // as in _pragma=name(value)
@@ -205,6 +209,7 @@ var connectionPragmas = []struct {
 	{"journal_mode", "WAL", []string{"_journal_mode", "_journal"}},
 	{"foreign_keys", "ON", []string{"_foreign_keys", "_fk"}},
 	{"cache_size", "-8192", nil},
+	{"wal_autocheckpoint", "16384", nil},
 }
 
 // valueConvertingKeys make the driver turn date-shaped values into

@@ -238,31 +238,38 @@ func TestOpenSetsPragmas(t *testing.T) {
 		dsn         string
 		busyTimeout int
 		cacheSize   int
+		autoCkpt    int
 	}{
-		{path, busyTimeoutMillis, -8192},
-		{"file:" + path, busyTimeoutMillis, -8192},
-		{path + "?_pragma=busy_timeout(250)&_texttotime=1", 250, -8192},
-		{"file:" + path + "?_busy_timeout=300", 300, -8192},
-		{"file:" + path + "?mode=ro", busyTimeoutMillis, -8192}, // already WAL from the opens above
-		{path + "?_pragma=cache_size(100)", busyTimeoutMillis, 100},
+		{path, busyTimeoutMillis, -8192, 16384},
+		{"file:" + path, busyTimeoutMillis, -8192, 16384},
+		{path + "?_pragma=busy_timeout(250)&_texttotime=1", 250, -8192, 16384},
+		{"file:" + path + "?_busy_timeout=300", 300, -8192, 16384},
+		{"file:" + path + "?mode=ro", busyTimeoutMillis, -8192, 16384}, // already WAL from the opens above
+		{path + "?_pragma=cache_size(100)&_pragma=wal_autocheckpoint(500)", busyTimeoutMillis, 100, 500},
 	}
 	for _, tt := range tests {
 		db, err := Dialect{}.Open(t.Context(), tt.dsn)
 		if err != nil {
 			t.Fatalf("Open(%s): %v", tt.dsn, err)
 		}
-		var busy, fk, cache int
+		var busy, fk, cache, ckpt int
 		var journal string
+		// One connection: the pragmas are per connection, and
+		// wal_autocheckpoint has no table-valued form.
+		db.SetMaxOpenConns(1)
 		err = db.QueryRowContext(t.Context(), `SELECT b.timeout, j.journal_mode, f.foreign_keys, c.cache_size
 			FROM pragma_busy_timeout AS b, pragma_journal_mode AS j, pragma_foreign_keys AS f, pragma_cache_size AS c`).
 			Scan(&busy, &journal, &fk, &cache)
+		if err == nil {
+			err = db.QueryRowContext(t.Context(), `PRAGMA wal_autocheckpoint`).Scan(&ckpt)
+		}
 		db.Close()
 		if err != nil {
 			t.Fatalf("Open(%s): read pragmas: %v", tt.dsn, err)
 		}
-		if busy != tt.busyTimeout || !strings.EqualFold(journal, "wal") || fk != 1 || cache != tt.cacheSize {
-			t.Errorf("Open(%s): busy_timeout=%d journal_mode=%s foreign_keys=%d cache_size=%d; want %d, wal, 1, %d",
-				tt.dsn, busy, journal, fk, cache, tt.busyTimeout, tt.cacheSize)
+		if busy != tt.busyTimeout || !strings.EqualFold(journal, "wal") || fk != 1 || cache != tt.cacheSize || ckpt != tt.autoCkpt {
+			t.Errorf("Open(%s): busy_timeout=%d journal_mode=%s foreign_keys=%d cache_size=%d wal_autocheckpoint=%d; want %d, wal, 1, %d, %d",
+				tt.dsn, busy, journal, fk, cache, ckpt, tt.busyTimeout, tt.cacheSize, tt.autoCkpt)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/colcrypt/colcrypt/dialect"
-	"github.com/colcrypt/colcrypt/schema"
+	"github.com/colcrypt/colcrypt/planner"
 )
 
 // rebuildRecord is the colcrypt_ddl kind that marks a table whose copy
@@ -14,36 +14,20 @@ import (
 // table's model, once, so a resumed job never switches ways.
 const rebuildRecord = "rebuild"
 
-// rebuilder gives the engine's Rebuilder, when the table's job can use it:
-// an offline job (another writer's change to a copied row would be lost by
-// the swap, so the table is read-only meanwhile), keyed by columns it does
-// not encrypt (the rebuilt table is searched by the key), with no foreign
-// key on an encrypted column (the rebuilt table would check it against
-// the plaintext).
+// rebuilder gives the engine's Rebuilder when the table's job uses it
+// (planner.OfflineRebuild): an offline job, since another writer's change
+// to a copied row would be lost by the swap, on a table paged by its key
+// or the engine's own row id.
 func (e *Engine) rebuilder(t *tableJob) (dialect.Rebuilder, bool) {
 	r, ok := e.d.(dialect.Rebuilder)
-	if !ok || e.opt.InPlace || t.online || t.keyIsEnc || t.rowID != "" {
+	if !ok || e.opt.InPlace || t.online || t.rowID != "" {
 		return nil, false
 	}
-	encrypted := func(cols []string) bool {
-		for _, c := range t.cols {
-			if schema.ContainsFold(cols, c.col.Name) {
-				return true
-			}
-		}
-		return false
+	var planned []string
+	for _, c := range t.cols {
+		planned = append(planned, c.col.Name)
 	}
-	for _, fk := range t.model.ForeignKeys {
-		if encrypted(fk.Columns) || (schema.SameTable(fk.RefTable, t.model.Name) && encrypted(fk.RefColumns)) {
-			return nil, false
-		}
-	}
-	for _, fk := range t.model.ReferencedBy {
-		if encrypted(fk.RefColumns) {
-			return nil, false
-		}
-	}
-	return r, true
+	return r, planner.OfflineRebuild(e.d, t.model, planned)
 }
 
 // prepareRebuild creates the table's replacement and makes the table

@@ -384,33 +384,40 @@ func TestRoundTripTableShapes(t *testing.T) {
 		},
 	}
 	for _, s := range shapes {
-		t.Run(s.name, func(t *testing.T) {
-			t.Parallel()
-			f := newFixture(t, s.setup...)
-			p := f.plan("plan.yaml", s.spec)
-			before := f.snapshot()
-			f.apply(p, migrate.Options{})
-			for _, tp := range s.spec.tables {
-				var cols []string
-				for _, c := range tp.columns {
-					cols = append(cols, c.name)
-				}
-				f.wantEncrypted(tp.name, cols...)
-			}
-			if s.after != nil {
-				s.after(t, f)
-			}
-			if vr := f.verify(p); !vr.OK() {
-				t.Fatalf("verify after apply: %v", vr.Err())
-			}
-			f.revert(p)
-			if s.revert != nil {
-				s.revert(t, f)
-			}
-			if d := before.diff(f.snapshot()); d != "" {
-				t.Fatalf("after apply and revert the database differs:\n%s", d)
-			}
-		})
+		for _, inPlace := range []bool{false, true} {
+			t.Run(s.name+"/"+ways[inPlace], func(t *testing.T) { testRoundTripShape(t, s.setup, s.spec, s.after, s.revert, inPlace) })
+		}
+	}
+}
+
+// testRoundTripShape applies a plan (rebuilding the tables where SQLite
+// can, or in place), checks, verifies, reverts, and compares the database
+// with its state before.
+func testRoundTripShape(t *testing.T, setup []string, spec planSpec, after, revert func(t *testing.T, f *fixture), inPlace bool) {
+	t.Parallel()
+	f := newFixture(t, setup...)
+	p := f.plan("plan.yaml", spec)
+	before := f.snapshot()
+	f.apply(p, migrate.Options{InPlace: inPlace})
+	for _, tp := range spec.tables {
+		var cols []string
+		for _, c := range tp.columns {
+			cols = append(cols, c.name)
+		}
+		f.wantEncrypted(tp.name, cols...)
+	}
+	if after != nil {
+		after(t, f)
+	}
+	if vr := f.verify(p); !vr.OK() {
+		t.Fatalf("verify after apply: %v", vr.Err())
+	}
+	f.revert(p)
+	if revert != nil {
+		revert(t, f)
+	}
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("after apply and revert the database differs:\n%s", d)
 	}
 }
 

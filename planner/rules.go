@@ -59,6 +59,7 @@ const (
 	RuleNoKey            = "no-key"
 	RuleLegacySuite      = "legacy-suite"
 	RuleColumnCount      = "column-count"
+	RuleReadOnly         = "read-only"
 )
 
 const (
@@ -170,7 +171,19 @@ func (c *checker) table(t *Target) []Finding {
 				name, rowIDColumn)
 		} else {
 			add(SeverityAction, RuleNoKey, name, "",
-				"%s has no primary key and no unique NOT NULL key: colcrypt pages through it by the engine's built-in row id, so no column is added; add a primary key to have it batch by key instead",
+				"%s has no primary key and no unique key whose columns are all NOT NULL: colcrypt pages through it by the engine's built-in row id, so no column is added; add such a key to have it batch by key instead",
+				name)
+		}
+	}
+	if !c.plan.Job.Online {
+		var planned []string
+		for _, cp := range t.Plan.Columns {
+			planned = append(planned, cp.Name)
+		}
+		if OfflineRebuild(c.engine, tbl, planned) {
+			add(SeverityAction, RuleReadOnly, name, "",
+				"an offline job builds the replacement of %s during the copy and swaps it in at cut-over, so the table is read-only from prepare until then "+
+					"(a write fails with a message naming the plan); run the job online (apply --online, or job.online: true) if other sessions must keep writing",
 				name)
 		}
 	}

@@ -297,7 +297,12 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 		if err != nil {
 			return err
 		}
-		recs := []ddlRecord{{Kind: "model", Name: t.tn.String(), Definition: string(model)}}
+		key, err := json.Marshal(t.model.UsableKey())
+		if err != nil {
+			return err
+		}
+		recs := []ddlRecord{{Kind: "model", Name: t.tn.String(), Definition: string(model)},
+			{Kind: keyRecord, Name: t.tn.String(), Definition: string(key)}}
 		if r, ok := e.rebuilder(t); ok {
 			recs = append(recs, ddlRecord{Kind: rebuildRecord, Name: r.RebuildName(t.tn).String()})
 		}

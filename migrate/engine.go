@@ -163,6 +163,13 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 		if err != nil {
 			return nil, err
 		}
+		var keyCols []string // nil: the engine's row id
+		recordedKey := model != nil
+		if recordedKey {
+			if keyCols, err = e.recordedKey(ctx, jobID, tn.String(), model); err != nil {
+				return nil, err
+			}
+		}
 		if model == nil {
 			if model, err = e.d.ReadTable(ctx, e.db, tn); errors.Is(err, dialect.ErrTableNotFound) {
 				return nil, exitcode.Input(e.plan.Errorf(tp.Line, tp.Col, "table %s does not exist in the database", tp.Name))
@@ -199,7 +206,10 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 			cj.state = states[stateKey(tn.String(), col.Name)]
 			tj.cols = append(tj.cols, cj)
 		}
-		tj.keyCols = model.UsableKey()
+		if !recordedKey {
+			keyCols = model.UsableKey()
+		}
+		tj.keyCols = keyCols
 		if tj.keyCols == nil {
 			expr, mustAdd := e.m.RowID()
 			if mustAdd {
@@ -273,6 +283,35 @@ func groupTables(tables []*tableJob) [][]*tableJob {
 		out = append(out, group)
 	}
 	return out
+}
+
+// keyRecord is the colcrypt_ddl kind holding the key columns a job pages a
+// table by (JSON; null for the engine's row id), recorded with the model so
+// that a resumed job never pages by another key than its checkpoints.
+const keyRecord = "key"
+
+// recordedKey gives the key columns recorded at prepare. A job prepared by
+// an older colcrypt has no such record: it paged by the primary key
+// whatever its nullability (schema.Table.UsableKey now skips a key that can
+// hold NULL), and resumes that way.
+func (e *Engine) recordedKey(ctx context.Context, jobID, table string, model *schema.Table) ([]string, error) {
+	recs, err := e.st.ddl(ctx, jobID, table)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Kind == keyRecord {
+			var cols []string
+			if err := json.Unmarshal([]byte(r.Definition), &cols); err != nil {
+				return nil, fmt.Errorf("recorded key of %s: %w", table, err)
+			}
+			return cols, nil
+		}
+	}
+	if model.PrimaryKey != nil {
+		return model.PrimaryKey.Columns, nil
+	}
+	return model.UsableKey(), nil
 }
 
 // recordedModel returns the table model recorded at prepare, or nil.

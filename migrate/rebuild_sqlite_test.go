@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -132,5 +133,36 @@ func TestNullablePrimaryKey(t *testing.T) {
 				t.Fatalf("after apply and revert the database differs:\n%s", d)
 			}
 		})
+	}
+}
+
+// TestResumeKeepsRecordedKey: a job pages a table by the key recorded
+// when it was prepared, even if colcrypt would now choose another. An
+// older colcrypt recorded no key and paged a primary key even when it could
+// hold NULL (schema.Table.UsableKey now skips such a key): its job resumes
+// by that key, since its checkpoints are ranges of it. The test makes one:
+// a job paged by k, whose recorded model then says k can hold NULL and
+// whose key record is removed.
+func TestResumeKeepsRecordedKey(t *testing.T) {
+	t.Parallel()
+	var rows []string
+	for i := range 300 {
+		rows = append(rows, fmt.Sprintf("('k%04d', 'secret %d')", 300-i, i))
+	}
+	f := newFixture(t, `CREATE TABLE tags (k TEXT NOT NULL PRIMARY KEY, secret TEXT)`, "INSERT INTO tags VALUES "+strings.Join(rows, ", "))
+	p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "tags", columns: []planColumn{{name: "secret"}}}}})
+	before := f.snapshot()
+	f.apply(p, migrate.Options{Until: "copy", BatchRows: 50})
+	f.exec(`DELETE FROM colcrypt_ddl WHERE kind = 'key'`,
+		`UPDATE colcrypt_ddl SET definition = replace(definition, '"Nullable":false', '"Nullable":true') WHERE kind = 'model'`,
+		`DELETE FROM colcrypt_chunks WHERE lo = (SELECT max(lo) FROM colcrypt_chunks)`)
+	f.apply(p, migrate.Options{BatchRows: 50})
+	f.wantEncrypted("tags", "secret")
+	if vr := f.verify(p); !vr.OK() || vr.Values != 300 {
+		t.Fatalf("verify after the resumed job: %d values, %v", vr.Values, vr.Err())
+	}
+	f.revert(p)
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("after apply and revert the database differs:\n%s", d)
 	}
 }

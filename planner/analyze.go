@@ -41,6 +41,7 @@ func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Op
 		return nil, err
 	}
 	for i, tr := range rep.Tables {
+		rebuildPeak(d, p, tr)
 		tr.Findings = append(findings[i], CheckSizing(tr, d.Limits(), p.Job.LargeObjectLimit)...)
 		if tr.Findings == nil {
 			tr.Findings = []Finding{}
@@ -105,4 +106,23 @@ func newTableReport(t *Target, d dialect.Dialect) *TableReport {
 		tr.Columns = append(tr.Columns, cr)
 	}
 	return tr
+}
+
+// rebuildPeak corrects the peak size of a table on an engine that rebuilds
+// it (SQLite): an offline job builds the replacement beside the table, so
+// both coexist until the cut-over drops the table; otherwise the cut-over
+// rebuilds the table, columns added by the job included, into a new one.
+func rebuildPeak(d dialect.Dialect, p *Plan, tr *TableReport) {
+	if _, ok := d.(dialect.Rebuilder); !ok {
+		return
+	}
+	var planned []string
+	for _, c := range tr.Columns {
+		planned = append(planned, c.Name)
+	}
+	if !p.Job.Online && OfflineRebuild(d, tr.Table, planned) {
+		tr.BytesPeak = tr.BytesNow + tr.BytesAfter
+		return
+	}
+	tr.BytesPeak += tr.BytesAfter
 }

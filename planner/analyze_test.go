@@ -174,7 +174,12 @@ func TestAnalyzeCountsNullsAndRowID(t *testing.T) {
 		if addsRowID(e.d) {
 			rowID = 8 * 100
 		}
-		if want := tr.BytesNow + c.BytesAfter + c.IVBytes + rowID; tr.BytesPeak != want {
+		want := tr.BytesNow + c.BytesAfter + c.IVBytes + rowID
+		if _, rebuilds := e.d.(dialect.Rebuilder); rebuilds {
+			// SQLite builds the replacement beside the table.
+			want = tr.BytesNow + tr.BytesAfter
+		}
+		if tr.BytesPeak != want {
 			t.Errorf("bytes peak %d, want %d", tr.BytesPeak, want)
 		}
 		if want := tr.BytesNow - c.BytesNow + c.BytesAfter + c.IVBytes; tr.BytesAfter != want {

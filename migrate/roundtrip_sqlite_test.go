@@ -371,6 +371,44 @@ func TestRoundTripTableShapes(t *testing.T) {
 			spec: planSpec{tables: []planTable{{name: "events", columns: []planColumn{{name: "payload"}}}}},
 		},
 		{
+			name: "view on another column is kept",
+			setup: []string{
+				`CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT, secret TEXT)`,
+				`CREATE VIEW owners AS SELECT id, owner FROM accounts`,
+				`INSERT INTO accounts VALUES (1, 'ann', 's1'), (2, 'bo', NULL)`,
+			},
+			spec: planSpec{tables: []planTable{{name: "accounts", columns: []planColumn{{name: "secret"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				db := f.raw()
+				defer db.Close()
+				var n int
+				if err := db.QueryRow(`SELECT count(*) FROM owners WHERE owner IN ('ann', 'bo')`).Scan(&n); err != nil || n != 2 {
+					t.Errorf("view owners after cut-over: %d rows, %v; want 2", n, err)
+				}
+			},
+		},
+		{
+			name: "referenced by a foreign key on another column",
+			setup: []string{
+				`CREATE TABLE owners (id INTEGER PRIMARY KEY, secret TEXT)`,
+				`CREATE TABLE pets (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES owners (id) ON DELETE CASCADE)`,
+				`INSERT INTO owners VALUES (1, 's1'), (2, 's2')`,
+				`INSERT INTO pets VALUES (10, 1), (11, 2), (12, 2)`,
+			},
+			spec: planSpec{tables: []planTable{{name: "owners", columns: []planColumn{{name: "secret"}}}}},
+			after: func(t *testing.T, f *fixture) {
+				if err := f.execErr(`INSERT INTO pets VALUES (13, 99)`); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+					t.Errorf("after cut-over a pet of no owner gave %v, want a FOREIGN KEY failure", err)
+				}
+				db := f.raw()
+				defer db.Close()
+				var n int
+				if err := db.QueryRow(`SELECT count(*) FROM pets`).Scan(&n); err != nil || n != 3 {
+					t.Errorf("pets after cut-over: %d rows, %v; want 3 (the swap must not cascade)", n, err)
+				}
+			},
+		},
+		{
 			name: "trigger on another column is kept",
 			setup: []string{
 				`CREATE TABLE audited (id INTEGER PRIMARY KEY, secret TEXT, touched INTEGER DEFAULT 0)`,

@@ -14,7 +14,7 @@ import (
 // An offline job on SQLite builds the rebuilt table during the copy
 // (dialect.Rebuilder): each chunk is one
 //
-//	INSERT INTO t__colcrypt_new (rowid, a, c, c__iv)
+//	INSERT INTO t__colcrypt_new (rowid, a, c, c_iv)
 //	SELECT rowid, a, colcrypt_bulk_value(h, 0, key), colcrypt_bulk_value(h, 1, key)
 //	FROM t WHERE <chunk range>
 //

@@ -800,6 +800,13 @@ func TestBlockedApplyChangesNothing(t *testing.T) {
 			spec:  planSpec{tables: []planTable{{name: "d", columns: []planColumn{{name: "v"}}}}},
 			want:  "default",
 		},
+		{
+			name: "a table has the replacement's name",
+			setup: []string{`CREATE TABLE r (id INTEGER PRIMARY KEY, v TEXT)`, `INSERT INTO r VALUES (1, 'x')`,
+				`CREATE TABLE r__colcrypt_new (note TEXT)`, `INSERT INTO r__colcrypt_new VALUES ('keep me')`},
+			spec: planSpec{tables: []planTable{{name: "r", columns: []planColumn{{name: "v"}}}}},
+			want: "a table r__colcrypt_new already exists",
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

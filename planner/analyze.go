@@ -27,6 +27,13 @@ func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Op
 		return nil, err
 	}
 	findings := CheckSchema(p, targets, d, opt)
+	for i := range targets {
+		f, err := replacementConflict(ctx, p, d, db, &targets[i])
+		if err != nil {
+			return nil, err
+		}
+		findings[i] = append(findings[i], f...)
+	}
 	rowID := addsRowID(d)
 
 	rep := &Report{Engine: d.Name(), Tables: make([]*TableReport, len(targets))}
@@ -125,4 +132,32 @@ func rebuildPeak(d dialect.Dialect, p *Plan, tr *TableReport) {
 		return
 	}
 	tr.BytesPeak += tr.BytesAfter
+}
+
+// replacementConflict blocks an offline job on an engine that builds the
+// table's replacement (SQLite) when a table already has the replacement's
+// name: the job would take it for its own, fill it, and drop it.
+func replacementConflict(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, t *Target) ([]Finding, error) {
+	r, ok := d.(dialect.Rebuilder)
+	if !ok || p.Job.Online {
+		return nil, nil
+	}
+	var planned []string
+	for _, c := range t.Plan.Columns {
+		planned = append(planned, c.Name)
+	}
+	if !OfflineRebuild(d, t.Table, planned) {
+		return nil, nil
+	}
+	name := r.RebuildName(t.Table.Name)
+	_, err := d.ReadTable(ctx, db, name)
+	switch {
+	case errors.Is(err, dialect.ErrTableNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read catalog of %s: %w", name, err)
+	}
+	return []Finding{{SeverityBlocker, RuleNameConflict, name.Name, "", fmt.Sprintf(
+		"a table %s already exists, the name colcrypt gives the replacement of %s that an offline job builds: rename or drop it "+
+			"(if an earlier colcrypt job left it, run colcrypt revert with that job's plan), or run the job online", name.Name, t.Plan.Name)}}, nil
 }

@@ -301,7 +301,7 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 		if err != nil {
 			return err
 		}
-		recs := []ddlRecord{{Kind: "model", Name: t.tn.String(), Definition: string(model)},
+		recs := []ddlRecord{{Kind: modelRecord, Name: t.tn.String(), Definition: string(model)},
 			{Kind: keyRecord, Name: t.tn.String(), Definition: string(key)}}
 		if r, ok := e.rebuilder(t); ok {
 			recs = append(recs, ddlRecord{Kind: rebuildRecord, Name: r.RebuildName(t.tn).String()})

@@ -314,6 +314,13 @@ func (e *Engine) recordedKey(ctx context.Context, jobID, table string, model *sc
 	return model.UsableKey(), nil
 }
 
+// modelRecord is the colcrypt_ddl kind holding the table's model as read
+// before the job changed anything (JSON).
+const modelRecord = "model"
+
+// knownRecords are the colcrypt_ddl kinds this colcrypt writes and reads.
+var knownRecords = map[string]bool{modelRecord: true, keyRecord: true, rebuildRecord: true, captureRecord: true}
+
 // recordedModel returns the table model recorded at prepare, or nil.
 func (e *Engine) recordedModel(ctx context.Context, jobID, table string) (*schema.Table, error) {
 	ok, err := e.st.exists(ctx, ddlTableName)
@@ -325,7 +332,15 @@ func (e *Engine) recordedModel(ctx context.Context, jobID, table string) (*schem
 		return nil, err
 	}
 	for _, r := range recs {
-		if r.Kind == "model" {
+		if !knownRecords[r.Kind] {
+			// A record this colcrypt does not know changes how the job must
+			// go on: resuming without it could do the wrong thing.
+			return nil, exitcode.Input(fmt.Errorf("job %s recorded %q for %s, which this colcrypt does not know: "+
+				"it was prepared by a newer colcrypt; resume or revert it with that version", jobID, r.Kind, table))
+		}
+	}
+	for _, r := range recs {
+		if r.Kind == modelRecord {
 			var t schema.Table
 			if err := json.Unmarshal([]byte(r.Definition), &t); err != nil {
 				return nil, fmt.Errorf("recorded model of %s: %w", table, err)

@@ -166,3 +166,30 @@ func TestResumeKeepsRecordedKey(t *testing.T) {
 		t.Fatalf("after apply and revert the database differs:\n%s", d)
 	}
 }
+
+// TestRefusesNewerJobRecords: a job whose recorded definitions include a
+// kind this colcrypt does not know was prepared by a newer colcrypt, whose
+// way of going on this one cannot follow: apply, verify and revert refuse,
+// naming the record, and change nothing.
+func TestRefusesNewerJobRecords(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, membersSetup(100)...)
+	p := membersPlan(f)
+	f.apply(p, migrate.Options{Until: "copy"})
+	f.exec(`INSERT INTO colcrypt_ddl (job_id, table_name, seq, kind, name, definition)
+		SELECT job_id, table_name, 99, 'some future way', name, '' FROM colcrypt_ddl WHERE kind = 'model'`)
+	copied := f.snapshot()
+	for what, run := range map[string]func() error{
+		"apply":  func() error { _, err := f.engine(p, f.ks, migrate.Options{}).Apply(t.Context()); return err },
+		"verify": func() error { _, err := f.engine(p, f.ks, migrate.Options{}).Verify(t.Context()); return err },
+		"revert": func() error { _, err := f.engine(p, f.ks, migrate.Options{}).Revert(t.Context()); return err },
+	} {
+		err := run()
+		if err == nil || !strings.Contains(err.Error(), `"some future way"`) || !strings.Contains(err.Error(), "newer colcrypt") {
+			t.Errorf("%s of a job with an unknown record: %v, want a refusal naming it", what, err)
+		}
+	}
+	if d := copied.diff(f.snapshot()); d != "" {
+		t.Fatalf("the refused commands changed the database:\n%s", d)
+	}
+}

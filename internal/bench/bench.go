@@ -135,7 +135,7 @@ func copyMeasurement(id string, rows int64, res *RunResult) (Measurement, error)
 // unlock, planning and every phase.
 func applyMeasurement(id string, rows int64, res *RunResult) Measurement {
 	return Measurement{ID: id, Label: "colcrypt apply, whole process", Rows: rows, Elapsed: res.Wall,
-		PeakRSS: res.PeakRSS, CPU: res.CPU, ServerCPU: res.ServerCPU, Phases: res.Phases}
+		PeakRSS: res.PeakRSS, CPU: res.CPU, ServerCPU: res.ServerCPU, Phases: res.Phases, Job: res.Job}
 }
 
 // Scale runs the whole apply at each size on each engine.

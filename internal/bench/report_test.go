@@ -62,7 +62,7 @@ func TestReportWrite(t *testing.T) {
 	rep := &Report{Title: "title", Measurements: []Measurement{
 		{ID: PGUpdate, Label: "A", Rows: 1_000_000, Elapsed: sec(3.8), Baseline: true, ServerCPU: sec(3.5)},
 		{ID: PGApply, Label: "colcrypt apply", Rows: 1_000_000, Elapsed: sec(5.7), PeakRSS: 150 << 20, CPU: sec(2),
-			Phases: []Phase{{"prepare", sec(0.01)}, {"copy", sec(3.9)}}},
+			Phases: []Phase{{"start-up", sec(1.79)}, {"prepare", sec(0.01)}, {"copy", sec(3.9)}}, Job: sec(3.91)},
 		{ID: PGClient, Label: "bare client", Rows: 1_000_000, Elapsed: sec(4.75)},
 	}}
 	var b strings.Builder
@@ -71,7 +71,8 @@ func TestReportWrite(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{"PostgreSQL", "3.80", "1.50", "150", "prepare 0.01 s, copy 3.90 s",
-		"PostgreSQL: whole apply ≤ 1.5 × A", "1.50 ×", "PASS", "not measured", "floor 1.25 × (bare client)"} {
+		"PostgreSQL: whole apply ≤ 1.5 × A", "1.50 ×", "PASS", "not measured", "floor 1.25 × (bare client)",
+		"phases alone 1.03 ×"} { // (0.01 + 3.9) s of phases against A's 3.8 s
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}

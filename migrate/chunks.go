@@ -433,6 +433,24 @@ func replay(records map[string]chunkRecord) (func(context.Context, chan<- chunk)
 	return sendAll(list), nil
 }
 
+// chained reports whether the recorded chunks cover a table from its
+// start to its end: from the chunk with no lower bound, each chunk's upper
+// bound is the lower bound of another, up to one with no upper bound.
+func chained(records map[string]chunkRecord) bool {
+	lo := ""
+	for range len(records) {
+		r, ok := records[lo]
+		if !ok {
+			return false
+		}
+		if r.Hi == "" {
+			return true
+		}
+		lo = r.Hi
+	}
+	return false
+}
+
 // scanRow scans a row of n columns into fresh values.
 func scanRow(rows *sql.Rows, n int) ([]any, error) {
 	vals := make([]any, n)

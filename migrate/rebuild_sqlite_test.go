@@ -153,9 +153,12 @@ func TestResumeKeepsRecordedKey(t *testing.T) {
 	p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "tags", columns: []planColumn{{name: "secret"}}}}})
 	before := f.snapshot()
 	f.apply(p, migrate.Options{Until: "copy", BatchRows: 50})
+	// As a job killed in the middle of its copy: one chunk of rows not
+	// recorded, the job still at prepare.
 	f.exec(`DELETE FROM colcrypt_ddl WHERE kind = 'key'`,
 		`UPDATE colcrypt_ddl SET definition = replace(definition, '"Nullable":false', '"Nullable":true') WHERE kind = 'model'`,
-		`DELETE FROM colcrypt_chunks WHERE lo = (SELECT max(lo) FROM colcrypt_chunks)`)
+		`DELETE FROM colcrypt_chunks WHERE lo_hash = (SELECT lo_hash FROM colcrypt_chunks WHERE rows_done > 0 ORDER BY lo DESC LIMIT 1)`,
+		`UPDATE colcrypt_job SET phase = 'prepare'`)
 	f.apply(p, migrate.Options{BatchRows: 50})
 	f.wantEncrypted("tags", "secret")
 	if vr := f.verify(p); !vr.OK() || vr.Values != 300 {
@@ -191,5 +194,31 @@ func TestRefusesNewerJobRecords(t *testing.T) {
 	}
 	if d := copied.diff(f.snapshot()); d != "" {
 		t.Fatalf("the refused commands changed the database:\n%s", d)
+	}
+}
+
+// TestVerifyNeedsCoveringCheckpoints: verify replays the copy's chunks, so
+// checkpoints that no longer cover the whole table (one lost after the copy
+// finished) would leave a range unchecked: verify says so, and apply does
+// not cut over.
+func TestVerifyNeedsCoveringCheckpoints(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(ways[inPlace], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, membersSetup(300)...)
+			p := membersPlan(f)
+			f.apply(p, migrate.Options{Until: "copy", BatchRows: 50, InPlace: inPlace})
+			f.exec(`DELETE FROM colcrypt_chunks WHERE lo_hash = (SELECT lo_hash FROM colcrypt_chunks WHERE rows_done > 0 ORDER BY rows_done DESC, lo LIMIT 1)`)
+			vr := f.verify(p)
+			if vr.OK() || !strings.Contains(vr.Err().Error(), "do not cover the table") {
+				t.Fatalf("verify with a lost checkpoint: %v, want the gap named", vr.Err())
+			}
+			if _, err := f.engine(p, f.ks, migrate.Options{}).Apply(t.Context()); !errors.Is(err, migrate.ErrVerify) {
+				t.Fatalf("apply with a lost checkpoint: %v, want a verify failure", err)
+			}
+			if !f.beforeCutover("members", "email") {
+				t.Fatal("apply cut over although a range was never verified")
+			}
+		})
 	}
 }

@@ -311,9 +311,11 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 		if err := e.st.recordDDL(ctx, j.ID, t.tn.String(), recs); err != nil {
 			return err
 		}
-		if t.rebuild, err = e.recorded(ctx, j.ID, t.tn.String(), rebuildRecord); err != nil {
+		recorded, err := e.records(ctx, j.ID, t.tn.String())
+		if err != nil {
 			return err
 		}
+		t.rebuild = recorded.has(rebuildRecord)
 		for _, c := range t.cols {
 			if c.state == nil {
 				info, err := e.ks.Latest(c.plan.Key)

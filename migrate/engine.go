@@ -159,14 +159,18 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 	var out []*tableJob
 	for _, tp := range e.plan.Tables {
 		tn := e.tableName(tp.Name)
-		model, err := e.recordedModel(ctx, jobID, tn.String())
+		recs, err := e.records(ctx, jobID, tn.String())
+		if err != nil {
+			return nil, err
+		}
+		model, err := recs.model()
 		if err != nil {
 			return nil, err
 		}
 		var keyCols []string // nil: the engine's row id
 		recordedKey := model != nil
 		if recordedKey {
-			if keyCols, err = e.recordedKey(ctx, jobID, tn.String(), model); err != nil {
+			if keyCols, err = recs.key(model); err != nil {
 				return nil, err
 			}
 		}
@@ -177,13 +181,7 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 				return nil, fmt.Errorf("read table %s: %w", tp.Name, err)
 			}
 		}
-		tj := &tableJob{name: tp.Name, tn: tn, model: model}
-		if tj.online, err = e.recordedOnline(ctx, jobID, tn.String()); err != nil {
-			return nil, err
-		}
-		if tj.rebuild, err = e.recorded(ctx, jobID, tn.String(), rebuildRecord); err != nil {
-			return nil, err
-		}
+		tj := &tableJob{name: tp.Name, tn: tn, model: model, online: recs.has(captureRecord), rebuild: recs.has(rebuildRecord)}
 		for _, cp := range tp.Columns {
 			col := model.Column(cp.Name)
 			if col == nil {
@@ -285,44 +283,27 @@ func groupTables(tables []*tableJob) [][]*tableJob {
 	return out
 }
 
-// keyRecord is the colcrypt_ddl kind holding the key columns a job pages a
-// table by (JSON; null for the engine's row id), recorded with the model so
-// that a resumed job never pages by another key than its checkpoints.
-const keyRecord = "key"
-
-// recordedKey gives the key columns recorded at prepare. A job prepared by
-// an older colcrypt has no such record: it paged by the primary key
-// whatever its nullability (schema.Table.UsableKey now skips a key that can
-// hold NULL), and resumes that way.
-func (e *Engine) recordedKey(ctx context.Context, jobID, table string, model *schema.Table) ([]string, error) {
-	recs, err := e.st.ddl(ctx, jobID, table)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range recs {
-		if r.Kind == keyRecord {
-			var cols []string
-			if err := json.Unmarshal([]byte(r.Definition), &cols); err != nil {
-				return nil, fmt.Errorf("recorded key of %s: %w", table, err)
-			}
-			return cols, nil
-		}
-	}
-	if model.PrimaryKey != nil {
-		return model.PrimaryKey.Columns, nil
-	}
-	return model.UsableKey(), nil
-}
-
-// modelRecord is the colcrypt_ddl kind holding the table's model as read
-// before the job changed anything (JSON).
-const modelRecord = "model"
+// The colcrypt_ddl kinds a job records for each table at prepare.
+const (
+	// modelRecord holds the table's model as read before the job changed
+	// anything (JSON).
+	modelRecord = "model"
+	// keyRecord holds the key columns the job pages the table by (JSON;
+	// null for the engine's row id), so that a resumed job never pages by
+	// another key than its checkpoints.
+	keyRecord = "key"
+)
 
 // knownRecords are the colcrypt_ddl kinds this colcrypt writes and reads.
 var knownRecords = map[string]bool{modelRecord: true, keyRecord: true, rebuildRecord: true, captureRecord: true}
 
-// recordedModel returns the table model recorded at prepare, or nil.
-func (e *Engine) recordedModel(ctx context.Context, jobID, table string) (*schema.Table, error) {
+// tableRecords are what a job recorded for one table, in order.
+type tableRecords []ddlRecord
+
+// records reads what the job recorded for the table (nothing before its
+// prepare). A record this colcrypt does not know changes how the job must
+// go on, and resuming without it could do the wrong thing: it is refused.
+func (e *Engine) records(ctx context.Context, jobID, table string) (tableRecords, error) {
 	ok, err := e.st.exists(ctx, ddlTableName)
 	if err != nil || !ok {
 		return nil, err
@@ -333,22 +314,55 @@ func (e *Engine) recordedModel(ctx context.Context, jobID, table string) (*schem
 	}
 	for _, r := range recs {
 		if !knownRecords[r.Kind] {
-			// A record this colcrypt does not know changes how the job must
-			// go on: resuming without it could do the wrong thing.
 			return nil, exitcode.Input(fmt.Errorf("job %s recorded %q for %s, which this colcrypt does not know: "+
 				"it was prepared by a newer colcrypt; resume or revert it with that version", jobID, r.Kind, table))
 		}
 	}
-	for _, r := range recs {
+	return recs, nil
+}
+
+// has reports whether a definition of that kind was recorded.
+func (rs tableRecords) has(kind string) bool {
+	for _, r := range rs {
+		if r.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// model returns the recorded table model, or nil.
+func (rs tableRecords) model() (*schema.Table, error) {
+	for _, r := range rs {
 		if r.Kind == modelRecord {
 			var t schema.Table
 			if err := json.Unmarshal([]byte(r.Definition), &t); err != nil {
-				return nil, fmt.Errorf("recorded model of %s: %w", table, err)
+				return nil, fmt.Errorf("recorded model of %s: %w", r.Name, err)
 			}
 			return &t, nil
 		}
 	}
 	return nil, nil
+}
+
+// key gives the recorded key columns of the recorded model. A job
+// prepared by an older colcrypt has no key record: it paged by the primary
+// key whatever its nullability (schema.Table.UsableKey now skips a key that
+// can hold NULL), and resumes that way.
+func (rs tableRecords) key(model *schema.Table) ([]string, error) {
+	for _, r := range rs {
+		if r.Kind == keyRecord {
+			var cols []string
+			if err := json.Unmarshal([]byte(r.Definition), &cols); err != nil {
+				return nil, fmt.Errorf("recorded key of %s: %w", r.Name, err)
+			}
+			return cols, nil
+		}
+	}
+	if model.PrimaryKey != nil {
+		return model.PrimaryKey.Columns, nil
+	}
+	return model.UsableKey(), nil
 }
 
 // loadStates reads colcrypt_columns keyed by table and column.

@@ -83,30 +83,6 @@ func (e *Engine) resolveOnline(j *job, tables []*tableJob) error {
 	return nil
 }
 
-// recordedOnline reports whether the job prepared the table online.
-func (e *Engine) recordedOnline(ctx context.Context, jobID, table string) (bool, error) {
-	return e.recorded(ctx, jobID, table, captureRecord)
-}
-
-// recorded reports whether the job recorded a definition of that kind for
-// the table.
-func (e *Engine) recorded(ctx context.Context, jobID, table, kind string) (bool, error) {
-	ok, err := e.st.exists(ctx, ddlTableName)
-	if err != nil || !ok {
-		return false, err
-	}
-	recs, err := e.st.ddl(ctx, jobID, table)
-	if err != nil {
-		return false, err
-	}
-	for _, r := range recs {
-		if r.Kind == kind {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // prepareCapture records that the table is online, then adds its change
 // capture: the record comes first, so that a crash in between leaves a job
 // that knows to drop the capture on revert.

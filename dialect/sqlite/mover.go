@@ -528,13 +528,9 @@ var _ dialect.Rebuilder = Dialect{}
 // table: one for updates, one for inserts (SQLite's triggers have one
 // event each).
 func captureTriggers(table schema.TableName) []string {
-	prefix := ""
-	if table.Schema != "" {
-		prefix = quoteIdent(table.Schema) + "."
-	}
 	return []string{
-		prefix + quoteIdent(dialect.CapturePrefix+table.Name),
-		prefix + quoteIdent(dialect.CapturePrefix+table.Name+"__insert"),
+		qualifiedTrigger(table, dialect.CapturePrefix+table.Name),
+		qualifiedTrigger(table, dialect.CapturePrefix+table.Name+"__insert"),
 	}
 }
 

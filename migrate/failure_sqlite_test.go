@@ -276,13 +276,7 @@ func testCopyWriteFailsMidway(t *testing.T, inPlace bool) {
 	f.apply(p, opt)
 	f.wantJob(p, "done", migrate.StateEncrypted)
 	f.wantEncrypted("members", "email", "notes")
-	if vr := f.verify(p); !vr.OK() {
-		t.Fatalf("verify after cut-over: %v", vr.Err())
-	}
-	f.revert(p)
-	if d := before.diff(f.snapshot()); d != "" {
-		t.Fatalf("after apply and revert the database differs:\n%s", d)
-	}
+	f.wantVerifiedAndReverted(p, before, -1)
 }
 
 // TestCutoverStatementFails makes a statement of the cut-over's rebuild
@@ -399,11 +393,5 @@ func testCutoverStatementFails(t *testing.T, inPlace bool, setup, want, fix []st
 	}
 	f.wantJob(p, "done", migrate.StateEncrypted)
 	f.wantEncrypted("members", "email", "notes")
-	if vr := f.verify(p); !vr.OK() {
-		t.Fatalf("verify after cut-over: %v", vr.Err())
-	}
-	f.revert(p)
-	if d := before.diff(f.snapshot()); d != "" {
-		t.Fatalf("after apply and revert the database differs:\n%s", d)
-	}
+	f.wantVerifiedAndReverted(p, before, -1)
 }

@@ -305,6 +305,20 @@ func (f *fixture) columnExists(table, column string) bool {
 	return n > 0
 }
 
+// wantVerifiedAndReverted checks a finished job the way a DBA would: verify
+// passes (having checked values values, unless values is negative), then
+// revert gives back the database as it was before the job.
+func (f *fixture) wantVerifiedAndReverted(p *planner.Plan, before snapshot, values int64) {
+	f.t.Helper()
+	if vr := f.verify(p); !vr.OK() || (values >= 0 && vr.Values != values) {
+		f.t.Fatalf("verify after cut-over: %d values, %v; want %d values", vr.Values, vr.Err(), values)
+	}
+	f.revert(p)
+	if d := before.diff(f.snapshot()); d != "" {
+		f.t.Fatalf("after apply and revert the database differs:\n%s", d)
+	}
+}
+
 // tableExists reports whether the table exists now.
 func (f *fixture) tableExists(table string) bool {
 	f.t.Helper()

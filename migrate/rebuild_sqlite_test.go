@@ -125,13 +125,7 @@ func TestNullablePrimaryKey(t *testing.T) {
 			before := f.snapshot()
 			f.apply(p, migrate.Options{InPlace: inPlace, BatchRows: 2})
 			f.wantEncrypted("tags", "secret")
-			if vr := f.verify(p); !vr.OK() || vr.Values != 4 {
-				t.Fatalf("verify after apply: %d values, %v; want the 4 non-NULL secrets", vr.Values, vr.Err())
-			}
-			f.revert(p)
-			if d := before.diff(f.snapshot()); d != "" {
-				t.Fatalf("after apply and revert the database differs:\n%s", d)
-			}
+			f.wantVerifiedAndReverted(p, before, 4) // the non-NULL secrets
 		})
 	}
 }
@@ -161,13 +155,7 @@ func TestResumeKeepsRecordedKey(t *testing.T) {
 		`UPDATE colcrypt_job SET phase = 'prepare'`)
 	f.apply(p, migrate.Options{BatchRows: 50})
 	f.wantEncrypted("tags", "secret")
-	if vr := f.verify(p); !vr.OK() || vr.Values != 300 {
-		t.Fatalf("verify after the resumed job: %d values, %v", vr.Values, vr.Err())
-	}
-	f.revert(p)
-	if d := before.diff(f.snapshot()); d != "" {
-		t.Fatalf("after apply and revert the database differs:\n%s", d)
-	}
+	f.wantVerifiedAndReverted(p, before, 300)
 }
 
 // TestRefusesNewerJobRecords: a job whose recorded definitions include a

@@ -65,6 +65,10 @@ type Limits struct {
 	ValueBytes int64
 	// Columns is the most columns a table may have.
 	Columns int
+	// CutoverRebuilds says an in-place cut-over writes the whole table
+	// again (SQLite cannot change a column's type), so that for a while
+	// the table exists twice.
+	CutoverRebuilds bool
 }
 
 // Codec turns the values of one column into canonical plaintext bytes

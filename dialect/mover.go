@@ -138,11 +138,14 @@ type SwapColumn struct {
 	Plaintext string // on Swap with KeepPlaintext: the name the plaintext column gets
 }
 
-// Rebuilder is implemented by engines whose cut-over must rebuild the table
-// anyway (SQLite cannot change a column's type in place). An offline job
-// then builds the rebuilt table during the copy, chunk by chunk, and the
-// cut-over only drops the old table and renames the new one: every row is
-// written once instead of twice, and the cut-over's transaction is short.
+// Rebuilder is implemented by engines for which writing a new table costs
+// less than changing every row of the old one: SQLite, whose cut-over must
+// rebuild the table anyway (it cannot change a column's type in place), and
+// PostgreSQL, where an UPDATE writes a new version of the row and of its
+// index entries. An offline job then builds the rebuilt table during the
+// copy, chunk by chunk, and the cut-over only drops the old table and
+// renames the new one: every row is written once instead of twice, and the
+// cut-over's transaction is short.
 type Rebuilder interface {
 	// RebuildName names the table built beside table.
 	RebuildName(table schema.TableName) schema.TableName
@@ -154,6 +157,11 @@ type Rebuilder interface {
 	PrepareRebuild(ctx context.Context, db *sql.DB, ts TableSwap, refusal string) error
 	// DropRebuild drops whatever exists of what PrepareRebuild created.
 	DropRebuild(ctx context.Context, db *sql.DB, table schema.TableName) error
+	// FinishRebuild runs once the copy has filled the rebuilt table and
+	// before verify reads it: what was cheaper to build after the rows than
+	// during the copy (PostgreSQL: the table's indexes other than the
+	// key's, and statistics). It does nothing already done.
+	FinishRebuild(ctx context.Context, db *sql.DB, table schema.TableName) error
 	// RebuildChunk copies, in tx, every row of the table with
 	// Lo < key <= Hi (nil: unbounded) into the rebuilt table: the columns
 	// named in Set (the rebuilt table's names: encrypted columns and their

@@ -261,6 +261,9 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 		if err == nil {
 			err = e.catchUpAll(ctx, tables) // online tables only
 		}
+		if err == nil {
+			err = e.finishRebuilds(ctx, tables)
+		}
 	case phaseVerified:
 		res.Verify, err = e.verifyAll(ctx, j.ID, tables, false)
 		if err == nil {

@@ -53,6 +53,23 @@ func (e *Engine) dropRebuild(ctx context.Context, t *tableJob) error {
 	})
 }
 
+// finishRebuilds completes the replacements the copy filled (their other
+// indexes, on PostgreSQL) before verify reads them.
+func (e *Engine) finishRebuilds(ctx context.Context, tables []*tableJob) error {
+	r, ok := e.d.(dialect.Rebuilder)
+	for _, t := range tables {
+		if !t.rebuild || !ok {
+			continue
+		}
+		if err := e.ddl(ctx, "finish the replacement of "+t.name, func(ctx context.Context) error {
+			return r.FinishRebuild(ctx, e.db, t.tn)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // rebuiltExists reports whether the table's replacement is still there: the
 // cut-over has not swapped it in.
 func (e *Engine) rebuiltExists(ctx context.Context, t *tableJob) (bool, error) {

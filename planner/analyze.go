@@ -115,14 +115,12 @@ func newTableReport(t *Target, d dialect.Dialect) *TableReport {
 	return tr
 }
 
-// rebuildPeak corrects the peak size of a table on an engine that rebuilds
-// it (SQLite): an offline job builds the replacement beside the table, so
-// both coexist until the cut-over drops the table; otherwise the cut-over
-// rebuilds the table, columns added by the job included, into a new one.
+// rebuildPeak corrects the peak size of a table that exists twice for a
+// while: an offline job building the replacement beside the table
+// (dialect.Rebuilder), both kept until the cut-over drops the table, or an
+// in-place cut-over that rebuilds the table, columns added by the job
+// included, into a new one (SQLite).
 func rebuildPeak(d dialect.Dialect, p *Plan, tr *TableReport) {
-	if _, ok := d.(dialect.Rebuilder); !ok {
-		return
-	}
 	var planned []string
 	for _, c := range tr.Columns {
 		planned = append(planned, c.Name)
@@ -131,7 +129,9 @@ func rebuildPeak(d dialect.Dialect, p *Plan, tr *TableReport) {
 		tr.BytesPeak = tr.BytesNow + tr.BytesAfter
 		return
 	}
-	tr.BytesPeak += tr.BytesAfter
+	if d.Limits().CutoverRebuilds {
+		tr.BytesPeak += tr.BytesAfter
+	}
 }
 
 // replacementConflict blocks an offline job on an engine that builds the

@@ -4,7 +4,8 @@ import (
 	"testing"
 
 	"github.com/colcrypt/colcrypt/dialect"
-	_ "github.com/colcrypt/colcrypt/dialect/sqlite" // an engine that rebuilds tables
+	_ "github.com/colcrypt/colcrypt/dialect/postgres" // engines that rebuild tables
+	_ "github.com/colcrypt/colcrypt/dialect/sqlite"
 	"github.com/colcrypt/colcrypt/schema"
 )
 
@@ -16,7 +17,22 @@ func TestReadOnlyRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pg, err := dialect.Get("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
 	offline := func(*Job) {}
+	withView := func() *schema.Table {
+		c := customers()
+		c.Unmovable = []string{"rule _RETURN on view customer_ids"}
+		return c
+	}
+	withoutKey := func() *schema.Table {
+		c := customers()
+		c.PrimaryKey = nil
+		c.Indexes = nil
+		return c
+	}
 	online := func(j *Job) { j.Online = true }
 	withFK := func() *schema.Table {
 		cust, _ := ordersReferencingSSN() // orders.customer_ssn → customers.ssn
@@ -36,6 +52,11 @@ func TestReadOnlyRule(t *testing.T) {
 		{"SQLite, the key is planned", lite, offline, customers(), "id", false},
 		{"SQLite, a foreign key references the planned column", lite, offline, withFK(), "ssn", false},
 		{"SQLite, a foreign key references another column", lite, offline, withFK(), "email", true},
+		{"PostgreSQL, offline", pg, offline, customers(), "email", true},
+		{"PostgreSQL, online", pg, online, customers(), "email", false},
+		{"PostgreSQL, a view bound to the table", pg, offline, withView(), "email", false},
+		{"PostgreSQL, no key: a row-id column is added in place", pg, offline, withoutKey(), "email", false},
+		{"SQLite, no key: paged by rowid", lite, offline, withoutKey(), "email", true},
 		{"SQL Server, offline", sqlServer(t), offline, customers(), "email", false},
 	}
 	for _, tc := range tests {

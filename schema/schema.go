@@ -54,6 +54,12 @@ type Table struct {
 	// Dependents are views, computed columns and schema-bound objects that
 	// depend on columns of this table.
 	Dependents []*Dependent
+	// Unmovable lists what binds to this very table rather than to its
+	// name, or what a new table built beside it could not take over, so
+	// that only an in-place job keeps it (PostgreSQL: a view, a trigger, a
+	// policy, a publication, inheritance, its row type used elsewhere).
+	// Empty where the engine binds such objects by name (SQLite).
+	Unmovable []string
 
 	// RowCount is the catalog's estimate; sizing counts exactly.
 	RowCount int64

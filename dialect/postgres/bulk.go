@@ -37,6 +37,46 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 	if len(u.Rows) == 0 {
 		return nil
 	}
+	st, err := d.stage(u)
+	if err != nil {
+		return err
+	}
+	set := make([]string, len(u.Set))
+	for j, c := range u.Set {
+		set[j] = d.Quote(c) + " = " + st.values[j]
+	}
+	where := st.join
+	if u.Guard != "" {
+		where = append(where, "t."+d.Quote(u.Guard)+" = v.g")
+	}
+	if bounds, ok := d.keyBounds(u, len(st.args)); ok {
+		st.args = append(st.args, bounds.args...)
+		where = append(where, bounds.conds...)
+	}
+	q := "UPDATE " + d.QuoteTable(u.Table) + " AS t SET " + strings.Join(set, ", ") +
+		" FROM " + st.from() + " WHERE " + strings.Join(where, " AND ")
+	if _, err := tx.ExecContext(ctx, q, st.args...); err != nil {
+		return fmt.Errorf("bulk update of %s: %w", u.Table, err)
+	}
+	return nil
+}
+
+// staged is an Update's rows as array parameters: unnest(arrays) AS
+// v(names) gives them back as rows, join matches them to the table aliased
+// t on the key, and values[j] is the expression of Set[j] (a v column, an
+// untyped NULL, or its SetExpr around one). A Guard's values are v.g.
+type staged struct {
+	args          []any
+	arrays, names []string
+	join, values  []string
+}
+
+func (s *staged) from() string {
+	return "unnest(" + strings.Join(s.arrays, ", ") + ") AS v(" + strings.Join(s.names, ", ") + ")"
+}
+
+// stage checks the rows of u and turns them into arrays, one per column.
+func (d Dialect) stage(u dialect.Update) (*staged, error) {
 	nk := len(u.Key)
 	guard := 0
 	if u.Guard != "" {
@@ -44,18 +84,15 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 	}
 	for i, row := range u.Rows {
 		if len(row) != nk+len(u.Set)+guard {
-			return fmt.Errorf("bulk update of %s: row %d has %d values, want %d key, %d set and %d guard values",
+			return nil, fmt.Errorf("bulk update of %s: row %d has %d values, want %d key, %d set and %d guard values",
 				u.Table, i+1, len(row), nk, len(u.Set), guard)
 		}
 	}
-	var (
-		args                      []any
-		arrays, names, set, where []string
-	)
+	s := &staged{}
 	addArray := func(arr any, typ, name string) {
-		args = append(args, arr)
-		arrays = append(arrays, "$"+strconv.Itoa(len(args))+typ)
-		names = append(names, name)
+		s.args = append(s.args, arr)
+		s.arrays = append(s.arrays, "$"+strconv.Itoa(len(s.args))+typ)
+		s.names = append(s.names, name)
 	}
 	for i, k := range u.Key {
 		declared := ""
@@ -64,16 +101,16 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 		}
 		arr, typ, err := keyArray(u.Rows, i, declared)
 		if err != nil {
-			return fmt.Errorf("bulk update of %s: key column %s: %w", u.Table, k, err)
+			return nil, fmt.Errorf("bulk update of %s: key column %s: %w", u.Table, k, err)
 		}
 		name := "k" + strconv.Itoa(i+1)
 		addArray(arr, typ, name)
-		where = append(where, "t."+d.Quote(k)+" = v."+name)
+		s.join = append(s.join, "t."+d.Quote(k)+" = v."+name)
 	}
 	for j, c := range u.Set {
 		arr, typ, err := valueArray(u.Rows, nk+j)
 		if err != nil {
-			return fmt.Errorf("bulk update of %s: column %s: %w", u.Table, c, err)
+			return nil, fmt.Errorf("bulk update of %s: column %s: %w", u.Table, c, err)
 		}
 		// A column that is NULL in every row of the chunk gets an untyped
 		// NULL: a typed array of NULLs could not be assigned to a column of
@@ -87,29 +124,18 @@ func (d Dialect) BulkUpdate(ctx context.Context, tx dialect.Querier, u dialect.U
 		if j < len(u.SetExpr) && u.SetExpr[j] != nil {
 			expr = u.SetExpr[j](expr)
 		}
-		set = append(set, d.Quote(c)+" = "+expr)
+		s.values = append(s.values, expr)
 	}
 	if guard == 1 {
 		g := nk + len(u.Set)
 		for i, row := range u.Rows {
 			if _, ok := row[g].(int64); !ok {
-				return fmt.Errorf("bulk update of %s: row %d: guard value of type %T, want int64", u.Table, i+1, row[g])
+				return nil, fmt.Errorf("bulk update of %s: row %d: guard value of type %T, want int64", u.Table, i+1, row[g])
 			}
 		}
 		addArray(collect[int64](u.Rows, g), "::bigint[]", "g")
-		where = append(where, "t."+d.Quote(u.Guard)+" = v.g")
 	}
-	if bounds, ok := d.keyBounds(u, len(args)); ok {
-		args = append(args, bounds.args...)
-		where = append(where, bounds.conds...)
-	}
-	q := "UPDATE " + d.QuoteTable(u.Table) + " AS t SET " + strings.Join(set, ", ") +
-		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +
-		" WHERE " + strings.Join(where, " AND ")
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("bulk update of %s: %w", u.Table, err)
-	}
-	return nil
+	return s, nil
 }
 
 // rangeBounds are the conditions bounding an update's key to its chunk,

@@ -23,11 +23,17 @@ const maxIdentBytes = 63
 // and the table name, or when that is too long a cut of it with a hash of
 // the whole, so that the name stays unique.
 func captureName(table schema.TableName) string {
-	name := dialect.CapturePrefix + table.Name
+	return boundedIdent(dialect.CapturePrefix+table.Name, table.Name)
+}
+
+// boundedIdent is name when it fits PostgreSQL's identifier limit, and
+// otherwise a cut of it ending with a hash of from, the object's own name,
+// so that names made for two long names sharing a prefix stay apart.
+func boundedIdent(name, from string) string {
 	if len(name) <= maxIdentBytes {
 		return name
 	}
-	sum := sha256.Sum256([]byte(table.Name))
+	sum := sha256.Sum256([]byte(from))
 	suffix := "_" + hex.EncodeToString(sum[:4])
 	cut := maxIdentBytes - len(suffix)
 	for cut > 0 && !isRuneStart(name[cut]) {
@@ -81,14 +87,10 @@ func (d Dialect) captureSQL(table schema.TableName, planned []string) []string {
 		"  END IF;\n" +
 		"  RETURN NEW;\n" +
 		"END\n"
-	tag := "$colcrypt$"
-	for i := 1; strings.Contains(body, tag); i++ {
-		tag = fmt.Sprintf("$colcrypt%d$", i)
-	}
 	return []string{
 		"ALTER TABLE " + qt + " ADD COLUMN IF NOT EXISTS " + version + " bigint NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS " +
 			d.Quote(dialect.EncVersionColumn) + " bigint",
-		"CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS " + tag + body + tag,
+		"CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS " + dollarQuote(body),
 		"DROP TRIGGER IF EXISTS " + d.Quote(name) + " ON " + qt,
 		"CREATE TRIGGER " + d.Quote(name) + " BEFORE INSERT OR UPDATE ON " + qt + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()",
 	}
@@ -121,4 +123,14 @@ func (d Dialect) DropCapture(ctx context.Context, db *sql.DB, table schema.Table
 		return fmt.Errorf("drop change capture of %s: %w", table, err)
 	}
 	return nil
+}
+
+// dollarQuote quotes a function body with a dollar-quote tag it does not
+// contain.
+func dollarQuote(body string) string {
+	tag := "$colcrypt$"
+	for i := 1; strings.Contains(body, tag); i++ {
+		tag = fmt.Sprintf("$colcrypt%d$", i)
+	}
+	return tag + body + tag
 }

@@ -60,6 +60,7 @@ func (r *catalogReader) read(ctx context.Context, name schema.TableName) (*schem
 		{"views", r.views},
 		{"computed columns", r.computedColumns},
 		{"functions and policies", r.otherDependents},
+		{"objects bound to the table", r.unmovable},
 	}
 	for _, s := range steps {
 		if err := s.f(ctx); err != nil {
@@ -567,3 +568,53 @@ func scanJSON(src any, dst any) error {
 	}
 	return nil
 }
+
+// unmovable reads what a table built beside this one and renamed in its
+// place (dialect.Rebuilder) could not take over, one description each:
+// objects bound to the table's OID (views and rules, triggers, policies,
+// publications, extended statistics), objects using its row type, and
+// properties the rebuild does not copy. Its own indexes, constraints,
+// defaults and sequences, foreign keys from other tables, owner, grants,
+// comment and storage parameters are carried over; colcrypt's read-only
+// triggers are its own.
+func (r *catalogReader) unmovable(ctx context.Context) error {
+	return r.query(ctx, unmovableSQL, func(rows *sql.Rows) error {
+		var what string
+		if err := rows.Scan(&what); err != nil {
+			return err
+		}
+		r.t.Unmovable = append(r.t.Unmovable, what)
+		return nil
+	})
+}
+
+// unmovableSQL lists what unmovable describes, for the table of OID $1.
+const unmovableSQL = `
+SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0)
+FROM pg_catalog.pg_depend d
+WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1
+  AND d.classid NOT IN ('pg_catalog.pg_type'::regclass, 'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_attrdef'::regclass)
+  AND NOT (d.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class o WHERE o.oid = d.objid AND o.relkind IN ('i', 'I', 'S', 't')))
+  AND NOT (d.classid = 'pg_catalog.pg_trigger'::regclass AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.oid = d.objid AND g.tgname LIKE '` + readonlyPrefix + `%'))
+UNION
+SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' (uses its row type)'
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_class c ON c.oid = $1
+WHERE d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = c.reltype AND d.deptype <> 'i'
+UNION
+SELECT 'inheritance (' || i.inhrelid::regclass::text || ' inherits from ' || i.inhparent::regclass::text || ')'
+FROM pg_catalog.pg_inherits i WHERE i.inhrelid = $1 OR i.inhparent = $1
+UNION
+SELECT p.what FROM pg_catalog.pg_class c, LATERAL (VALUES
+  (c.relkind <> 'r', 'partitioned table'),
+  (c.relpersistence <> 'p', 'unlogged or temporary table'),
+  (c.reltablespace <> 0, 'tablespace other than the database default'),
+  (c.relrowsecurity, 'row-level security'),
+  (c.relreplident <> 'd', 'replica identity other than the default')) AS p(on_, what)
+WHERE c.oid = $1 AND p.on_
+UNION
+SELECT 'privileges on column ' || a.attname
+FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attacl IS NOT NULL AND NOT a.attisdropped
+ORDER BY 1`

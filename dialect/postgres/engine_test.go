@@ -283,8 +283,10 @@ tables:
 
 // engineRun is one database with a plan and a keystore.
 type engineRun struct {
-	db  *sql.DB
-	eng func() *migrate.Engine
+	db   *sql.DB
+	plan string // its path
+	opt  migrate.Options
+	eng  func() *migrate.Engine
 }
 
 func newEngineRun(t *testing.T, tables string, ddl ...string) *engineRun {
@@ -307,13 +309,15 @@ func newEngineRun(t *testing.T, tables string, ddl ...string) *engineRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &engineRun{db: db, eng: func() *migrate.Engine {
-		e, err := migrate.New(p, d, db, ks, migrate.Options{})
+	r := &engineRun{db: db, plan: planPath}
+	r.eng = func() *migrate.Engine {
+		e, err := migrate.New(p, d, db, ks, r.opt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return e
-	}}
+	}
+	return r
 }
 
 // TestEngineCompositeKey runs the engine on a table keyed by (uuid, text)

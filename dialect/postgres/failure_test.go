@@ -86,6 +86,9 @@ type failureRun struct {
 	admin *sql.DB // the test's: killer, lock holder, catalog checks
 	plan  *planner.Plan
 	ks    *keystore.Keystore
+	// inPlace runs the job as it runs on a table the offline rebuild
+	// cannot move: ciphertext columns added to the table.
+	inPlace bool
 }
 
 func newFailureRun(t *testing.T, rows int) *failureRun {
@@ -130,6 +133,7 @@ func withApplicationName(dsn, name string) string {
 
 func (r *failureRun) engine(opt migrate.Options) *migrate.Engine {
 	r.t.Helper()
+	opt.InPlace = opt.InPlace || r.inPlace
 	e, err := migrate.New(r.plan, postgres.Dialect{}, r.db, r.ks, opt)
 	if err != nil {
 		r.t.Fatal(err)
@@ -353,14 +357,22 @@ func (k *killer) stop(t *testing.T) int64 {
 // enough for the killer to find it however fast the machine: the kills
 // land mid-chunk every run. The trigger is created after the plan was
 // checked and dropped before cut-over; it touches no column.
-var slowChunkWrites = []string{
-	`CREATE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+// In place the chunks update accounts; otherwise they insert into its
+// replacement.
+func slowChunkWrites(inPlace bool) []string {
+	on := "AFTER INSERT ON accounts__colcrypt_new"
+	if inPlace {
+		on = "AFTER UPDATE ON accounts"
+	}
+	return []string{
+		`CREATE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
 		PERFORM pg_sleep(0.05);
 		RETURN NULL;
 	END
 	$$`,
-	`CREATE TRIGGER slow_chunk_writes AFTER UPDATE ON accounts FOR EACH STATEMENT EXECUTE FUNCTION slow_statement()`,
+		`CREATE TRIGGER slow_chunk_writes ` + on + ` FOR EACH STATEMENT EXECUTE FUNCTION slow_statement()`,
+	}
 }
 
 // TestApplySurvivesKilledConnections kills the engine's connections while
@@ -378,14 +390,17 @@ func TestApplySurvivesKilledConnections(t *testing.T) {
 		// land inside a chunk's write. (An idle pooled connection that
 		// was killed may instead be found dead by the pool's ping.)
 		chunkRetries bool
+		inPlace      bool
 	}{
-		// A chunk's bulk UPDATE, while it runs: the chunk's transaction
-		// is lost and the chunk must be written again.
-		{"chunk write in flight", `state = 'active' AND query LIKE 'UPDATE "public"."accounts" AS t SET %'`, true},
+		// A chunk's bulk UPDATE, or its INSERT into the replacement, while
+		// it runs: the chunk's transaction is lost and the chunk must be
+		// written again.
+		{"chunk write in flight, in place", `state = 'active' AND query LIKE 'UPDATE "public"."accounts" AS t SET %'`, true, true},
+		{"chunk write in flight, rebuilt", `state = 'active' AND query LIKE 'INSERT INTO "public"."accounts__colcrypt_new" %'`, true, false},
 		// Every connection of the job, busy or idle in the pool, once the
 		// first chunk is recorded: whatever the engine does next on a
 		// pooled connection meets a dead one.
-		{"every connection of the job", `EXISTS (SELECT 1 FROM colcrypt_chunks)`, false},
+		{"every connection of the job", `EXISTS (SELECT 1 FROM colcrypt_chunks)`, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -396,9 +411,10 @@ func TestApplySurvivesKilledConnections(t *testing.T) {
 			// kills are done: the test is the same on any machine.
 			const kills = 4
 			r := newFailureRun(t, rows)
+			r.inPlace = tc.inPlace
 			catalog := catalogSnapshot(t, r.admin, "accounts")
 			r.apply(migrate.Options{Until: "prepare"})
-			exec(t, r.admin, slowChunkWrites...)
+			exec(t, r.admin, slowChunkWrites(tc.inPlace)...)
 
 			log := newRetryLog()
 			k := startKiller(t.Context(), r.admin, tc.filter, kills)
@@ -433,7 +449,7 @@ func TestApplySurvivesKilledConnections(t *testing.T) {
 			r.wantPlaintextIntact()
 			r.wantVerified("after the copy")
 
-			exec(t, r.admin, `DROP TRIGGER slow_chunk_writes ON accounts`)
+			exec(t, r.admin, `DROP TRIGGER slow_chunk_writes ON `+map[bool]string{true: "accounts", false: "accounts__colcrypt_new"}[tc.inPlace])
 			if res := r.apply(migrate.Options{}); res.Phase != "done" || res.Verify == nil || !res.Verify.OK() {
 				t.Fatalf("apply after the copy: phase %q, verify %+v", res.Phase, res.Verify)
 			}
@@ -564,13 +580,23 @@ func (r *failureRun) wantUntouchedBeforeCutover(catalog map[string]string) {
 	if !maps.Equal(got, catalog) {
 		r.t.Errorf("a failed cut-over changed the catalog:\n%s", diffSnapshots(catalog, got))
 	}
-	for col, want := range map[string]string{
-		"email": "character varying(64) NULL", "email__colcrypt": "bytea NULL",
-		"ssn": "character(11) NOT NULL", "ssn__colcrypt": "bytea NULL",
-		"note": "text NULL", "note__colcrypt": "bytea NULL", "note_iv": "bytea NULL",
-	} {
-		if got["column accounts."+col] != want {
-			r.t.Errorf("after a failed cut-over accounts.%s is %q, want %q", col, got["column accounts."+col], want)
+	want := map[string]string{
+		"accounts.email": "character varying(64) NULL", "accounts.ssn": "character(11) NOT NULL", "accounts.note": "text NULL",
+	}
+	if r.inPlace {
+		maps.Copy(want, map[string]string{
+			"accounts.email__colcrypt": "bytea NULL", "accounts.ssn__colcrypt": "bytea NULL",
+			"accounts.note__colcrypt": "bytea NULL", "accounts.note_iv": "bytea NULL"})
+	} else {
+		// The replacement is as the copy left it, under its own name.
+		maps.Copy(got, catalogSnapshot(r.t, r.admin, "accounts__colcrypt_new"))
+		maps.Copy(want, map[string]string{
+			"accounts__colcrypt_new.email": "bytea NULL", "accounts__colcrypt_new.ssn": "bytea NOT NULL",
+			"accounts__colcrypt_new.note": "bytea NULL", "accounts__colcrypt_new.note_iv": "bytea NULL"})
+	}
+	for col, want := range want {
+		if got["column "+col] != want {
+			r.t.Errorf("after a failed cut-over %s is %q, want %q", col, got["column "+col], want)
 		}
 	}
 	r.wantPlaintextIntact()
@@ -638,54 +664,57 @@ func TestCutoverWaitsOutALock(t *testing.T) {
 		r.wantRevertedToOriginal(catalog)
 	})
 
-	t.Run("lock held past the deadline", func(t *testing.T) {
-		t.Parallel()
-		r := newFailureRun(t, rows)
-		catalog := catalogSnapshot(t, r.admin, "accounts")
-		r.apply(migrate.Options{Until: "verify"})
-		verified := catalogSnapshot(t, r.admin, "accounts")
-		release := cutoverLockHolder(t, r.admin, lock)
+	for _, inPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lock held past the deadline, in place %t", inPlace), func(t *testing.T) {
+			t.Parallel()
+			r := newFailureRun(t, rows)
+			r.inPlace = inPlace
+			catalog := catalogSnapshot(t, r.admin, "accounts")
+			r.apply(migrate.Options{Until: "verify"})
+			verified := catalogSnapshot(t, r.admin, "accounts")
+			release := cutoverLockHolder(t, r.admin, lock)
 
-		// Past the first lock timeout (5 s) and its retry, well short of
-		// the whole budget.
-		const deadline = 7 * time.Second
-		log := newRetryLog()
-		ctx, cancel := context.WithTimeout(t.Context(), deadline)
-		defer cancel()
-		start := time.Now()
-		_, err := r.engine(migrate.Options{Log: log.logger()}).Apply(ctx)
-		took := time.Since(start)
-		t.Logf("apply gave up after %v: %v", took.Round(time.Millisecond), err)
-		if err == nil {
-			t.Fatal("apply went through a cut-over while another session held a lock on the table")
-		}
-		msg := strings.ToLower(err.Error())
-		for _, want := range []string{"cut-over", "accounts", "lock"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("the error does not say %q: %v", want, err)
+			// Past the first lock timeout (5 s) and its retry, well short of
+			// the whole budget.
+			const deadline = 7 * time.Second
+			log := newRetryLog()
+			ctx, cancel := context.WithTimeout(t.Context(), deadline)
+			defer cancel()
+			start := time.Now()
+			_, err := r.engine(migrate.Options{Log: log.logger()}).Apply(ctx)
+			took := time.Since(start)
+			t.Logf("apply gave up after %v: %v", took.Round(time.Millisecond), err)
+			if err == nil {
+				t.Fatal("apply went through a cut-over while another session held a lock on the table")
 			}
-		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("the error does not wrap the deadline that ended the wait: %v", err)
-		}
-		if took > deadline+3*time.Second {
-			t.Errorf("apply returned %v after its deadline", took-deadline)
-		}
-		if n := log.count("cut-over"); n == 0 {
-			t.Errorf("the cut-over was not retried after the lock timeout; retries: %v", log.all())
-		}
-		r.wantUntouchedBeforeCutover(verified)
-		r.wantVerified("after the cut-over gave up")
+			msg := strings.ToLower(err.Error())
+			for _, want := range []string{"cut-over", "accounts", "lock"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("the error does not say %q: %v", want, err)
+				}
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("the error does not wrap the deadline that ended the wait: %v", err)
+			}
+			if took > deadline+3*time.Second {
+				t.Errorf("apply returned %v after its deadline", took-deadline)
+			}
+			if n := log.count("cut-over"); n == 0 {
+				t.Errorf("the cut-over was not retried after the lock timeout; retries: %v", log.all())
+			}
+			r.wantUntouchedBeforeCutover(verified)
+			r.wantVerified("after the cut-over gave up")
 
-		release()
-		res := r.apply(migrate.Options{})
-		if res.Phase != "done" {
-			t.Errorf("apply after the lock was released ended at phase %q, want done", res.Phase)
-		}
-		r.wantJob("done", migrate.StateEncrypted)
-		r.wantVerified("after cut-over")
-		r.wantRevertedToOriginal(catalog)
-	})
+			release()
+			res := r.apply(migrate.Options{})
+			if res.Phase != "done" {
+				t.Errorf("apply after the lock was released ended at phase %q, want done", res.Phase)
+			}
+			r.wantJob("done", migrate.StateEncrypted)
+			r.wantVerified("after cut-over")
+			r.wantRevertedToOriginal(catalog)
+		})
+	}
 }
 
 // TestCutoverStatementFails makes one statement of the cut-over's
@@ -703,6 +732,7 @@ func TestCutoverStatementFails(t *testing.T) {
 		// cut-over, "" when verify must pass.
 		unverified string
 		fix        []string
+		inPlace    bool
 	}{
 		{
 			// DROP COLUMN email fails, first thing in the swap: the view
@@ -713,10 +743,28 @@ func TestCutoverStatementFails(t *testing.T) {
 			fix:   []string{`DROP VIEW account_emails`},
 		},
 		{
+			name:    "view on the plaintext column, in place",
+			setup:   []string{`CREATE VIEW account_emails AS SELECT id, email FROM accounts`},
+			want:    []string{"cut-over", "accounts", "email", "account_emails"},
+			fix:     []string{`DROP VIEW account_emails`},
+			inPlace: true,
+		},
+		{
+			// A view on another column does not stop the in-place swap,
+			// but it is bound to the table itself: DROP TABLE fails, in
+			// the middle of the swap of a rebuilt table.
+			name:  "view on another column of a rebuilt table",
+			setup: []string{`CREATE VIEW account_ids AS SELECT id FROM accounts`},
+			want:  []string{"cut-over", "accounts", "account_ids"},
+			fix:   []string{`DROP VIEW account_ids`},
+		},
+		{
 			// A row written after the copy has no ciphertext: the drop
 			// and the renames succeed, then SET NOT NULL on ssn fails,
-			// late in the transaction.
-			name: "row without ciphertext under NOT NULL",
+			// late in the transaction. (A rebuilt table is read-only:
+			// the INSERT would fail.)
+			name:    "row without ciphertext under NOT NULL",
+			inPlace: true,
 			setup: []string{
 				`INSERT INTO accounts (id, ssn, email, note) VALUES (1000000, 'late-row', 'late@example.com', 'late')`,
 				`INSERT INTO accounts_orig (id, ssn, email, note) VALUES (1000000, 'late-row', 'late@example.com', 'late')`,
@@ -738,6 +786,7 @@ func TestCutoverStatementFails(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newFailureRun(t, rows)
+			r.inPlace = tc.inPlace
 			catalog := catalogSnapshot(t, r.admin, "accounts")
 			r.apply(migrate.Options{Until: "verify"})
 			exec(t, r.admin, tc.setup...)

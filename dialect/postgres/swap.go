@@ -128,21 +128,35 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 	if err := s.exec(ctx, "set lock_timeout", setLockTimeout); err != nil {
 		return err
 	}
+	// The columns still to swap: those whose Temp column (ciphertext on
+	// Swap, restored plaintext on Unswap) is still there, or every column
+	// of a table whose replacement is still there.
+	pending := make([][]dialect.SwapColumn, len(group))
+	anyPending := false
+	var tables []string
+	for i, ts := range group {
+		tables = append(tables, s.d.QuoteTable(ts.Table.Name))
+		if forward && ts.Rebuilt {
+			oid, err := s.d.regclass(ctx, s.tx, s.d.RebuildName(ts.Table.Name))
+			if err != nil {
+				return err
+			}
+			if oid != 0 {
+				tables = append(tables, s.d.QuoteTable(s.d.RebuildName(ts.Table.Name)))
+				pending[i], anyPending = ts.Columns, true
+			}
+		}
+	}
 	// Every lock up front, before any change: the lock timeout covers each
 	// wait, and no later statement has to upgrade a weaker lock that
 	// another session's lock request is already queued behind.
-	var tables []string
-	for _, ts := range group {
-		tables = append(tables, s.d.QuoteTable(ts.Table.Name))
-	}
 	if err := s.exec(ctx, "lock tables", "LOCK TABLE "+strings.Join(tables, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return err
 	}
-	// The columns still to swap: those whose Temp column (ciphertext on
-	// Swap, restored plaintext on Unswap) is still there.
-	pending := make([][]dialect.SwapColumn, len(group))
-	anyPending := false
 	for i, ts := range group {
+		if forward && ts.Rebuilt {
+			continue
+		}
 		live, err := s.columns(ctx, ts.Table.Name)
 		if err != nil {
 			return err
@@ -182,9 +196,12 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 			continue
 		}
 		var err error
-		if forward {
+		switch {
+		case forward && ts.Rebuilt:
+			err = s.swapRebuilt(ctx, ts, fks)
+		case forward:
 			err = s.swapTable(ctx, ts, pending[i])
-		} else {
+		default:
 			err = s.unswapTable(ctx, ts, pending[i])
 		}
 		if err != nil {

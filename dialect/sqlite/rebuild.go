@@ -123,6 +123,10 @@ func (d Dialect) DropRebuild(ctx context.Context, db *sql.DB, table schema.Table
 	return err
 }
 
+// FinishRebuild implements dialect.Rebuilder: SQLite's cut-over builds the
+// indexes, as its rebuild of the table always did.
+func (Dialect) FinishRebuild(context.Context, *sql.DB, schema.TableName) error { return nil }
+
 // keyRange is the condition Lo < key <= Hi on the key expressions (row
 // values for a key of several columns, which SQLite searches its index
 // by), or "" for the whole table.

@@ -78,7 +78,7 @@ func (Dialect) CiphertextType(int64) string { return "BLOB" }
 
 // Limits implements dialect.Dialect with SQLite's compiled-in defaults.
 func (Dialect) Limits() dialect.Limits {
-	return dialect.Limits{RowBytes: 0, ValueBytes: maxValueBytes, Columns: maxColumns}
+	return dialect.Limits{RowBytes: 0, ValueBytes: maxValueBytes, Columns: maxColumns, CutoverRebuilds: true}
 }
 
 // splitDSN splits a DSN into its path part, whether it is a file: URI, and

@@ -1,0 +1,252 @@
+package postgres_test
+
+import (
+	"database/sql"
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// boundFixture is a table with what binds to it besides its columns: a
+// serial key, an identity column, a generated column, a check, a unique
+// key, a partial expression index, foreign keys to another table, to
+// itself and from another table, grants, comments and a storage
+// parameter. An offline job builds its replacement and swaps it in; every
+// one of these must come through the swap as an in-place job leaves it.
+var boundFixture = []string{
+	`CREATE TABLE parent (id int PRIMARY KEY)`,
+	`INSERT INTO parent SELECT generate_series(1, 10)`,
+	`CREATE TABLE acct (
+		id bigserial PRIMARY KEY,
+		n int GENERATED ALWAYS AS IDENTITY (START WITH 100 INCREMENT BY 5),
+		parent_id int CONSTRAINT acct_parent_fk REFERENCES parent (id) ON DELETE CASCADE,
+		email varchar(64) NOT NULL,
+		code text CONSTRAINT acct_code_key UNIQUE,
+		total numeric(10,2) DEFAULT 0 CONSTRAINT acct_total_check CHECK (total >= 0),
+		doubled numeric GENERATED ALWAYS AS (total * 2) STORED,
+		prev bigint CONSTRAINT acct_prev_fk REFERENCES acct (id)
+	) WITH (fillfactor = 80)`,
+	`CREATE INDEX acct_code_lower_idx ON acct (lower(code)) WHERE code IS NOT NULL`,
+	`CREATE TABLE child (id int PRIMARY KEY, acct_id bigint CONSTRAINT child_acct_fk REFERENCES acct (id))`,
+	`COMMENT ON TABLE acct IS 'customer accounts'`,
+	`COMMENT ON COLUMN acct.code IS 'the code'`,
+	`GRANT SELECT, INSERT ON acct TO PUBLIC`,
+	`INSERT INTO acct (parent_id, email, code, total)
+		SELECT g % 10 + 1, 'u' || g || '@example.com', CASE WHEN g % 3 = 0 THEN NULL ELSE 'c' || g END, g
+		FROM generate_series(1, 3000) g`,
+	`UPDATE acct SET prev = id - 1 WHERE id > 1`,
+	`INSERT INTO child SELECT g, g * 7 FROM generate_series(1, 100) g`,
+}
+
+const boundPlan = `  - name: acct
+    columns:
+      - name: email
+`
+
+// boundSnapshot adds to catalogSnapshot what it does not read: owner,
+// grants, comments, storage parameters, sequences and foreign keys from
+// other tables.
+func boundSnapshot(t *testing.T, db *sql.DB, table string) map[string]string {
+	t.Helper()
+	out := catalogSnapshot(t, db, table)
+	rows, err := db.QueryContext(t.Context(), `
+SELECT 'owner', relowner::regrole::text FROM pg_class WHERE oid = $1::regclass
+UNION ALL SELECT 'grants', coalesce(relacl::text, '') FROM pg_class WHERE oid = $1::regclass
+UNION ALL SELECT 'comment', coalesce(obj_description($1::regclass, 'pg_class'), '')
+UNION ALL SELECT 'options', coalesce(array_to_string(reloptions, ','), '') FROM pg_class WHERE oid = $1::regclass
+UNION ALL SELECT 'column ' || attname || ' comment', coalesce(col_description(attrelid, attnum), '')
+	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+UNION ALL SELECT 'column ' || attname || ' identity/generated', attidentity::text || '/' || attgenerated::text
+	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+UNION ALL SELECT 'column ' || attname || ' sequence', coalesce(pg_get_serial_sequence($1::text, attname), '')
+	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+UNION ALL SELECT 'foreign key ' || conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid) || ' valid=' || convalidated
+	FROM pg_constraint WHERE confrelid = $1::regclass`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func tableExists(t *testing.T, db *sql.DB, name string) bool {
+	t.Helper()
+	var ok bool
+	if err := db.QueryRowContext(t.Context(), `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// TestRebuildKeepsWhatBindsToTheTable runs the same job on the same table
+// twice, rebuilt and in place, and wants the same table after either: the
+// catalog, what binds to the table, the rows, and how the sequences, the
+// identity column and the foreign keys behave next. Revert then gives back
+// the table as it was.
+func TestRebuildKeepsWhatBindsToTheTable(t *testing.T) {
+	t.Parallel()
+	type result struct {
+		before, after map[string]string
+		inserted      string
+	}
+	run := func(t *testing.T, inPlace bool) result {
+		r := newEngineRun(t, boundPlan, boundFixture...)
+		r.opt.InPlace = inPlace
+		var res result
+		res.before = boundSnapshot(t, r.db, "acct")
+		rows := rowSnapshot(t, r.db, "acct", "child", "parent")
+
+		r.opt.Until = "verify"
+		if _, err := r.eng().Apply(t.Context()); err != nil {
+			t.Fatalf("apply until verify: %v", err)
+		}
+		if got := tableExists(t, r.db, "acct__colcrypt_new"); got == inPlace {
+			t.Fatalf("in place %t: the replacement exists: %t", inPlace, got)
+		}
+		r.opt.Until = ""
+		ar, err := r.eng().Apply(t.Context())
+		if err != nil || ar.Phase != "done" {
+			t.Fatalf("apply: %v, %+v", err, ar)
+		}
+		if tableExists(t, r.db, "acct__colcrypt_new") {
+			t.Error("the replacement is still there after the cut-over")
+		}
+		res.after = boundSnapshot(t, r.db, "acct")
+		vr, err := r.eng().Verify(t.Context())
+		if err != nil || !vr.OK() {
+			t.Fatalf("verify after cut-over: %+v, %v", vr, err)
+		}
+		// The serial and the identity go on where the table's were, the
+		// foreign keys still hold both ways.
+		if err := r.db.QueryRowContext(t.Context(), `INSERT INTO acct (parent_id, email, code, prev)
+			VALUES (2, decode('00', 'hex'), 'new', 3000) RETURNING id::text || ' ' || n::text`).Scan(&res.inserted); err != nil {
+			t.Fatalf("insert after cut-over: %v", err)
+		}
+		for _, bad := range []string{
+			`INSERT INTO child VALUES (1000, 999999)`,
+			`INSERT INTO acct (parent_id, email, prev) VALUES (99, '\x00', NULL)`,
+			`INSERT INTO acct (parent_id, email, prev) VALUES (1, '\x00', 999999)`,
+			`DELETE FROM acct WHERE id = 7`, // child 1 refers to it
+		} {
+			var pgErr *pgconn.PgError
+			if _, err := r.db.ExecContext(t.Context(), bad); !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+				t.Errorf("%s after cut-over: %v, want a foreign key violation", bad, err)
+			}
+		}
+		exec(t, r.db, `DELETE FROM acct WHERE code = 'new'`)
+
+		if _, err := r.eng().Revert(t.Context()); err != nil {
+			t.Fatalf("revert: %v", err)
+		}
+		if got := boundSnapshot(t, r.db, "acct"); !maps.Equal(got, res.before) {
+			// The serial's and identity's positions are not in the
+			// snapshot: the insert above used one of each.
+			t.Errorf("in place %t: after revert the table differs:\n%s", inPlace, diffSnapshots(res.before, got))
+		}
+		if got := rowSnapshot(t, r.db, "acct", "child", "parent"); !maps.Equal(got, rows) {
+			t.Errorf("in place %t: after revert %d rows differ, e.g.:\n%s", inPlace, countDiff(rows, got), firstDiff(rows, got))
+		}
+		return res
+	}
+	rebuilt, inPlace := run(t, false), run(t, true)
+	if !maps.Equal(rebuilt.after, inPlace.after) {
+		t.Errorf("after cut-over, rebuilt against in place:\n%s", diffSnapshots(inPlace.after, rebuilt.after))
+	}
+	if rebuilt.inserted != "3001 15100" || inPlace.inserted != rebuilt.inserted {
+		t.Errorf("the row inserted after cut-over got id and n %q rebuilt, %q in place; want 3001 15100", rebuilt.inserted, inPlace.inserted)
+	}
+}
+
+// TestRebuiltTableIsReadOnly: from prepare to cut-over an offline job's
+// table refuses every write, with a message naming the plan and what to
+// run, and reads go on; revert makes it writable again and leaves nothing
+// of the replacement behind.
+func TestRebuiltTableIsReadOnly(t *testing.T) {
+	t.Parallel()
+	r := newEngineRun(t, boundPlan, boundFixture...)
+	r.opt.Until = "prepare"
+	if _, err := r.eng().Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	writes := []string{
+		`INSERT INTO acct (email) VALUES ('late@example.com')`,
+		`UPDATE acct SET total = 1 WHERE id = 1`,
+		`DELETE FROM acct WHERE id = 3000`, // no row refers to the last one
+		`TRUNCATE acct CASCADE`,
+	}
+	for _, w := range writes {
+		_, err := r.db.ExecContext(t.Context(), w)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "25006" {
+			t.Errorf("%s while the job runs: %v, want SQLSTATE 25006", w, err)
+			continue
+		}
+		for _, want := range []string{"acct is read-only", "colcrypt apply " + r.plan, "colcrypt revert " + r.plan} {
+			if !strings.Contains(pgErr.Message, want) {
+				t.Errorf("%s: %q does not say %q", w, pgErr.Message, want)
+			}
+		}
+	}
+	var n int
+	if err := r.db.QueryRowContext(t.Context(), `SELECT count(*) FROM acct`).Scan(&n); err != nil || n != 3000 {
+		t.Errorf("reading the table while the job runs: %d rows, %v", n, err)
+	}
+	if _, err := r.eng().Revert(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, r.db, writes[:3]...)
+	for _, gone := range []string{"acct__colcrypt_new", "colcrypt_readonly_acct"} {
+		var left bool
+		if err := r.db.QueryRowContext(t.Context(), `SELECT to_regclass($1) IS NOT NULL OR to_regproc($1) IS NOT NULL`, gone).Scan(&left); err != nil || left {
+			t.Errorf("after revert %s is still there (%v)", gone, err)
+		}
+	}
+}
+
+// TestBoundObjectsKeepTheJobInPlace: a view, a trigger, a policy or
+// another table's column of the table's row type bind to the table itself,
+// which a swap would drop: the job then adds ciphertext columns to the
+// table, as before, and finishes.
+func TestBoundObjectsKeepTheJobInPlace(t *testing.T) {
+	t.Parallel()
+	for name, ddl := range map[string]string{
+		"view":     `CREATE VIEW acct_codes AS SELECT id, code FROM acct`,
+		"trigger":  `CREATE TRIGGER acct_noop BEFORE UPDATE ON acct FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()`,
+		"row type": `CREATE TABLE acct_history (at timestamptz, old acct)`,
+		"policy":   `CREATE POLICY acct_own ON acct USING (true)`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newEngineRun(t, boundPlan, append(boundFixture, ddl)...)
+			r.opt.Until = "prepare"
+			if _, err := r.eng().Apply(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if tableExists(t, r.db, "acct__colcrypt_new") {
+				t.Errorf("the job builds a replacement of acct despite the %s bound to it", name)
+			}
+			var added bool
+			if err := r.db.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_attribute
+				WHERE attrelid = 'acct'::regclass AND attname = 'email__colcrypt')`).Scan(&added); err != nil || !added {
+				t.Errorf("prepare did not add the ciphertext column to acct (%v)", err)
+			}
+			r.opt.Until = ""
+			if res, err := r.eng().Apply(t.Context()); err != nil || res.Phase != "done" || !res.Verify.OK() {
+				t.Fatalf("apply: %v, %+v", err, res)
+			}
+		})
+	}
+}

@@ -451,7 +451,7 @@ func (e *Engine) verifyAll(ctx context.Context, jobID string, tables []*tableJob
 			return nil, err
 		}
 		prog := e.newProgress(ctx, "verify "+t.name, total, nil)
-		err = e.verifyTable(ctx, jobID, t, afterCutover, total, res, prog)
+		err = e.verifyTable(ctx, jobID, t, afterCutover, res, prog)
 		prog.finish()
 		if err != nil {
 			return nil, err

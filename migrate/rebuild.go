@@ -84,19 +84,6 @@ func (e *Engine) rebuiltExists(ctx context.Context, t *tableJob) (bool, error) {
 	return false, err
 }
 
-// rebuiltRows counts the rows of the table's replacement.
-func (e *Engine) rebuiltRows(ctx context.Context, t *tableJob) (int64, error) {
-	r, _ := e.d.(dialect.Rebuilder)
-	var n int64
-	err := retry(ctx, e.log, "count rows of the replacement of "+t.name, func(ctx context.Context) error {
-		return e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+e.d.QuoteTable(r.RebuildName(t.tn))).Scan(&n)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("count rows of the replacement of %s: %w", t.name, err)
-	}
-	return n, nil
-}
-
 // eachRebuiltRow calls fn with each row of a chunk of the table joined with
 // its replacement's row of the same key, in the layout verifyTable reads:
 // the key, then for each planned column the table's plaintext expression

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/colcrypt/colcrypt/migrate"
 )
 
 // boundFixture is a table with what binds to it besides its columns: a
@@ -248,5 +250,46 @@ func TestBoundObjectsKeepTheJobInPlace(t *testing.T) {
 				t.Fatalf("apply: %v, %+v", err, res)
 			}
 		})
+	}
+}
+
+// TestVerifyPairsRowsWithTheReplacement: before the cut-over verify pairs
+// each row of the table with the replacement's row of the same key, so a
+// row missing from the replacement, a row only in it, and a ciphertext
+// moved between rows are each named, and apply does not cut over.
+func TestVerifyPairsRowsWithTheReplacement(t *testing.T) {
+	t.Parallel()
+	r := newEngineRun(t, boundPlan, boundFixture...)
+	r.opt.Until = "copy"
+	if _, err := r.eng().Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, r.db,
+		`DELETE FROM acct__colcrypt_new WHERE id = 10`,
+		`INSERT INTO acct__colcrypt_new (id, email) VALUES (5000000, '\x00')`,
+		`UPDATE acct__colcrypt_new SET email = (SELECT email FROM acct__colcrypt_new WHERE id = 12) WHERE id = 11`)
+	vr, err := r.eng().Verify(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := ""
+	if !vr.OK() {
+		msg = vr.Err().Error()
+	}
+	for _, want := range []string{
+		"acct.* at id=10: the row is missing from the table's replacement",
+		"acct.* at id=5000000: the row is in the table's replacement only",
+		"acct.email at id=11",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("verify: %q\nwant it to name %q", msg, want)
+		}
+	}
+	r.opt.Until = ""
+	if _, err := r.eng().Apply(t.Context()); !errors.Is(err, migrate.ErrVerify) {
+		t.Errorf("apply after the replacement was tampered with: %v, want a verify failure", err)
+	}
+	if !tableExists(t, r.db, "acct__colcrypt_new") {
+		t.Error("apply cut over although verify failed")
 	}
 }

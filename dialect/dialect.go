@@ -142,3 +142,18 @@ func namesLocked() []string {
 	sort.Strings(names)
 	return names
 }
+
+// EachRow runs a query and calls scan for every row it returns.
+func EachRow(ctx context.Context, q Querier, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -137,17 +137,7 @@ WHERE c.relkind IN ('r', 'p')
 
 // query runs q with the table's oid as $1 and calls scan for every row.
 func (r *catalogReader) query(ctx context.Context, q string, scan func(*sql.Rows) error) error {
-	rows, err := r.tx.QueryContext(ctx, q, r.oid)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return dialect.EachRow(ctx, r.tx, q, []any{r.oid}, scan)
 }
 
 func (r *catalogReader) columns(ctx context.Context) error {

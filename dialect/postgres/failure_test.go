@@ -151,6 +151,18 @@ func (r *failureRun) apply(opt migrate.Options) *migrate.Result {
 	return res
 }
 
+// wantFinished runs apply to the end and checks the job is done, verify
+// passes, and revert gives back the catalog and every value.
+func (r *failureRun) wantFinished(when string, catalog map[string]string) {
+	r.t.Helper()
+	if res := r.apply(migrate.Options{}); res.Phase != "done" {
+		r.t.Errorf("apply %s ended at phase %q, want done", when, res.Phase)
+	}
+	r.wantJob("done", migrate.StateEncrypted)
+	r.wantVerified("after cut-over")
+	r.wantRevertedToOriginal(catalog)
+}
+
 // wantJob checks the phase of the job and the state of every column, as
 // colcrypt status shows them.
 func (r *failureRun) wantJob(phase string, state int) {
@@ -706,13 +718,7 @@ func TestCutoverWaitsOutALock(t *testing.T) {
 			r.wantVerified("after the cut-over gave up")
 
 			release()
-			res := r.apply(migrate.Options{})
-			if res.Phase != "done" {
-				t.Errorf("apply after the lock was released ended at phase %q, want done", res.Phase)
-			}
-			r.wantJob("done", migrate.StateEncrypted)
-			r.wantVerified("after cut-over")
-			r.wantRevertedToOriginal(catalog)
+			r.wantFinished("after the lock was released", catalog)
 		})
 	}
 }
@@ -815,13 +821,7 @@ func TestCutoverStatementFails(t *testing.T) {
 			}
 
 			exec(t, r.admin, tc.fix...)
-			res := r.apply(migrate.Options{})
-			if res.Phase != "done" {
-				t.Errorf("apply after the fix ended at phase %q, want done", res.Phase)
-			}
-			r.wantJob("done", migrate.StateEncrypted)
-			r.wantVerified("after cut-over")
-			r.wantRevertedToOriginal(catalog)
+			r.wantFinished("after the fix", catalog)
 		})
 	}
 }

@@ -652,23 +652,7 @@ func TestPurge(t *testing.T) {
 func catalogSnapshot(t *testing.T, db *sql.DB, tables ...string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	read := func(q string) {
-		rows, err := db.QueryContext(t.Context(), q, tables)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k, v string
-			if err := rows.Scan(&k, &v); err != nil {
-				t.Fatal(err)
-			}
-			out[k] = v
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	read := func(q string) { readSnapshot(t, db, out, q, tables) }
 	read(`SELECT 'column ' || c.relname || '.' || a.attname,
 		format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE ' NULL' END ||
 		coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '') ||
@@ -881,5 +865,25 @@ func TestSwapForgetsCachedStatements(t *testing.T) {
 	var again any
 	if err := db.QueryRowContext(ctx, q, "000").Scan(&again); err != nil || again != before {
 		t.Errorf("after the unswap ssn reads %v, %v; want %v", again, err, before)
+	}
+}
+
+// readSnapshot adds to out the (key, value) rows of a query.
+func readSnapshot(t *testing.T, db *sql.DB, out map[string]string, q string, args ...any) {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 }

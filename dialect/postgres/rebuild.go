@@ -366,7 +366,8 @@ type liveIndex struct {
 }
 
 func (d Dialect) liveIndexes(ctx context.Context, q dialect.Querier, table schema.TableName) ([]liveIndex, error) {
-	rows, err := q.QueryContext(ctx, `
+	var out []liveIndex
+	err := dialect.EachRow(ctx, q, `
 SELECT ic.relname, i.indisunique, i.indpred IS NOT NULL, 0 = ANY (i.indkey::int2[]),
        coalesce((SELECT json_agg(a.attname ORDER BY k.n)::text
                  FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, n)
@@ -382,23 +383,15 @@ JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')
 WHERE i.indrelid = to_regclass($1)
-ORDER BY ic.relname`, d.QuoteTable(table))
-	if err != nil {
-		return nil, fmt.Errorf("read indexes of %s: %w", table, err)
-	}
-	defer rows.Close()
-	var out []liveIndex
-	for rows.Next() {
+ORDER BY ic.relname`, []any{d.QuoteTable(table)}, func(rows *sql.Rows) error {
 		var ix liveIndex
 		var cols jsonNames
-		if err := rows.Scan(&ix.name, &ix.unique, &ix.partial, &ix.expression, &cols, &ix.definition, &ix.prefix,
-			&ix.constraint, &ix.constraintDef); err != nil {
-			return nil, fmt.Errorf("read indexes of %s: %w", table, err)
-		}
+		err := rows.Scan(&ix.name, &ix.unique, &ix.partial, &ix.expression, &cols, &ix.definition, &ix.prefix, &ix.constraint, &ix.constraintDef)
 		ix.columns = cols
 		out = append(out, ix)
-	}
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read indexes of %s: %w", table, err)
 	}
 	return out, nil
@@ -651,17 +644,7 @@ ORDER BY 1, 2, 3`, []any{qt}, func(rows *sql.Rows) error {
 
 // each runs a query in the swap's transaction and scans every row.
 func (s *swapTx) each(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := s.tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return dialect.EachRow(ctx, s.tx, query, args, scan)
 }
 
 // qualified is a table name with the default schema filled in.

@@ -54,7 +54,7 @@ const boundPlan = `  - name: acct
 func boundSnapshot(t *testing.T, db *sql.DB, table string) map[string]string {
 	t.Helper()
 	out := catalogSnapshot(t, db, table)
-	rows, err := db.QueryContext(t.Context(), `
+	readSnapshot(t, db, out, `
 SELECT 'owner', relowner::regrole::text FROM pg_class WHERE oid = $1::regclass
 UNION ALL SELECT 'grants', coalesce(relacl::text, '') FROM pg_class WHERE oid = $1::regclass
 UNION ALL SELECT 'comment', coalesce(obj_description($1::regclass, 'pg_class'), '')
@@ -67,20 +67,6 @@ UNION ALL SELECT 'column ' || attname || ' sequence', coalesce(pg_get_serial_seq
 	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
 UNION ALL SELECT 'foreign key ' || conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid) || ' valid=' || convalidated
 	FROM pg_constraint WHERE confrelid = $1::regclass`, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			t.Fatal(err)
-		}
-		out[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
 	return out
 }
 

@@ -52,17 +52,7 @@ type refTable struct {
 
 // query runs a catalog query and calls scan for each row.
 func (r *catalogReader) query(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := r.tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return dialect.EachRow(ctx, r.tx, q, args, scan)
 }
 
 func (r *catalogReader) readTable(ctx context.Context, name schema.TableName) (*schema.Table, error) {

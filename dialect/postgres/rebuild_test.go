@@ -279,3 +279,52 @@ func TestVerifyPairsRowsWithTheReplacement(t *testing.T) {
 		t.Error("apply cut over although verify failed")
 	}
 }
+
+// TestRebuildTablesLinkedByForeignKey: two tables of one plan, both
+// rebuilt, one referencing the other by a column that is not encrypted.
+// Each swap moves the foreign key to the other's replacement; after the
+// cut-over it still holds, and revert gives everything back.
+func TestRebuildTablesLinkedByForeignKey(t *testing.T) {
+	t.Parallel()
+	r := newEngineRun(t, boundPlan+`  - name: child
+    columns:
+      - name: note
+`, append(boundFixture,
+		`ALTER TABLE child ADD COLUMN note text`,
+		`UPDATE child SET note = 'note ' || id`)...)
+	before := map[string]map[string]string{"acct": boundSnapshot(t, r.db, "acct"), "child": boundSnapshot(t, r.db, "child")}
+	rows := rowSnapshot(t, r.db, "acct", "child")
+	r.opt.Until = "verify"
+	if _, err := r.eng().Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, built := range []string{"acct__colcrypt_new", "child__colcrypt_new"} {
+		if !tableExists(t, r.db, built) {
+			t.Fatalf("%s was not built", built)
+		}
+	}
+	r.opt.Until = ""
+	if res, err := r.eng().Apply(t.Context()); err != nil || res.Phase != "done" {
+		t.Fatalf("apply: %v, %+v", err, res)
+	}
+	for _, gone := range []string{"acct__colcrypt_new", "child__colcrypt_new"} {
+		if tableExists(t, r.db, gone) {
+			t.Errorf("%s is still there after the cut-over", gone)
+		}
+	}
+	var pgErr *pgconn.PgError
+	if _, err := r.db.ExecContext(t.Context(), `INSERT INTO child (id, acct_id) VALUES (5000, 999999)`); !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+		t.Errorf("a child of no account after the cut-over: %v, want a foreign key violation", err)
+	}
+	if _, err := r.eng().Revert(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range before {
+		if got := boundSnapshot(t, r.db, table); !maps.Equal(got, want) {
+			t.Errorf("after revert %s differs:\n%s", table, diffSnapshots(want, got))
+		}
+	}
+	if got := rowSnapshot(t, r.db, "acct", "child"); !maps.Equal(got, rows) {
+		t.Errorf("after revert %d rows differ, e.g.:\n%s", countDiff(rows, got), firstDiff(rows, got))
+	}
+}

@@ -20,7 +20,7 @@ import (
 // a crash repeats little work.
 const (
 	minChunkRows    = 100 // below this the per-chunk overhead dominates
-	maxChunkFactor  = 10  // never grow past 10× batch_rows, whatever the timing says
+	maxChunkFactor  = 4   // never grow past 4× batch_rows, whatever the timing says: the chunks in memory (read ahead, encrypted, staged) bound peak RSS
 	maxChunkGrowth  = 1.5 // grow at most 50% per chunk, so one fast chunk does not overshoot
 	maxChunkShrink  = 0.5 // shrink at most by half per chunk
 	chunkQueueDepth = 2   // chunks computed ahead per worker: keeps workers busy without reading far ahead

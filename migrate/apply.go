@@ -205,6 +205,13 @@ func (e *Engine) startJob(ctx context.Context, id string, prev *job, tables []*t
 	if report.Blockers() > 0 {
 		return nil, exitcode.Fail(&BlockedError{Report: report})
 	}
+	for _, tr := range report.Tables {
+		for _, t := range tables {
+			if t.name == tr.Name {
+				t.rows = tr.Rows
+			}
+		}
+	}
 	checks, err := e.keyChecks(tables)
 	if err != nil {
 		return nil, err
@@ -412,7 +419,13 @@ func (e *Engine) copyAll(ctx context.Context, j *job, tables []*tableJob, phase 
 	return nil
 }
 
+// countRows counts the table's rows, for progress: an offline job started
+// by this run takes the count of its blocker scan instead of reading the
+// table again.
 func (e *Engine) countRows(ctx context.Context, t *tableJob) (int64, error) {
+	if t.rows > 0 && !t.online {
+		return t.rows, nil
+	}
 	var n int64
 	err := retry(ctx, e.log, "count rows of "+t.name, func(ctx context.Context) error {
 		return e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+e.d.QuoteTable(t.tn)).Scan(&n)

@@ -121,6 +121,10 @@ type tableJob struct {
 	rowID    string   // added row-id column, "" when none
 	keyIsEnc bool     // a key column is itself encrypted
 	cols     []*colJob
+	// rows is the table's row count from the blocker scan, when this run
+	// started the job; 0 when unknown. An offline job's phases expect
+	// that many rows.
+	rows int64
 	// online: the table has (or had, before cut-over) change capture.
 	online bool
 	// rebuild: the copy builds the table's replacement (dialect.Rebuilder)

@@ -63,17 +63,8 @@ func (d Dialect) readonlyFunction(table schema.TableName) string {
 // regclass gives the table's OID, or 0 when it does not exist.
 func (d Dialect) regclass(ctx context.Context, q dialect.Querier, table schema.TableName) (uint32, error) {
 	var oid sql.NullInt64
-	rows, err := q.QueryContext(ctx, "SELECT to_regclass($1)::oid", d.QuoteTable(table))
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	if rows.Next() {
-		if err := rows.Scan(&oid); err != nil {
-			return 0, err
-		}
-	}
-	return uint32(oid.Int64), rows.Err()
+	err := queryRow(ctx, q, "SELECT to_regclass($1)::oid", []any{d.QuoteTable(table)}, &oid)
+	return uint32(oid.Int64), err
 }
 
 // PrepareRebuild implements dialect.Rebuilder, in one transaction.
@@ -104,13 +95,16 @@ func (d Dialect) createRebuilt(ctx context.Context, tx *sql.Tx, ts dialect.Table
 	qt, qn := d.QuoteTable(t.Name), d.QuoteTable(d.RebuildName(t.Name))
 	stmts := []string{"CREATE TABLE " + qn + " (LIKE " + qt +
 		" INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)"}
+	// The checks on planned columns go, as the in-place swap drops them
+	// with the plaintext column (the planner allows that only when the plan
+	// does).
 	var alter []string
-	for _, sc := range ts.Columns {
-		for _, ck := range t.Checks {
-			if slices.Contains(ck.Columns, sc.Name) {
-				alter = append(alter, "DROP CONSTRAINT IF EXISTS "+d.Quote(ck.Name))
-			}
+	for _, ck := range t.Checks {
+		if coversAny(ck.Columns, ts.Columns) {
+			alter = append(alter, "DROP CONSTRAINT IF EXISTS "+d.Quote(ck.Name))
 		}
+	}
+	for _, sc := range ts.Columns {
 		qc := d.Quote(sc.Name)
 		alter = append(alter, "ALTER COLUMN "+qc+" DROP DEFAULT", "ALTER COLUMN "+qc+" TYPE "+sc.TempType+" USING NULL")
 		if sc.IV != "" {
@@ -184,9 +178,7 @@ func (d Dialect) makeReadOnly(ctx context.Context, tx *sql.Tx, table schema.Tabl
 		" RETURNS trigger LANGUAGE plpgsql AS "+dollarQuote(body)); err != nil {
 		return fmt.Errorf("make %s read-only: %w", table, err)
 	}
-	exists, err := (&swapTx{d: d, tx: tx}).exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
-  WHERE tgrelid = to_regclass($1) AND tgname = $2)`, d.QuoteTable(table), name)
-	if err != nil || exists {
+	if exists, err := d.readOnly(ctx, tx, table); err != nil || exists {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "CREATE TRIGGER "+d.Quote(name)+" BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON "+
@@ -194,6 +186,14 @@ func (d Dialect) makeReadOnly(ctx context.Context, tx *sql.Tx, table schema.Tabl
 		return fmt.Errorf("make %s read-only: %w", table, err)
 	}
 	return nil
+}
+
+// readOnly reports whether the table has its read-only trigger.
+func (d Dialect) readOnly(ctx context.Context, q dialect.Querier, table schema.TableName) (bool, error) {
+	var exists bool
+	err := queryRow(ctx, q, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)`,
+		[]any{d.QuoteTable(table), readonlyName(table)}, &exists)
+	return exists, err
 }
 
 // DropRebuild implements dialect.Rebuilder.
@@ -455,8 +455,7 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	t := ts.Table
 	qt, rebuilt := d.QuoteTable(t.Name), d.RebuildName(t.Name)
 	qn := d.QuoteTable(rebuilt)
-	ro, err := s.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)`,
-		qt, readonlyName(t.Name))
+	ro, err := d.readOnly(ctx, s.tx, t.Name)
 	if err != nil {
 		return err
 	}

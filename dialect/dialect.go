@@ -69,6 +69,11 @@ type Limits struct {
 	// again (SQLite cannot change a column's type), so that for a while
 	// the table exists twice.
 	CutoverRebuilds bool
+	// DropFreesStorage says a dropped table's storage goes back to the
+	// file system rather than to free pages of the database (PostgreSQL
+	// keeps each table in files of its own): a table swapped in by a
+	// rebuild leaves no plaintext behind for a purge to rewrite.
+	DropFreesStorage bool
 }
 
 // Codec turns the values of one column into canonical plaintext bytes

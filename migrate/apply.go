@@ -284,6 +284,11 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 	case phasePurged:
 		if e.plan.Job.Purge {
 			for _, t := range tables {
+				if t.rebuild && e.d.Limits().DropFreesStorage {
+					// The table holding the plaintext was dropped whole.
+					e.note(ctx, j.ID, "nothing to purge", t.tn.String()+": rebuilt, and the table that held the plaintext was dropped")
+					continue
+				}
 				if err = e.m.Purge(ctx, e.db, t.tn); err != nil {
 					break
 				}

@@ -285,6 +285,7 @@ tables:
 type engineRun struct {
 	db   *sql.DB
 	plan string // its path
+	p    *planner.Plan
 	opt  migrate.Options
 	eng  func() *migrate.Engine
 }
@@ -309,7 +310,7 @@ func newEngineRun(t *testing.T, tables string, ddl ...string) *engineRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &engineRun{db: db, plan: planPath}
+	r := &engineRun{db: db, plan: planPath, p: p}
 	r.eng = func() *migrate.Engine {
 		e, err := migrate.New(p, d, db, ks, r.opt)
 		if err != nil {

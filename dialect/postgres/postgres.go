@@ -108,7 +108,7 @@ const (
 
 // Limits implements dialect.Dialect.
 func (Dialect) Limits() dialect.Limits {
-	return dialect.Limits{RowBytes: 0, ValueBytes: maxValueBytes, Columns: maxColumns}
+	return dialect.Limits{RowBytes: 0, ValueBytes: maxValueBytes, Columns: maxColumns, DropFreesStorage: true}
 }
 
 // passwordKV finds the password of a keyword/value DSN, quoted or not.

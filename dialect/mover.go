@@ -3,6 +3,7 @@ package dialect
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/colcrypt/colcrypt/schema"
 )
@@ -169,6 +170,45 @@ type Rebuilder interface {
 	// as it is. A row of the range missing from u.Rows is an error, and
 	// rows of the range already copied by an earlier attempt are replaced.
 	RebuildChunk(ctx context.Context, tx Querier, ts TableSwap, u Update) error
+}
+
+// RebuiltColumns lists the columns a RebuildChunk of ts writes, in the
+// rebuilt table's order: every stored column of the table (computed ones
+// the rebuilt table computes itself), then the IV columns. from[i] is the
+// index in set of the value column i takes, or -1 where it keeps the
+// table's value. key gives the form in which the engine compares column
+// names. Every IV column must be written, and every written column must be
+// one of the table's.
+func RebuiltColumns(ts TableSwap, set []string, key func(string) string) (cols []string, from []int, err error) {
+	at := map[string]int{}
+	for i, c := range set {
+		at[key(c)] = i
+	}
+	used := 0
+	add := func(col string) bool {
+		i, ok := at[key(col)]
+		if !ok {
+			i = -1
+		} else {
+			used++
+		}
+		cols, from = append(cols, col), append(from, i)
+		return ok
+	}
+	for _, col := range ts.Table.Columns {
+		if !col.Computed {
+			add(col.Name)
+		}
+	}
+	for _, sc := range ts.Columns {
+		if sc.IV != "" && !add(sc.IV) {
+			return nil, nil, fmt.Errorf("no values for IV column %s", sc.IV)
+		}
+	}
+	if used != len(set) {
+		return nil, nil, fmt.Errorf("%d of the %d columns written are not in the table", len(set)-used, len(set))
+	}
+	return cols, from, nil
 }
 
 // SingleWriter is implemented by engines that allow one writing transaction

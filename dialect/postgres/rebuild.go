@@ -130,11 +130,11 @@ func (d Dialect) createRebuilt(ctx context.Context, tx *sql.Tx, ts dialect.Table
 		}
 	}
 	// Storage parameters (fillfactor, autovacuum settings) apply to the
-	// rows as they are written, and the owner to everything after.
+	// rows as they are written. (The owner, grants and comment are the
+	// table's at the cut-over, which gives them.)
 	var opts sql.NullString
-	var owner string
-	if err := tx.QueryRowContext(ctx, `SELECT array_to_string(reloptions, E'\n'), relowner::regrole::text
-FROM pg_catalog.pg_class WHERE oid = to_regclass($1)`, qt).Scan(&opts, &owner); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT array_to_string(reloptions, E'\n')
+FROM pg_catalog.pg_class WHERE oid = to_regclass($1)`, qt).Scan(&opts); err != nil {
 		return fmt.Errorf("read storage parameters of %s: %w", t.Name, err)
 	}
 	if opts.String != "" {
@@ -149,9 +149,6 @@ FROM pg_catalog.pg_class WHERE oid = to_regclass($1)`, qt).Scan(&opts, &owner); 
 		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+qn+" SET ("+strings.Join(set, ", ")+")"); err != nil {
 			return fmt.Errorf("copy storage parameters of %s: %w", t.Name, err)
 		}
-	}
-	if _, err := tx.ExecContext(ctx, "ALTER TABLE "+qn+" OWNER TO "+owner); err != nil {
-		return fmt.Errorf("give %s the owner of %s: %w", d.RebuildName(t.Name), t.Name, err)
 	}
 	key := t.UsableKey()
 	indexes, err := d.liveIndexes(ctx, tx, t.Name)
@@ -275,31 +272,17 @@ func (d Dialect) insertRebuilt(ctx context.Context, tx dialect.Querier, ts diale
 	if !ok {
 		return 0, fmt.Errorf("the chunk's key range cannot be typed like the key")
 	}
-	setAt := map[string]int{}
-	for i, c := range u.Set {
-		setAt[c] = i
+	cols, at, err := dialect.RebuiltColumns(ts, u.Set, func(name string) string { return name })
+	if err != nil {
+		return 0, err
 	}
 	var into, from []string
-	used := 0
-	value := func(col string) string {
-		if i, ok := setAt[col]; ok {
-			used++
-			return st.values[i]
+	for k, col := range cols {
+		v := "t." + d.Quote(col)
+		if at[k] >= 0 {
+			v = st.values[at[k]]
 		}
-		return "t." + d.Quote(col)
-	}
-	for _, col := range ts.Table.Columns {
-		if !col.Computed {
-			into, from = append(into, d.Quote(col.Name)), append(from, value(col.Name))
-		}
-	}
-	for _, sc := range ts.Columns {
-		if sc.IV != "" {
-			into, from = append(into, d.Quote(sc.IV)), append(from, value(sc.IV))
-		}
-	}
-	if used != len(u.Set) {
-		return 0, fmt.Errorf("%d of the %d columns written are not in the table", len(u.Set)-used, len(u.Set))
+		into, from = append(into, d.Quote(col)), append(from, v)
 	}
 	where := append(st.join, bounds.conds...)
 	res, err := tx.ExecContext(ctx, "INSERT INTO "+d.QuoteTable(d.RebuildName(u.Table))+" ("+strings.Join(into, ", ")+

@@ -174,45 +174,20 @@ func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialec
 		keys[i] = d.keyExpr(k)
 	}
 	keyList := strings.Join(keys, ", ")
-	setAt := map[string]int{}
-	for i, col := range u.Set {
-		setAt[strings.ToLower(col)] = i
-	}
-	value := func(col string) (string, bool) {
-		i, ok := setAt[strings.ToLower(col)]
-		if !ok {
-			return d.Quote(col), false
-		}
-		return bulkValueFunction + "(" + hs + ", " + strconv.Itoa(i) + ", " + keyList + ")", true
+	cols, at, err := dialect.RebuiltColumns(ts, u.Set, strings.ToLower)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", u.Table, err)
 	}
 	var into, from []string
 	if !parseCreateTable(ts.Table.CreateSQL).withoutRowid {
 		into, from = append(into, "rowid"), append(from, "rowid")
 	}
-	written := 0
-	for _, col := range ts.Table.Columns {
-		if col.Computed {
-			continue
+	for k, col := range cols {
+		v := d.Quote(col)
+		if at[k] >= 0 {
+			v = bulkValueFunction + "(" + hs + ", " + strconv.Itoa(at[k]) + ", " + keyList + ")"
 		}
-		v, set := value(col.Name)
-		into, from = append(into, d.Quote(col.Name)), append(from, v)
-		if set {
-			written++
-		}
-	}
-	for _, sc := range ts.Columns {
-		if sc.IV == "" {
-			continue
-		}
-		v, set := value(sc.IV)
-		if !set {
-			return fmt.Errorf("rebuild %s: no values for IV column %s", u.Table, sc.IV)
-		}
-		into, from = append(into, d.Quote(sc.IV)), append(from, v)
-		written++
-	}
-	if written != len(u.Set) {
-		return fmt.Errorf("rebuild %s: %d of the %d columns written are not in the table", u.Table, len(u.Set)-written, len(u.Set))
+		into, from = append(into, d.Quote(col)), append(from, v)
 	}
 	rebuilt := d.QuoteTable(d.RebuildName(u.Table))
 	cond, args := keyRange(keys, u.Lo, u.Hi)

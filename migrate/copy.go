@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -66,12 +67,21 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		guard = dialect.VersionColumn
 	}
 	nKey := len(tj.key)
+	// A rebuilt table's chunk is verified as it is written (checkWritten).
+	checkAtWrite := tj.rebuild && phase == phaseCopy
+	var cipherExprs [][]string
+	if checkAtWrite {
+		cipherExprs = e.rebuiltCipherExprs(tj)
+	}
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		var out [][]any
+		var out, read [][]any
 		dg := newDigest(e.digestKey)
 		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
 		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
+			if checkAtWrite {
+				read = append(read, vals)
+			}
 			row := append(make([]any, 0, nKey+len(set)), vals[:nKey]...)
 			for i, c := range tj.cols {
 				v := vals[nKey+i]
@@ -114,9 +124,28 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		if err != nil {
 			return 0, err
 		}
-		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phase, ch,
+		// The rows the chunk wrote into a rebuilt table's replacement, read
+		// back in the transaction that wrote them.
+		var readBack func(context.Context, *sql.Tx) error
+		var written [][]any
+		if checkAtWrite {
+			readBack = func(ctx context.Context, tx *sql.Tx) (err error) {
+				written, err = e.readRebuilt(ctx, tx, tj, cipherExprs, ch)
+				return err
+			}
+		}
+		err = e.writeChunk(ctx, jobID, tj, phase, ch,
 			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out, Guard: guard,
-				Lo: ch.lo, Hi: ch.hi}, dg, hashes)
+				Lo: ch.lo, Hi: ch.hi}, dg, hashes, readBack)
+		if err != nil || !checkAtWrite {
+			return int64(len(out)), err
+		}
+		values, err := checkWritten(tj, w, cipherExprs, read, written)
+		if err != nil {
+			return 0, err
+		}
+		tj.checked.add(ch, int64(len(out)), values)
+		return int64(len(out)), nil
 	}
 	if err := e.runChunks(ctx, tj, done, exprs, e.newCipherWorker(tj, true), work, prog); err != nil {
 		return err
@@ -149,7 +178,10 @@ func (e *Engine) physicalSlices(ctx context.Context, tj *tableJob, n int) ([]chu
 }
 
 // writeChunk writes a chunk's rows and its checkpoint in one transaction.
-func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, phase string, ch chunk, u dialect.Update, dg *digest, rowHashes []byte) error {
+// readBack, when not nil, runs in that transaction after the writes, and
+// its error rolls the chunk back.
+func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, phase string, ch chunk, u dialect.Update, dg *digest, rowHashes []byte,
+	readBack func(context.Context, *sql.Tx) error) error {
 	if e.writeMu != nil {
 		e.writeMu.Lock()
 		defer e.writeMu.Unlock()
@@ -172,6 +204,11 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 	case len(u.Rows) > 0:
 		if err := e.m.BulkUpdate(ctx, tx, u); err != nil {
 			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
+		}
+	}
+	if readBack != nil {
+		if err := readBack(ctx, tx); err != nil {
+			return err
 		}
 	}
 	var hi any
@@ -296,23 +333,20 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 	// (eachRebuiltRow); exprs then read only the table's plaintext.
 	rebuilt := !afterCutover && tj.rebuild
 	var cipherExprs [][]string
+	if rebuilt {
+		cipherExprs = e.rebuiltCipherExprs(tj)
+	}
 	for _, c := range tj.cols {
-		ctCol := c.state.Temp
-		if afterCutover || rebuilt {
-			ctCol = c.col.Name
-		}
 		if !afterCutover {
 			exprs = append(exprs, c.codec.SelectExpr(e.d.Quote(c.col.Name)))
 		}
-		cts := []string{e.d.Quote(ctCol)}
-		if hasIVColumn(c) {
-			cts = append(cts, e.d.Quote(c.col.Name+ivColumnSuffix))
+		switch {
+		case rebuilt:
+		case afterCutover:
+			exprs = append(exprs, e.cipherColumns(c, c.col.Name)...)
+		default:
+			exprs = append(exprs, e.cipherColumns(c, c.state.Temp)...)
 		}
-		if rebuilt {
-			cipherExprs = append(cipherExprs, cts)
-			continue
-		}
-		exprs = append(exprs, cts...)
 	}
 	// Online, before cut-over: each row's versions tell whether its
 	// ciphertext was made from the plaintext it has now.
@@ -368,8 +402,23 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		// Before the cut-over of an offline job, where no one moves rows,
 		// storage slices read less than key ranges, when the engine can;
 		// not when the rows are paired with their replacement's, which are
-		// found by key range.
+		// found by key range. Those chunks this run's copy verified where
+		// it wrote them are not read again.
 		if rebuilt {
+			rest := map[string]chunkRecord{}
+			for lo, r := range copied {
+				c, ok := tj.checked.get(r)
+				if !ok {
+					rest[lo] = r
+					continue
+				}
+				rowsSeen += c.rows
+				res.Values += c.values
+				prog.add(c.rows)
+			}
+			if produce, err = replay(rest); err != nil {
+				return err
+			}
 			break
 		}
 		if slices, err := e.physicalSlices(ctx, tj, len(copied)); err != nil {
@@ -380,17 +429,20 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 	}
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
 		dg := newDigest(e.digestKey)
-		var n, values, stale int64
-		var bad []Mismatch
+		var n, stale int64
+		rc := newRowCheck(tj, w, afterCutover)
 		var keys [][]any
 		var hashes []byte
-		plain := make([][]byte, len(tj.cols))
 		rows := func(fn func(vals []any) error) error { return e.eachRow(ctx, tj, exprs, ch, fn) }
 		if rebuilt {
 			rows = func(fn func(vals []any) error) error {
-				return e.eachRebuiltRow(ctx, tj, exprs, cipherExprs, ch, fn, func(key []any, reason string) {
-					bad = append(bad, Mismatch{Table: tj.name, Column: "*", Row: describeKey(tj.keyCols, key), Reason: reason})
-				})
+				rebuilt, err := e.readRebuilt(ctx, e.db, tj, cipherExprs, ch)
+				if err != nil {
+					return err
+				}
+				return pairRebuilt(tj, cipherExprs, rebuilt, func(fn func([]any) error) error {
+					return e.eachRow(ctx, tj, exprs, ch, fn)
+				}, fn, rc.missing)
 			}
 		}
 		err := rows(func(vals []any) error {
@@ -402,66 +454,20 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 				stale++
 				return nil
 			}
-			at := nKey
-			for i, c := range tj.cols {
-				var want []byte
-				hasPlain := false
-				if !afterCutover {
-					if v := vals[at]; v != nil {
-						var err error
-						if want, err = c.codec.Encode(v); err != nil {
-							return err
-						}
-						if want == nil {
-							want = []byte{}
-						}
-						hasPlain = true
-					}
-					at++
-				}
-				ct, _ := vals[at].([]byte)
-				ctNull := vals[at] == nil
-				at++
-				var iv []byte
-				if hasIVColumn(c) {
-					iv, _ = vals[at].([]byte)
-					at++
-				}
-				plain[i] = nil
-				mismatch := func(reason string) {
-					bad = append(bad, Mismatch{Table: tj.name, Column: c.col.Name, Row: describeKey(tj.keyCols, vals[:nKey]), Reason: reason})
-				}
-				switch {
-				case ctNull && (afterCutover || !hasPlain):
-					continue // NULL stays NULL
-				case ctNull:
-					mismatch("plaintext has a value but the ciphertext is NULL")
-					continue
-				case !afterCutover && !hasPlain:
-					mismatch("plaintext is NULL but a ciphertext exists")
-					continue
-				}
-				values++
-				got, err := decryptAny(c, w.ciphers[i], w.targets[i], ct, iv)
-				if err != nil {
-					mismatch("cannot decrypt: " + err.Error())
-					continue
-				}
-				plain[i] = got
-				if !afterCutover && string(got) != string(want) {
-					mismatch("decrypted value differs from the plaintext")
-				}
+			if err := rc.row(vals); err != nil {
+				return err
 			}
 			// Before cut-over each value was compared with its plaintext;
 			// the digests matter only after it.
 			if afterCutover {
-				hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
+				hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), rc.plain)...)
 			}
 			return nil
 		})
 		if err != nil {
 			return 0, err
 		}
+		bad, values := rc.bad, rc.values
 		if records != nil {
 			bad = append(bad, compareRowHashes(tj, records[ch.loEnc], ch, keys, hashes)...)
 		}
@@ -492,4 +498,102 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		}
 	}
 	return nil
+}
+
+// rowCheck decrypts the ciphertexts of one row at a time and compares each
+// with its plaintext (before cut-over), collecting what differs. A row is
+// laid out as the key, then per planned column: the plaintext (before
+// cut-over only), the ciphertext, and the IV when the column has its own.
+type rowCheck struct {
+	tj           *tableJob
+	w            *worker
+	afterCutover bool
+	nKey         int
+	plain        [][]byte // the last row's decrypted values, per column
+	bad          []Mismatch
+	values       int64 // non-NULL values decrypted
+}
+
+func newRowCheck(tj *tableJob, w *worker, afterCutover bool) *rowCheck {
+	return &rowCheck{tj: tj, w: w, afterCutover: afterCutover, nKey: len(tj.key), plain: make([][]byte, len(tj.cols))}
+}
+
+// missing records a row found on one side of a pairing only.
+func (rc *rowCheck) missing(key []any, reason string) {
+	rc.bad = append(rc.bad, Mismatch{Table: rc.tj.name, Column: "*", Row: describeKey(rc.tj.keyCols, key), Reason: reason})
+}
+
+func (rc *rowCheck) row(vals []any) error {
+	tj, key := rc.tj, vals[:rc.nKey]
+	at := rc.nKey
+	for i, c := range tj.cols {
+		var want []byte
+		hasPlain := false
+		if !rc.afterCutover {
+			if v := vals[at]; v != nil {
+				var err error
+				if want, err = c.codec.Encode(v); err != nil {
+					return err
+				}
+				if want == nil {
+					want = []byte{}
+				}
+				hasPlain = true
+			}
+			at++
+		}
+		ct, _ := vals[at].([]byte)
+		ctNull := vals[at] == nil
+		at++
+		var iv []byte
+		if hasIVColumn(c) {
+			iv, _ = vals[at].([]byte)
+			at++
+		}
+		rc.plain[i] = nil
+		mismatch := func(reason string) {
+			rc.bad = append(rc.bad, Mismatch{Table: tj.name, Column: c.col.Name, Row: describeKey(tj.keyCols, key), Reason: reason})
+		}
+		switch {
+		case ctNull && (rc.afterCutover || !hasPlain):
+			continue // NULL stays NULL
+		case ctNull:
+			mismatch("plaintext has a value but the ciphertext is NULL")
+			continue
+		case !rc.afterCutover && !hasPlain:
+			mismatch("plaintext is NULL but a ciphertext exists")
+			continue
+		}
+		rc.values++
+		got, err := decryptAny(c, rc.w.ciphers[i], rc.w.targets[i], ct, iv)
+		if err != nil {
+			mismatch("cannot decrypt: " + err.Error())
+			continue
+		}
+		rc.plain[i] = got
+		if !rc.afterCutover && string(got) != string(want) {
+			mismatch("decrypted value differs from the plaintext")
+		}
+	}
+	return nil
+}
+
+// cipherColumns are a planned column's ciphertext column, named ctCol,
+// and its IV column when it has one, quoted.
+func (e *Engine) cipherColumns(c *colJob, ctCol string) []string {
+	cols := []string{e.d.Quote(ctCol)}
+	if hasIVColumn(c) {
+		cols = append(cols, e.d.Quote(c.col.Name+ivColumnSuffix))
+	}
+	return cols
+}
+
+// rebuiltCipherExprs are, per planned column, the columns of the table's
+// replacement that hold its ciphertext and IV.
+func (e *Engine) rebuiltCipherExprs(tj *tableJob) [][]string {
+	out := make([][]string, len(tj.cols))
+	for i, c := range tj.cols {
+		out[i] = e.cipherColumns(c, c.col.Name)
+	}
+	return out
 }

@@ -130,6 +130,9 @@ type tableJob struct {
 	// rebuild: the copy builds the table's replacement (dialect.Rebuilder)
 	// instead of filling ciphertext columns added to it.
 	rebuild bool
+	// checked are the chunks of a rebuilt table this run verified where it
+	// wrote them.
+	checked *checkedChunks
 }
 
 // colJob is one planned column.
@@ -185,7 +188,8 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 				return nil, fmt.Errorf("read table %s: %w", tp.Name, err)
 			}
 		}
-		tj := &tableJob{name: tp.Name, tn: tn, model: model, online: recs.has(captureRecord), rebuild: recs.has(rebuildRecord)}
+		tj := &tableJob{name: tp.Name, tn: tn, model: model, online: recs.has(captureRecord), rebuild: recs.has(rebuildRecord),
+			checked: &checkedChunks{}}
 		for _, cp := range tp.Columns {
 			col := model.Column(cp.Name)
 			if col == nil {

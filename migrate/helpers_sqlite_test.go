@@ -175,6 +175,12 @@ func (f *fixture) engine(p *planner.Plan, ks *keystore.Keystore, opt migrate.Opt
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return f.engineOn(d, p, ks, opt)
+}
+
+// engineOn is engine with the given dialect, for tests that wrap SQLite's.
+func (f *fixture) engineOn(d dialect.Dialect, p *planner.Plan, ks *keystore.Keystore, opt migrate.Options) *migrate.Engine {
+	f.t.Helper()
 	db, err := d.Open(context.Background(), d.ResolveDSN(p.Database.DSN, p.Dir))
 	if err != nil {
 		f.t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/planner"
@@ -84,17 +85,11 @@ func (e *Engine) rebuiltExists(ctx context.Context, t *tableJob) (bool, error) {
 	return false, err
 }
 
-// eachRebuiltRow calls fn with each row of a chunk of the table joined with
-// its replacement's row of the same key, in the layout verifyTable reads:
-// the key, then for each planned column the table's plaintext expression
-// followed by its cipher expressions (ciphertext, IV) read from the
-// replacement. The replacement's rows are read by one range scan of the
-// same chunk, which costs far less than a search of the replacement per
-// row. Both scans run in key order, so rows pair up in turn; after a row
-// found on one side only, the rest of the chunk is matched by key. Such a
-// row goes to missing.
-func (e *Engine) eachRebuiltRow(ctx context.Context, tj *tableJob, plain []string, cipher [][]string, ch chunk,
-	fn func(vals []any) error, missing func(key []any, reason string)) error {
+// readRebuilt reads, through q, a chunk's rows of the table's
+// replacement: the key, then the cipher expressions of every planned
+// column (cipher, as rebuiltCipherExprs gives them), in key order. One
+// range scan of the chunk costs far less than a search per row.
+func (e *Engine) readRebuilt(ctx context.Context, q dialect.Querier, tj *tableJob, cipher [][]string, ch chunk) ([][]any, error) {
 	r, _ := e.d.(dialect.Rebuilder)
 	rt := *tj
 	rt.tn = r.RebuildName(tj.tn)
@@ -102,19 +97,34 @@ func (e *Engine) eachRebuiltRow(ctx context.Context, tj *tableJob, plain []strin
 	for _, c := range cipher {
 		flat = append(flat, c...)
 	}
-	nk := len(tj.key)
 	var rebuilt [][]any
 	sqlText, args := e.selectChunk(&rt, flat, ch)
-	err := scanRows(ctx, e.db, "read chunk of the replacement of "+tj.name, sqlText, args, nk+len(flat), func(vals []any) error {
+	err := scanRows(ctx, q, "read chunk of the replacement of "+tj.name, sqlText, args, len(tj.key)+len(flat), func(vals []any) error {
 		rebuilt = append(rebuilt, vals)
 		return nil
 	})
-	if err != nil {
-		return err
+	return rebuilt, err
+}
+
+// pairRebuilt calls fn with each row of a chunk of the table joined with
+// its replacement's row of the same key (rebuilt, as readRebuilt gives
+// them), in the layout verifyTable reads: the key, then for each planned
+// column the table's plaintext expression followed by its cipher
+// expressions (ciphertext, IV). source gives the table's rows of the
+// chunk: the key, then one plaintext expression per planned column. Both
+// sides run in key order, so rows pair up in turn; after a row found on
+// one side only, the rest of the chunk is matched by key. Such a row goes
+// to missing.
+func pairRebuilt(tj *tableJob, cipher [][]string, rebuilt [][]any,
+	source func(fn func(vals []any) error) error, fn func(vals []any) error, missing func(key []any, reason string)) error {
+	nk := len(tj.key)
+	nFlat := 0
+	for _, c := range cipher {
+		nFlat += len(c)
 	}
 	next := 0
 	var byKey map[string]int // the unpaired rest, once rows stopped pairing up
-	err = e.eachRow(ctx, tj, plain, ch, func(vals []any) error {
+	err := source(func(vals []any) error {
 		var c []any
 		switch {
 		case byKey == nil && next < len(rebuilt) && sameKey(rebuilt[next][:nk], vals[:nk]):
@@ -136,7 +146,7 @@ func (e *Engine) eachRebuiltRow(ctx context.Context, tj *tableJob, plain []strin
 			delete(byKey, k)
 			c = rebuilt[i]
 		}
-		row := append(make([]any, 0, nk+len(plain)+len(flat)), vals[:nk]...)
+		row := append(make([]any, 0, nk+len(cipher)+nFlat), vals[:nk]...)
 		at := nk
 		for i, cs := range cipher {
 			row = append(row, vals[nk+i])
@@ -194,4 +204,64 @@ func taggedKey(vals []any) string {
 		b = append(b, rowKeyBytes([]any{v})...)
 	}
 	return string(b)
+}
+
+// checkWritten is verify for one chunk of a rebuilt table, run by the
+// copy as it writes the chunk: it pairs the rows the chunk wrote into the
+// replacement (written, read back by the transaction that wrote them) with
+// the table's rows the chunk was made from (read, still in memory), and
+// decrypts and compares every value as verifyTable does. That costs a
+// fraction of a later pass reading both tables again. It gives the number
+// of values decrypted, or ErrVerify naming the rows that differ; such a
+// chunk is committed but never counted as verified, so the job stops and
+// no later verify of the chunk can pass.
+func checkWritten(tj *tableJob, w *worker, cipher [][]string, read, written [][]any) (int64, error) {
+	rc := newRowCheck(tj, w, false)
+	source := func(fn func([]any) error) error {
+		for _, vals := range read {
+			if err := fn(vals); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := pairRebuilt(tj, cipher, written, source, rc.row, rc.missing); err != nil {
+		return 0, err
+	}
+	if len(rc.bad) > 0 {
+		res := &VerifyResult{Mismatches: rc.bad[:min(len(rc.bad), verifyFirstRows)]}
+		return 0, fmt.Errorf("copy of %s: %w", tj.name, res.Err())
+	}
+	return rc.values, nil
+}
+
+// checkedChunks are the chunks of a rebuilt table that checkWritten
+// verified in this run. Only this run's count: a chunk committed by an
+// earlier run may have been changed since, so verify reads it again.
+type checkedChunks struct {
+	mu     sync.Mutex
+	ranges map[[2]string]checkedChunk // by the chunk's encoded bounds
+}
+
+type checkedChunk struct{ rows, values int64 }
+
+func (c *checkedChunks) add(ch chunk, rows, values int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ranges == nil {
+		c.ranges = map[[2]string]checkedChunk{}
+	}
+	c.ranges[[2]string{ch.loEnc, ch.hiEnc}] = checkedChunk{rows, values}
+}
+
+// get reports whether this run verified the recorded chunk r where it was
+// written.
+func (c *checkedChunks) get(r chunkRecord) (checkedChunk, bool) {
+	if c == nil {
+		return checkedChunk{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.ranges[[2]string{r.Lo, r.Hi}]
+	return v, ok
 }

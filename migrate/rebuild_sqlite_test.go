@@ -1,11 +1,15 @@
 package migrate_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/dialect/sqlite"
 	"github.com/colcrypt/colcrypt/migrate"
 )
 
@@ -208,5 +212,54 @@ func TestVerifyNeedsCoveringCheckpoints(t *testing.T) {
 				t.Fatal("apply cut over although a range was never verified")
 			}
 		})
+	}
+}
+
+// swappingDialect is SQLite's, except that the table's first two rows get
+// each other's ciphertext of the first planned column in the table's
+// replacement: both still decrypt, each to the other row's plaintext.
+type swappingDialect struct{ sqlite.Dialect }
+
+func (d swappingDialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialect.TableSwap, u dialect.Update) error {
+	if u.Lo == nil && len(u.Rows) >= 2 {
+		u.Rows = slices.Clone(u.Rows)
+		a, b, k := slices.Clone(u.Rows[0]), slices.Clone(u.Rows[1]), len(u.Key)
+		a[k], b[k] = b[k], a[k]
+		u.Rows[0], u.Rows[1] = a, b
+	}
+	return d.Dialect.RebuildChunk(ctx, tx, ts, u)
+}
+
+// TestCopyVerifiesWhatItWrites: the copy of a rebuilt table reads back
+// what each chunk wrote, in the chunk's transaction, and compares it with
+// the plaintext. Ciphertexts written into the wrong rows stop the job with
+// a verify error naming the rows. The chunk was never counted as verified:
+// a later apply reads it again in its verify phase and refuses to cut
+// over, and revert gives the database back.
+func TestCopyVerifiesWhatItWrites(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, membersSetup(50)...)
+	p := membersPlan(f)
+	before := f.snapshot()
+	_, err := f.engineOn(swappingDialect{}, p, f.ks, migrate.Options{}).Apply(t.Context())
+	if !errors.Is(err, migrate.ErrVerify) {
+		t.Fatalf("apply writing swapped ciphertexts: %v, want a verify failure", err)
+	}
+	for _, want := range []string{"members.email at id=1: decrypted value differs", "members.email at id=2: decrypted value differs"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("apply writing swapped ciphertexts: %v, want %q", err, want)
+		}
+	}
+	f.wantJob(p, "prepare", migrate.StateEncrypting)
+	_, err = f.engine(p, f.ks, migrate.Options{}).Apply(t.Context())
+	if !errors.Is(err, migrate.ErrVerify) || !strings.Contains(err.Error(), "members.email at id=1: decrypted value differs") {
+		t.Fatalf("apply after the bad chunk was committed: %v, want verify to name id=1", err)
+	}
+	if !f.tableExists("members__colcrypt_new") {
+		t.Fatal("apply cut over although the copy's check failed")
+	}
+	f.revert(p)
+	if d := before.diff(f.snapshot()); d != "" {
+		t.Fatalf("after revert the database differs:\n%s", d)
 	}
 }

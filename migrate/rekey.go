@@ -338,7 +338,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			return 0, err
 		}
 		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
-			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out, Lo: ch.lo, Hi: ch.hi}, dg, nil)
+			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out, Lo: ch.lo, Hi: ch.hi}, dg, nil, nil)
 	}
 	total, err := e.countRows(ctx, t)
 	if err != nil {

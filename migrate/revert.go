@@ -285,7 +285,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 		}
 		return int64(len(out)), e.writeChunk(ctx, jobID, tj, phaseDecrypt, ch,
 			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: cipherKeyTypes(tj), Set: set, SetExpr: setExpr, Rows: out,
-				Lo: ch.lo, Hi: ch.hi}, dg, nil)
+				Lo: ch.lo, Hi: ch.hi}, dg, nil, nil)
 	}
 	return e.runChunks(ctx, tj, done, exprs, e.newCipherWorker(tj, false), work, prog)
 }

@@ -61,7 +61,8 @@ type Table struct {
 	// Empty where the engine binds such objects by name (SQLite).
 	Unmovable []string
 
-	// RowCount is the catalog's estimate; sizing counts exactly.
+	// RowCount is the catalog's estimate, 0 where the engine keeps none
+	// (SQLite); sizing counts exactly.
 	RowCount int64
 	// CreateSQL is the engine's own definition of the table where it keeps
 	// one (SQLite's sqlite_master.sql); empty elsewhere.

@@ -236,7 +236,7 @@ func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.Tab
 		}
 	}
 	// The read-only triggers prove that no row changed since prepare
-	// (verify compared every row after the copy); one gone means a write
+	// (verify compared every row with its replacement's); one gone means a write
 	// may have slipped through, which the swap would lose. Looking them
 	// up costs nothing, where counting rows would read both tables.
 	names, _ := readonlyTriggers(t.Name)

@@ -330,7 +330,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 	var exprs []string
 	// Before the cut-over of a table whose replacement the copy built, the
 	// ciphertexts are read from the replacement's row of the same key
-	// (eachRebuiltRow); exprs then read only the table's plaintext.
+	// (pairRebuilt); exprs then read only the table's plaintext.
 	rebuilt := !afterCutover && tj.rebuild
 	var cipherExprs [][]string
 	if rebuilt {
@@ -436,11 +436,11 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		rows := func(fn func(vals []any) error) error { return e.eachRow(ctx, tj, exprs, ch, fn) }
 		if rebuilt {
 			rows = func(fn func(vals []any) error) error {
-				rebuilt, err := e.readRebuilt(ctx, e.db, tj, cipherExprs, ch)
+				written, err := e.readRebuilt(ctx, e.db, tj, cipherExprs, ch)
 				if err != nil {
 					return err
 				}
-				return pairRebuilt(tj, cipherExprs, rebuilt, func(fn func([]any) error) error {
+				return pairRebuilt(tj, cipherExprs, written, func(fn func([]any) error) error {
 					return e.eachRow(ctx, tj, exprs, ch, fn)
 				}, fn, rc.missing)
 			}

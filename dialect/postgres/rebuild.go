@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/colcrypt/colcrypt/dialect"
@@ -346,6 +347,8 @@ type liveIndex struct {
 	// constraint and constraintDef are the constraint the index backs
 	// (primary key, unique, exclusion), "" for a plain index.
 	constraint, constraintDef string
+	// comment and constraintComment are their comments, "" for none.
+	comment, constraintComment string
 }
 
 func (d Dialect) liveIndexes(ctx context.Context, q dialect.Querier, table schema.TableName) ([]liveIndex, error) {
@@ -359,7 +362,9 @@ SELECT ic.relname, i.indisunique, i.indpred IS NOT NULL, 0 = ANY (i.indkey::int2
        pg_catalog.pg_get_indexdef(i.indexrelid),
        'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(ic.relname) ||
          ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ',
-       coalesce(con.conname, ''), coalesce(pg_catalog.pg_get_constraintdef(con.oid), '')
+       coalesce(con.conname, ''), coalesce(pg_catalog.pg_get_constraintdef(con.oid), ''),
+       coalesce(pg_catalog.obj_description(i.indexrelid, 'pg_class'), ''),
+       coalesce(pg_catalog.obj_description(con.oid, 'pg_constraint'), '')
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
@@ -369,7 +374,8 @@ WHERE i.indrelid = to_regclass($1)
 ORDER BY ic.relname`, []any{d.QuoteTable(table)}, func(rows *sql.Rows) error {
 		var ix liveIndex
 		var cols jsonNames
-		err := rows.Scan(&ix.name, &ix.unique, &ix.partial, &ix.expression, &cols, &ix.definition, &ix.prefix, &ix.constraint, &ix.constraintDef)
+		err := rows.Scan(&ix.name, &ix.unique, &ix.partial, &ix.expression, &cols, &ix.definition, &ix.prefix, &ix.constraint, &ix.constraintDef,
+			&ix.comment, &ix.constraintComment)
 		ix.columns = cols
 		out = append(out, ix)
 		return err
@@ -500,14 +506,28 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 		"ALTER TABLE "+qn+" RENAME TO "+d.Quote(t.Name.Name))
 	for _, ix := range indexes {
 		carried := carriedName(ix.name)
+		qix := d.QuoteTable(schema.TableName{Schema: rebuilt.Schema, Name: ix.name})
 		if ix.constraint != "" {
 			// Renaming the constraint renames its index with it.
 			stmts = append(stmts, "ALTER TABLE "+qt+" RENAME CONSTRAINT "+d.Quote(carried)+" TO "+d.Quote(ix.constraint))
-			continue
+		} else {
+			stmts = append(stmts, "ALTER INDEX "+d.QuoteTable(schema.TableName{Schema: rebuilt.Schema, Name: carried})+
+				" RENAME TO "+d.Quote(ix.name))
 		}
-		stmts = append(stmts, "ALTER INDEX "+d.QuoteTable(schema.TableName{Schema: rebuilt.Schema, Name: carried})+
-			" RENAME TO "+d.Quote(ix.name))
+		// Comments are the table's as they are now: the replacement's
+		// indexes were built without them.
+		if ix.comment != "" {
+			stmts = append(stmts, "COMMENT ON INDEX "+qix+" IS "+quoteLiteral(ix.comment))
+		}
+		if ix.constraintComment != "" {
+			stmts = append(stmts, "COMMENT ON CONSTRAINT "+d.Quote(ix.constraint)+" ON "+qt+" IS "+quoteLiteral(ix.constraintComment))
+		}
 	}
+	settings, err := s.columnSettingsSQL(ctx, t.Name, ts.Columns)
+	if err != nil {
+		return err
+	}
+	stmts = append(stmts, settings...)
 	stmts = append(stmts, mv.after...)
 	for _, stmt := range stmts {
 		if err := s.exec(ctx, "swap in the replacement of "+t.Name.String(), stmt); err != nil {
@@ -594,16 +614,17 @@ ORDER BY a.attnum`, []any{qt, qn}, func(rows *sql.Rows) error {
 		handled[qualified(fk.Table)+"\x00"+fk.Name] = true
 	}
 	err = s.each(ctx, `
-SELECT n.nspname, c.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid), con.conrelid = to_regclass($1)
+SELECT n.nspname, c.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid), con.conrelid = to_regclass($1),
+       coalesce(pg_catalog.obj_description(con.oid, 'pg_constraint'), '')
 FROM pg_catalog.pg_constraint con
 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE con.contype = 'f' AND (con.conrelid = to_regclass($1) OR con.confrelid = to_regclass($1))
 ORDER BY 1, 2, 3`, []any{qt}, func(rows *sql.Rows) error {
 		var owner schema.TableName
-		var name, def string
+		var name, def, comment string
 		var outbound bool
-		if err := rows.Scan(&owner.Schema, &owner.Name, &name, &def, &outbound); err != nil {
+		if err := rows.Scan(&owner.Schema, &owner.Name, &name, &def, &outbound, &comment); err != nil {
 			return err
 		}
 		if handled[qualified(owner)+"\x00"+name] {
@@ -616,12 +637,85 @@ ORDER BY 1, 2, 3`, []any{qt}, func(rows *sql.Rows) error {
 			mv.before = append(mv.before, "ALTER TABLE "+d.QuoteTable(owner)+" DROP CONSTRAINT "+d.Quote(name))
 		}
 		mv.after = append(mv.after, "ALTER TABLE "+d.QuoteTable(owner)+" ADD CONSTRAINT "+d.Quote(name)+" "+def)
+		if comment != "" {
+			mv.after = append(mv.after, "COMMENT ON CONSTRAINT "+d.Quote(name)+" ON "+d.QuoteTable(owner)+" IS "+quoteLiteral(comment))
+		}
 		return nil
 	})
 	if err != nil {
 		return mv, fmt.Errorf("read the foreign keys of %s: %w", table, err)
 	}
 	return mv, nil
+}
+
+// columnSettingsSQL reads what CREATE TABLE … (LIKE …) does not copy and
+// the table's other columns have: statistics targets, attribute options
+// (n_distinct), compression methods, and the index the table is clustered
+// on. It gives the statements that set them on the replacement once it has
+// the table's name. The planned columns are new columns of ciphertext, as
+// an in-place job makes them, and keep none of their plaintext's settings.
+func (s *swapTx) columnSettingsSQL(ctx context.Context, table schema.TableName, planned []dialect.SwapColumn) ([]string, error) {
+	d := s.d
+	qt := d.QuoteTable(table)
+	skip := map[string]bool{}
+	for _, c := range planned {
+		skip[c.Name] = true
+	}
+	var out []string
+	err := s.each(ctx, `
+SELECT a.attname, coalesce(a.attstattarget, -1)::int, coalesce(array_to_json(a.attoptions)::text, '[]'), a.attcompression::text
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum`, []any{qt}, func(rows *sql.Rows) error {
+		var name, compression string
+		var target int
+		var options jsonNames
+		if err := rows.Scan(&name, &target, &options, &compression); err != nil {
+			return err
+		}
+		if skip[name] {
+			return nil
+		}
+		col := "ALTER TABLE " + qt + " ALTER COLUMN " + d.Quote(name)
+		if target >= 0 {
+			out = append(out, col+" SET STATISTICS "+strconv.Itoa(target))
+		}
+		var set []string
+		for _, o := range options {
+			key, value, ok := strings.Cut(o, "=")
+			if !ok || !optionName.MatchString(key) {
+				return fmt.Errorf("attribute option %q of column %s of %s cannot be copied", o, name, table)
+			}
+			set = append(set, key+" = "+quoteLiteral(value))
+		}
+		if len(set) > 0 {
+			out = append(out, col+" SET ("+strings.Join(set, ", ")+")")
+		}
+		switch compression {
+		case "p":
+			out = append(out, col+" SET COMPRESSION pglz")
+		case "l":
+			out = append(out, col+" SET COMPRESSION lz4")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the column settings of %s: %w", table, err)
+	}
+	err = s.each(ctx, `
+SELECT quote_ident(ic.relname) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = to_regclass($1) AND i.indisclustered`, []any{qt}, func(rows *sql.Rows) error {
+		var index string
+		if err := rows.Scan(&index); err != nil {
+			return err
+		}
+		out = append(out, "ALTER TABLE "+qt+" CLUSTER ON "+index)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the index %s is clustered on: %w", table, err)
+	}
+	return out, nil
 }
 
 // each runs a query in the swap's transaction and scans every row.

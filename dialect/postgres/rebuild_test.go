@@ -35,6 +35,16 @@ var boundFixture = []string{
 	`CREATE TABLE child (id int PRIMARY KEY, acct_id bigint CONSTRAINT child_acct_fk REFERENCES acct (id))`,
 	`COMMENT ON TABLE acct IS 'customer accounts'`,
 	`COMMENT ON COLUMN acct.code IS 'the code'`,
+	`COMMENT ON INDEX acct_code_lower_idx IS 'lookup by code'`,
+	`COMMENT ON CONSTRAINT acct_parent_fk ON acct IS 'the owning parent'`,
+	`COMMENT ON CONSTRAINT acct_total_check ON acct IS 'no negative totals'`,
+	`COMMENT ON CONSTRAINT acct_code_key ON acct IS 'codes are unique'`,
+	`COMMENT ON INDEX acct_pkey IS 'the key''s index'`,
+	`ALTER TABLE acct ALTER COLUMN code SET STATISTICS 500`,
+	`ALTER TABLE acct ALTER COLUMN code SET (n_distinct = -0.5)`,
+	`ALTER TABLE acct ALTER COLUMN code SET COMPRESSION pglz`,
+	`ALTER TABLE acct CLUSTER ON acct_code_key`,
+	`COMMENT ON CONSTRAINT child_acct_fk ON child IS 'the child''s account'`,
 	`GRANT SELECT, INSERT ON acct TO PUBLIC`,
 	`INSERT INTO acct (parent_id, email, code, total)
 		SELECT g % 10 + 1, 'u' || g || '@example.com', CASE WHEN g % 3 = 0 THEN NULL ELSE 'c' || g END, g
@@ -61,12 +71,21 @@ UNION ALL SELECT 'comment', coalesce(obj_description($1::regclass, 'pg_class'), 
 UNION ALL SELECT 'options', coalesce(array_to_string(reloptions, ','), '') FROM pg_class WHERE oid = $1::regclass
 UNION ALL SELECT 'column ' || attname || ' comment', coalesce(col_description(attrelid, attnum), '')
 	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+UNION ALL SELECT 'column ' || attname || ' statistics/options/compression',
+	attstattarget::text || '/' || coalesce(array_to_string(attoptions, ','), '') || '/' || attcompression::text
+	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+UNION ALL SELECT 'index ' || indexrelid::regclass::text || ' clustered', indisclustered::text
+	FROM pg_index WHERE indrelid = $1::regclass
 UNION ALL SELECT 'column ' || attname || ' identity/generated', attidentity::text || '/' || attgenerated::text
 	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
 UNION ALL SELECT 'column ' || attname || ' sequence', coalesce(pg_get_serial_sequence($1::text, attname), '')
 	FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
 UNION ALL SELECT 'foreign key ' || conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid) || ' valid=' || convalidated
-	FROM pg_constraint WHERE confrelid = $1::regclass`, table)
+	FROM pg_constraint WHERE confrelid = $1::regclass
+UNION ALL SELECT 'constraint ' || conrelid::regclass::text || '.' || conname || ' comment', coalesce(obj_description(oid, 'pg_constraint'), '')
+	FROM pg_constraint WHERE conrelid = $1::regclass OR confrelid = $1::regclass
+UNION ALL SELECT 'index ' || indexrelid::regclass::text || ' comment', coalesce(obj_description(indexrelid, 'pg_class'), '')
+	FROM pg_index WHERE indrelid = $1::regclass`, table)
 	return out
 }
 

@@ -602,8 +602,13 @@ SELECT p.what FROM pg_catalog.pg_class c, LATERAL (VALUES
   (c.relpersistence <> 'p', 'unlogged or temporary table'),
   (c.reltablespace <> 0, 'tablespace other than the database default'),
   (c.relrowsecurity, 'row-level security'),
-  (c.relreplident <> 'd', 'replica identity other than the default')) AS p(on_, what)
+  (c.relreplident <> 'd', 'replica identity other than the default'),
+  (c.relam IS DISTINCT FROM (SELECT a.oid FROM pg_catalog.pg_am a WHERE a.amname = pg_catalog.current_setting('default_table_access_method')),
+   'table access method other than the default')) AS p(on_, what)
 WHERE c.oid = $1 AND p.on_
+UNION
+SELECT 'security label' || CASE WHEN s.objsubid = 0 THEN '' ELSE ' on a column' END
+FROM pg_catalog.pg_seclabel s WHERE s.classoid = 'pg_catalog.pg_class'::regclass AND s.objoid = $1
 UNION
 SELECT 'privileges on column ' || a.attname
 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attacl IS NOT NULL AND NOT a.attisdropped

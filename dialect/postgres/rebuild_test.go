@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -229,15 +230,19 @@ func TestRebuiltTableIsReadOnly(t *testing.T) {
 // table, as before, and finishes.
 func TestBoundObjectsKeepTheJobInPlace(t *testing.T) {
 	t.Parallel()
-	for name, ddl := range map[string]string{
-		"view":     `CREATE VIEW acct_codes AS SELECT id, code FROM acct`,
-		"trigger":  `CREATE TRIGGER acct_noop BEFORE UPDATE ON acct FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()`,
-		"row type": `CREATE TABLE acct_history (at timestamptz, old acct)`,
-		"policy":   `CREATE POLICY acct_own ON acct USING (true)`,
+	for name, ddl := range map[string][]string{
+		"view":     {`CREATE VIEW acct_codes AS SELECT id, code FROM acct`},
+		"trigger":  {`CREATE TRIGGER acct_noop BEFORE UPDATE ON acct FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()`},
+		"row type": {`CREATE TABLE acct_history (at timestamptz, old acct)`},
+		"policy":   {`CREATE POLICY acct_own ON acct USING (true)`},
+		// A replacement made by CREATE TABLE … (LIKE …) would have the
+		// default access method.
+		"access method": {`CREATE ACCESS METHOD heap_again TYPE TABLE HANDLER heap_tableam_handler`,
+			`ALTER TABLE acct SET ACCESS METHOD heap_again`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r := newEngineRun(t, boundPlan, append(boundFixture, ddl)...)
+			r := newEngineRun(t, boundPlan, append(slices.Clone(boundFixture), ddl...)...)
 			r.opt.Until = "prepare"
 			if _, err := r.eng().Apply(t.Context()); err != nil {
 				t.Fatal(err)

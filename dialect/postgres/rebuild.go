@@ -496,7 +496,7 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	if err != nil {
 		return err
 	}
-	mv, err := s.moveSQL(ctx, t.Name, rebuilt, fks)
+	mv, err := s.moveSQL(ctx, t, rebuilt, fks)
 	if err != nil {
 		return err
 	}
@@ -545,9 +545,14 @@ type moves struct{ before, after []string }
 // moveSQL reads what binds to the table: its owner, grants and comment,
 // the sequences its columns own (serial) or have (identity), and the
 // foreign keys in both directions other than fks, which the group's swap
-// drops and recreates itself.
-func (s *swapTx) moveSQL(ctx context.Context, table, rebuilt schema.TableName, fks []*schema.ForeignKey) (moves, error) {
+// drops and recreates itself. A foreign key the table's model (read when
+// the job started) has, and had validated, is recreated NOT VALID: checking
+// it would read the whole referencing table while the swap holds its
+// locks. validateForeignKeys checks it once the swap committed.
+func (s *swapTx) moveSQL(ctx context.Context, model *schema.Table, rebuilt schema.TableName, fks []*schema.ForeignKey) (moves, error) {
 	d := s.d
+	table := model.Name
+	checkLater := validatedForeignKeys(model)
 	qt, qn := d.QuoteTable(table), d.QuoteTable(rebuilt)
 	var mv moves
 	var owner string
@@ -611,7 +616,7 @@ ORDER BY a.attnum`, []any{qt, qn}, func(rows *sql.Rows) error {
 	}
 	handled := map[string]bool{}
 	for _, fk := range fks {
-		handled[qualified(fk.Table)+"\x00"+fk.Name] = true
+		handled[foreignKeyID(fk.Table, fk.Name)] = true
 	}
 	err = s.each(ctx, `
 SELECT n.nspname, c.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid), con.conrelid = to_regclass($1),
@@ -627,7 +632,7 @@ ORDER BY 1, 2, 3`, []any{qt}, func(rows *sql.Rows) error {
 		if err := rows.Scan(&owner.Schema, &owner.Name, &name, &def, &outbound, &comment); err != nil {
 			return err
 		}
-		if handled[qualified(owner)+"\x00"+name] {
+		if handled[foreignKeyID(owner, name)] {
 			return nil
 		}
 		// The table's own keys go with it; another table's key on it is
@@ -635,6 +640,9 @@ ORDER BY 1, 2, 3`, []any{qt}, func(rows *sql.Rows) error {
 		// replacement under the table's name.
 		if !outbound {
 			mv.before = append(mv.before, "ALTER TABLE "+d.QuoteTable(owner)+" DROP CONSTRAINT "+d.Quote(name))
+		}
+		if checkLater[foreignKeyID(owner, name)] && !strings.HasSuffix(def, notValid) {
+			def += notValid
 		}
 		mv.after = append(mv.after, "ALTER TABLE "+d.QuoteTable(owner)+" ADD CONSTRAINT "+d.Quote(name)+" "+def)
 		if comment != "" {
@@ -716,6 +724,85 @@ WHERE i.indrelid = to_regclass($1) AND i.indisclustered`, []any{qt}, func(rows *
 		return nil, fmt.Errorf("read the index %s is clustered on: %w", table, err)
 	}
 	return out, nil
+}
+
+// notValid ends the definition of a foreign key that is not validated, as
+// pg_get_constraintdef writes it.
+const notValid = " NOT VALID"
+
+// foreignKeyID identifies a foreign key: its table and name.
+func foreignKeyID(table schema.TableName, name string) string {
+	return qualified(table) + "\x00" + name
+}
+
+// validatedForeignKeys are the foreign keys of the model, in both
+// directions, that were validated when the job started.
+func validatedForeignKeys(model *schema.Table) map[string]bool {
+	out := map[string]bool{}
+	for _, fk := range slices.Concat(model.ForeignKeys, model.ReferencedBy) {
+		if !strings.HasSuffix(fk.Definition, notValid) {
+			out[foreignKeyID(fk.Table, fk.Name)] = true
+		}
+	}
+	return out
+}
+
+// validateForeignKeys checks, after the swap of a group committed, each
+// foreign key of its rebuilt tables (in both directions) that is not
+// validated although it was when the job started: moveSQL recreated it NOT
+// VALID. VALIDATE reads the referencing table under a lock that lets other
+// sessions read and write it. A swap run again after a crash finds them
+// the same way.
+func (d Dialect) validateForeignKeys(ctx context.Context, db *sql.DB, group []dialect.TableSwap) error {
+	for _, ts := range group {
+		if !ts.Rebuilt {
+			continue
+		}
+		checkLater := validatedForeignKeys(ts.Table)
+		var todo []string
+		err := dialect.EachRow(ctx, db, `
+SELECT n.nspname, c.relname, con.conname
+FROM pg_catalog.pg_constraint con
+JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE con.contype = 'f' AND NOT con.convalidated AND (con.conrelid = to_regclass($1) OR con.confrelid = to_regclass($1))
+ORDER BY 1, 2, 3`, []any{d.QuoteTable(ts.Table.Name)}, func(rows *sql.Rows) error {
+			var owner schema.TableName
+			var name string
+			if err := rows.Scan(&owner.Schema, &owner.Name, &name); err != nil {
+				return err
+			}
+			if checkLater[foreignKeyID(owner, name)] {
+				todo = append(todo, "ALTER TABLE "+d.QuoteTable(owner)+" VALIDATE CONSTRAINT "+d.Quote(name))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read the foreign keys to validate on %s: %w", ts.Table.Name, err)
+		}
+		for _, stmt := range todo {
+			if err := d.execWithLockTimeout(ctx, db, stmt); err != nil {
+				return fmt.Errorf("validate the foreign keys of %s after its cut-over (%s): %w", ts.Table.Name, stmt, err)
+			}
+		}
+	}
+	return nil
+}
+
+// execWithLockTimeout runs one statement in a transaction of its own that
+// waits for its locks no longer than the swap does.
+func (d Dialect) execWithLockTimeout(ctx context.Context, db *sql.DB, stmt string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for _, q := range []string{setLockTimeout, stmt} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // each runs a query in the swap's transaction and scans every row.

@@ -10,7 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/dialect/postgres"
 	"github.com/colcrypt/colcrypt/migrate"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // boundFixture is a table with what binds to it besides its columns: a
@@ -34,6 +37,8 @@ var boundFixture = []string{
 	) WITH (fillfactor = 80)`,
 	`CREATE INDEX acct_code_lower_idx ON acct (lower(code)) WHERE code IS NOT NULL`,
 	`CREATE TABLE child (id int PRIMARY KEY, acct_id bigint CONSTRAINT child_acct_fk REFERENCES acct (id))`,
+	// Left NOT VALID by its owner: the cut-over must not validate it.
+	`ALTER TABLE child ADD CONSTRAINT child_acct_loose_fk FOREIGN KEY (acct_id) REFERENCES acct (id) NOT VALID`,
 	`COMMENT ON TABLE acct IS 'customer accounts'`,
 	`COMMENT ON COLUMN acct.code IS 'the code'`,
 	`COMMENT ON INDEX acct_code_lower_idx IS 'lookup by code'`,
@@ -385,5 +390,47 @@ func TestPurgeSkipsRebuiltTable(t *testing.T) {
 		if vr, err := r.eng().Verify(t.Context()); err != nil || !vr.OK() {
 			t.Errorf("in place %t: verify after purge: %+v, %v", inPlace, vr, err)
 		}
+	}
+}
+
+// TestCutoverValidatesForeignKeysAfterCommit: the swap of a rebuilt table
+// recreates the foreign keys in both directions NOT VALID, so that checking
+// them does not read the referencing tables under its locks, and validates
+// them once it committed. A swap run again after a crash in between finds
+// the keys left NOT VALID and validates them, but not a key its owner left
+// NOT VALID before the job.
+func TestCutoverValidatesForeignKeysAfterCommit(t *testing.T) {
+	t.Parallel()
+	r := newEngineRun(t, boundPlan, boundFixture...)
+	d := postgres.Dialect{}
+	model, err := d.ReadTable(t.Context(), r.db, schema.TableName{Name: "acct"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.eng().Apply(t.Context()); err != nil || res.Phase != "done" {
+		t.Fatalf("apply: %v, %+v", err, res)
+	}
+	validity := func() map[string]string {
+		out := map[string]string{}
+		readSnapshot(t, r.db, out, `SELECT conrelid::regclass::text || '.' || conname, convalidated::text
+			FROM pg_constraint WHERE contype = 'f' AND (conrelid = $1::regclass OR confrelid = $1::regclass)`, "acct")
+		return out
+	}
+	want := map[string]string{"acct.acct_parent_fk": "true", "acct.acct_prev_fk": "true",
+		"child.child_acct_fk": "true", "child.child_acct_loose_fk": "false"}
+	if got := validity(); !maps.Equal(got, want) {
+		t.Fatalf("after the cut-over the foreign keys are validated %v, want %v", got, want)
+	}
+	// What a crash between the swap's commit and the validation leaves.
+	exec(t, r.db,
+		`ALTER TABLE acct DROP CONSTRAINT acct_parent_fk`,
+		`ALTER TABLE acct ADD CONSTRAINT acct_parent_fk FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE NOT VALID`,
+		`ALTER TABLE child DROP CONSTRAINT child_acct_fk`,
+		`ALTER TABLE child ADD CONSTRAINT child_acct_fk FOREIGN KEY (acct_id) REFERENCES acct (id) NOT VALID`)
+	if err := d.Swap(t.Context(), r.db, []dialect.TableSwap{{Table: model, Rebuilt: true}}); err != nil {
+		t.Fatalf("the swap run again: %v", err)
+	}
+	if got := validity(); !maps.Equal(got, want) {
+		t.Fatalf("after the swap ran again the foreign keys are validated %v, want %v", got, want)
 	}
 }

@@ -74,6 +74,11 @@ func (d Dialect) swapGroup(ctx context.Context, db *sql.DB, group []dialect.Tabl
 		return fmt.Errorf("%s of %s: commit: %w", what, strings.Join(names, ", "), err)
 	}
 	schemaChanges.Add(1)
+	if forward {
+		if err := d.validateForeignKeys(ctx, db, group); err != nil {
+			return fmt.Errorf("%s of %s: %w (the swap is done; run apply again to finish)", what, strings.Join(names, ", "), err)
+		}
+	}
 	return nil
 }
 

@@ -748,16 +748,13 @@ func validatedForeignKeys(model *schema.Table) map[string]bool {
 }
 
 // validateForeignKeys checks, after the swap of a group committed, each
-// foreign key of its rebuilt tables (in both directions) that is not
-// validated although it was when the job started: moveSQL recreated it NOT
-// VALID. VALIDATE reads the referencing table under a lock that lets other
+// foreign key of its tables (in both directions) that is not validated
+// although it was when the job started: the swap recreated it NOT VALID.
+// VALIDATE reads the referencing table under a lock that lets other
 // sessions read and write it. A swap run again after a crash finds them
 // the same way.
 func (d Dialect) validateForeignKeys(ctx context.Context, db *sql.DB, group []dialect.TableSwap) error {
 	for _, ts := range group {
-		if !ts.Rebuilt {
-			continue
-		}
 		checkLater := validatedForeignKeys(ts.Table)
 		var todo []string
 		err := dialect.EachRow(ctx, db, `

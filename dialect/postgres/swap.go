@@ -214,8 +214,14 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 		}
 	}
 	for _, fk := range fks {
+		// As moveSQL does: checked once the swap committed
+		// (validateForeignKeys), not under its locks.
+		def := fk.Definition
+		if forward && !strings.HasSuffix(def, notValid) {
+			def += notValid
+		}
 		if err := s.exec(ctx, "recreate foreign key "+fk.Name, "ALTER TABLE "+s.d.QuoteTable(fk.Table)+
-			" ADD CONSTRAINT "+s.d.Quote(fk.Name)+" "+fk.Definition); err != nil {
+			" ADD CONSTRAINT "+s.d.Quote(fk.Name)+" "+def); err != nil {
 			return err
 		}
 	}

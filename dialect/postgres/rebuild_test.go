@@ -41,6 +41,7 @@ var boundFixture = []string{
 	`ALTER TABLE child ADD CONSTRAINT child_acct_loose_fk FOREIGN KEY (acct_id) REFERENCES acct (id) NOT VALID`,
 	`COMMENT ON TABLE acct IS 'customer accounts'`,
 	`COMMENT ON COLUMN acct.code IS 'the code'`,
+	`COMMENT ON COLUMN acct.email IS 'contact address'`,
 	`COMMENT ON INDEX acct_code_lower_idx IS 'lookup by code'`,
 	`COMMENT ON CONSTRAINT acct_parent_fk ON acct IS 'the owning parent'`,
 	`COMMENT ON CONSTRAINT acct_total_check ON acct IS 'no negative totals'`,

@@ -116,6 +116,45 @@ func forgetStatementsAfterSwap(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
+// columnComments gives the statements that put the comments of the
+// swapped columns (as the table has them now, under their names) on the
+// columns that take their names: the dropped column's comment stays with
+// the name it describes.
+func (s *swapTx) columnComments(ctx context.Context, table schema.TableName, cols []dialect.SwapColumn) ([]string, error) {
+	var names []string
+	for _, sc := range cols {
+		names = append(names, sc.Name)
+	}
+	var out []string
+	err := dialect.EachRow(ctx, s.tx, `
+SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum)
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = to_regclass($1) AND a.attname = ANY ($2) AND NOT a.attisdropped
+  AND pg_catalog.col_description(a.attrelid, a.attnum) IS NOT NULL
+ORDER BY a.attnum`, []any{s.d.QuoteTable(table), names}, func(rows *sql.Rows) error {
+		var name, comment string
+		if err := rows.Scan(&name, &comment); err != nil {
+			return err
+		}
+		out = append(out, "COMMENT ON COLUMN "+s.d.QuoteTable(table)+"."+s.d.Quote(name)+" IS "+quoteLiteral(comment))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the column comments of %s: %w", table, err)
+	}
+	return out, nil
+}
+
+// execAll runs statements in turn.
+func (s *swapTx) execAll(ctx context.Context, what string, stmts []string) error {
+	for _, stmt := range stmts {
+		if err := s.exec(ctx, what, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // swapTx runs the statements of one group's swap in its transaction.
 type swapTx struct {
 	d  Dialect
@@ -250,6 +289,10 @@ func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dia
 			after = append(after, "ALTER COLUMN "+s.d.Quote(sc.Name)+" SET NOT NULL")
 		}
 	}
+	comments, err := s.columnComments(ctx, t.Name, cols)
+	if err != nil {
+		return err
+	}
 	if err := s.exec(ctx, "drop plaintext columns", "ALTER TABLE "+qt+" "+strings.Join(drop, ", ")); err != nil {
 		return err
 	}
@@ -257,6 +300,9 @@ func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dia
 		if err := s.exec(ctx, "rename "+sc.Temp, "ALTER TABLE "+qt+" RENAME COLUMN "+s.d.Quote(sc.Temp)+" TO "+s.d.Quote(sc.Name)); err != nil {
 			return err
 		}
+	}
+	if err := s.execAll(ctx, "keep column comments", comments); err != nil {
+		return err
 	}
 	if ts.RowID != "" {
 		after = append(after, "DROP COLUMN IF EXISTS "+s.d.Quote(ts.RowID))
@@ -318,6 +364,10 @@ func (s *swapTx) unswapTable(ctx context.Context, ts dialect.TableSwap, cols []d
 		// through the table drops it with the rest.
 		drop = append(drop, "DROP COLUMN IF EXISTS "+s.d.Quote(ts.RowID))
 	}
+	comments, err := s.columnComments(ctx, t.Name, cols)
+	if err != nil {
+		return err
+	}
 	if err := s.exec(ctx, "drop ciphertext columns", "ALTER TABLE "+qt+" "+strings.Join(drop, ", ")); err != nil {
 		return err
 	}
@@ -325,6 +375,9 @@ func (s *swapTx) unswapTable(ctx context.Context, ts dialect.TableSwap, cols []d
 		if err := s.exec(ctx, "rename "+sc.Temp, "ALTER TABLE "+qt+" RENAME COLUMN "+s.d.Quote(sc.Temp)+" TO "+s.d.Quote(sc.Name)); err != nil {
 			return err
 		}
+	}
+	if err := s.execAll(ctx, "keep column comments", comments); err != nil {
+		return err
 	}
 	if len(after) > 0 {
 		if err := s.exec(ctx, "restore type, NOT NULL and default", "ALTER TABLE "+qt+" "+strings.Join(after, ", ")); err != nil {

@@ -91,11 +91,12 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			e.note(ctx, id, phase+" failed", err.Error())
 			return res, err
 		}
+		from := j.Phase
 		j.Phase = phase
 		if phase == phasePurged {
 			j.Phase = phaseDone
 		}
-		if err := e.st.saveJob(ctx, j); err != nil {
+		if err := e.st.advanceJob(ctx, j, j.Kind, from); err != nil {
 			return res, err
 		}
 		res.Phase = phase

@@ -124,27 +124,32 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		if err != nil {
 			return 0, err
 		}
-		// The rows the chunk wrote into a rebuilt table's replacement, read
-		// back in the transaction that wrote them.
-		var readBack func(context.Context, *sql.Tx) error
-		var written [][]any
+		// A rebuilt table's chunk is read back and compared in the
+		// transaction that wrote it: a chunk that fails is never committed.
+		// So every row of the replacement, whichever run wrote it last,
+		// passed the check, and a range this run checked needs no second
+		// look even if another run of the plan rewrote it since.
+		var check func(context.Context, *sql.Tx) error
+		var values int64
 		if checkAtWrite {
-			readBack = func(ctx context.Context, tx *sql.Tx) (err error) {
-				written, err = e.readRebuilt(ctx, tx, tj, cipherExprs, ch)
+			check = func(ctx context.Context, tx *sql.Tx) (err error) {
+				written, err := e.readRebuilt(ctx, tx, tj, cipherExprs, ch)
+				if err != nil {
+					return err
+				}
+				values, err = checkWritten(tj, w, cipherExprs, read, written)
 				return err
 			}
 		}
 		err = e.writeChunk(ctx, jobID, tj, phase, ch,
 			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out, Guard: guard,
-				Lo: ch.lo, Hi: ch.hi}, dg, hashes, readBack)
-		if err != nil || !checkAtWrite {
-			return int64(len(out)), err
-		}
-		values, err := checkWritten(tj, w, cipherExprs, read, written)
+				Lo: ch.lo, Hi: ch.hi}, dg, hashes, check)
 		if err != nil {
 			return 0, err
 		}
-		tj.checked.add(ch, int64(len(out)), values)
+		if checkAtWrite {
+			tj.checked.add(ch, int64(len(out)), values)
+		}
 		return int64(len(out)), nil
 	}
 	if err := e.runChunks(ctx, tj, done, exprs, e.newCipherWorker(tj, true), work, prog); err != nil {
@@ -178,10 +183,10 @@ func (e *Engine) physicalSlices(ctx context.Context, tj *tableJob, n int) ([]chu
 }
 
 // writeChunk writes a chunk's rows and its checkpoint in one transaction.
-// readBack, when not nil, runs in that transaction after the writes, and
-// its error rolls the chunk back.
+// check, when not nil, runs in that transaction after the writes, and its
+// error rolls the chunk back.
 func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, phase string, ch chunk, u dialect.Update, dg *digest, rowHashes []byte,
-	readBack func(context.Context, *sql.Tx) error) error {
+	check func(context.Context, *sql.Tx) error) error {
 	if e.writeMu != nil {
 		e.writeMu.Lock()
 		defer e.writeMu.Unlock()
@@ -206,8 +211,8 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 		}
 	}
-	if readBack != nil {
-		if err := readBack(ctx, tx); err != nil {
+	if check != nil {
+		if err := check(ctx, tx); err != nil {
 			return err
 		}
 	}

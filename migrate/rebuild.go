@@ -207,14 +207,13 @@ func taggedKey(vals []any) string {
 }
 
 // checkWritten is verify for one chunk of a rebuilt table, run by the
-// copy as it writes the chunk: it pairs the rows the chunk wrote into the
-// replacement (written, read back by the transaction that wrote them) with
-// the table's rows the chunk was made from (read, still in memory), and
-// decrypts and compares every value as verifyTable does. That costs a
-// fraction of a later pass reading both tables again. It gives the number
-// of values decrypted, or ErrVerify naming the rows that differ; such a
-// chunk is committed but never counted as verified, so the job stops and
-// no later verify of the chunk can pass.
+// copy in the transaction that writes the chunk, before its checkpoint: it
+// pairs the rows the chunk wrote into the replacement (written, read back
+// by that transaction) with the table's rows the chunk was made from
+// (read, still in memory), and decrypts and compares every value as
+// verifyTable does. That costs a fraction of a later pass reading both
+// tables again. It gives the number of values decrypted, or ErrVerify
+// naming the rows that differ, which rolls the chunk back.
 func checkWritten(tj *tableJob, w *worker, cipher [][]string, read, written [][]any) (int64, error) {
 	rc := newRowCheck(tj, w, false)
 	source := func(fn func([]any) error) error {
@@ -237,7 +236,8 @@ func checkWritten(tj *tableJob, w *worker, cipher [][]string, read, written [][]
 
 // checkedChunks are the chunks of a rebuilt table that checkWritten
 // verified in this run. Only this run's count: a chunk committed by an
-// earlier run may have been changed since, so verify reads it again.
+// earlier run may have been changed since (an interrupted job resumed days
+// later), so verify reads it again.
 type checkedChunks struct {
 	mu     sync.Mutex
 	ranges map[[2]string]checkedChunk // by the chunk's encoded bounds

@@ -48,8 +48,9 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 		if err := e.checkResume(j, tables); err != nil {
 			return nil, err
 		}
+		fromKind, fromPhase := j.Kind, j.Phase
 		j.Kind, j.Phase = jobKindRevert, ""
-		if err := e.st.saveJob(ctx, j); err != nil {
+		if err := e.st.advanceJob(ctx, j, fromKind, fromPhase); err != nil {
 			return nil, err
 		}
 		e.note(ctx, id, "revert started", "")
@@ -62,11 +63,12 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 			e.note(ctx, id, "revert "+phase+" failed", err.Error())
 			return res, err
 		}
+		from := j.Phase
 		j.Phase = phase
 		if phase == phaseCutover {
 			j.Phase = phaseDone
 		}
-		if err := e.st.saveJob(ctx, j); err != nil {
+		if err := e.st.advanceJob(ctx, j, j.Kind, from); err != nil {
 			return res, err
 		}
 		res.Phase = phase

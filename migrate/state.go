@@ -128,6 +128,35 @@ func (s *store) saveJob(ctx context.Context, j *job) error {
 	return retry(ctx, s.logger(), "save the job", func(ctx context.Context) error { return s.saveJobOnce(ctx, j) })
 }
 
+// advanceJob records j's new kind and phase, but only over the kind and
+// phase this run found (fromKind, fromPhase): two runs of the same plan
+// (a cron job and a person) may overlap, and the one that finishes a phase
+// late must not set the job back behind what the other did since (a
+// cut-over done, then "copy" recorded again). That run stops instead.
+func (s *store) advanceJob(ctx context.Context, j *job, fromKind, fromPhase string) error {
+	return retry(ctx, s.logger(), "save the job", func(ctx context.Context) error {
+		res, err := s.db.ExecContext(ctx, "UPDATE "+s.table(jobTableName)+" SET kind = "+s.ph(1)+", phase = "+s.ph(2)+", updated_at = "+s.ph(3)+
+			" WHERE job_id = "+s.ph(4)+" AND kind = "+s.ph(5)+" AND phase = "+s.ph(6), j.Kind, j.Phase, now(), j.ID, fromKind, fromPhase)
+		if err != nil {
+			return fmt.Errorf("save job %s: %w", j.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+		now, err := s.loadJobOnce(ctx, j.ID)
+		switch {
+		case err != nil:
+			return err
+		case now != nil && now.Kind == j.Kind && now.Phase == j.Phase:
+			return nil // this run's own update, whose reply was lost
+		case now == nil:
+			return fmt.Errorf("job %s is gone from %s: another colcrypt run finished or removed it meanwhile; this run stops", j.ID, jobTableName)
+		}
+		return fmt.Errorf("job %s moved on to %s phase %q while this run worked on %s phase %q (another colcrypt run of this plan?): "+
+			"this run stops; run it again to continue from there", j.ID, now.Kind, now.Phase, fromKind, fromPhase)
+	})
+}
+
 func (s *store) putColumn(ctx context.Context, c *columnState) error {
 	return retry(ctx, s.logger(), "save a column state", func(ctx context.Context) error { return s.putColumnOnce(ctx, c) })
 }

@@ -435,3 +435,38 @@ func TestCutoverValidatesForeignKeysAfterCommit(t *testing.T) {
 		t.Fatalf("after the swap ran again the foreign keys are validated %v, want %v", got, want)
 	}
 }
+
+// TestColumnGrantsSurviveTheSwap: privileges granted on an encrypted
+// column (which keep its job in place) are on the ciphertext column after
+// the cut-over and on the plaintext column again after revert, as the
+// column's other grants and comment are.
+func TestColumnGrantsSurviveTheSwap(t *testing.T) {
+	t.Parallel()
+	r := newEngineRun(t, boundPlan, append(slices.Clone(boundFixture),
+		`DO $$ BEGIN CREATE ROLE colcrypt_test_analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+		`GRANT SELECT (id, email), UPDATE (email) ON acct TO colcrypt_test_analyst`)...)
+	grants := func() string {
+		var acl sql.NullString
+		if err := r.db.QueryRowContext(t.Context(), `SELECT attacl::text FROM pg_attribute
+			WHERE attrelid = 'acct'::regclass AND attname = 'email'`).Scan(&acl); err != nil {
+			t.Fatal(err)
+		}
+		return acl.String
+	}
+	before := grants()
+	if !strings.Contains(before, "colcrypt_test_analyst=rw") {
+		t.Fatalf("fixture: email's grants are %q", before)
+	}
+	if res, err := r.eng().Apply(t.Context()); err != nil || res.Phase != "done" {
+		t.Fatalf("apply: %v, %+v", err, res)
+	}
+	if got := grants(); got != before {
+		t.Errorf("after the cut-over email's grants are %q, want %q", got, before)
+	}
+	if _, err := r.eng().Revert(t.Context()); err != nil {
+		t.Fatalf("revert: %v", err)
+	}
+	if got := grants(); got != before {
+		t.Errorf("after revert email's grants are %q, want %q", got, before)
+	}
+}

@@ -116,31 +116,39 @@ func forgetStatementsAfterSwap(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
-// columnComments gives the statements that put the comments of the
-// swapped columns (as the table has them now, under their names) on the
-// columns that take their names: the dropped column's comment stays with
-// the name it describes.
-func (s *swapTx) columnComments(ctx context.Context, table schema.TableName, cols []dialect.SwapColumn) ([]string, error) {
+// columnCommentsAndGrants gives the statements that put the comments and
+// privileges of the swapped columns (as the table has them now, under
+// their names) on the columns that take their names: what describes and
+// guards a column stays with its name. The privileges are granted again by
+// colcrypt's user.
+func (s *swapTx) columnCommentsAndGrants(ctx context.Context, table schema.TableName, cols []dialect.SwapColumn) ([]string, error) {
 	var names []string
 	for _, sc := range cols {
 		names = append(names, sc.Name)
 	}
+	qt := s.d.QuoteTable(table)
 	var out []string
 	err := dialect.EachRow(ctx, s.tx, `
-SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum)
+SELECT 'COMMENT ON COLUMN ' || $1 || '.' || quote_ident(a.attname) || ' IS ' || quote_literal(pg_catalog.col_description(a.attrelid, a.attnum))
 FROM pg_catalog.pg_attribute a
 WHERE a.attrelid = to_regclass($1) AND a.attname = ANY ($2) AND NOT a.attisdropped
   AND pg_catalog.col_description(a.attrelid, a.attnum) IS NOT NULL
-ORDER BY a.attnum`, []any{s.d.QuoteTable(table), names}, func(rows *sql.Rows) error {
-		var name, comment string
-		if err := rows.Scan(&name, &comment); err != nil {
+UNION ALL
+SELECT 'GRANT ' || x.privilege_type || ' (' || quote_ident(a.attname) || ') ON TABLE ' || $1 || ' TO ' ||
+       CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END ||
+       CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x
+WHERE a.attrelid = to_regclass($1) AND a.attname = ANY ($2) AND NOT a.attisdropped
+ORDER BY 1`, []any{qt, names}, func(rows *sql.Rows) error {
+		var stmt string
+		if err := rows.Scan(&stmt); err != nil {
 			return err
 		}
-		out = append(out, "COMMENT ON COLUMN "+s.d.QuoteTable(table)+"."+s.d.Quote(name)+" IS "+quoteLiteral(comment))
+		out = append(out, stmt)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read the column comments of %s: %w", table, err)
+		return nil, fmt.Errorf("read the comments and privileges of the columns of %s: %w", table, err)
 	}
 	return out, nil
 }
@@ -289,7 +297,7 @@ func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dia
 			after = append(after, "ALTER COLUMN "+s.d.Quote(sc.Name)+" SET NOT NULL")
 		}
 	}
-	comments, err := s.columnComments(ctx, t.Name, cols)
+	keep, err := s.columnCommentsAndGrants(ctx, t.Name, cols)
 	if err != nil {
 		return err
 	}
@@ -301,7 +309,7 @@ func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dia
 			return err
 		}
 	}
-	if err := s.execAll(ctx, "keep column comments", comments); err != nil {
+	if err := s.execAll(ctx, "keep column comments and privileges", keep); err != nil {
 		return err
 	}
 	if ts.RowID != "" {
@@ -364,7 +372,7 @@ func (s *swapTx) unswapTable(ctx context.Context, ts dialect.TableSwap, cols []d
 		// through the table drops it with the rest.
 		drop = append(drop, "DROP COLUMN IF EXISTS "+s.d.Quote(ts.RowID))
 	}
-	comments, err := s.columnComments(ctx, t.Name, cols)
+	keep, err := s.columnCommentsAndGrants(ctx, t.Name, cols)
 	if err != nil {
 		return err
 	}
@@ -376,7 +384,7 @@ func (s *swapTx) unswapTable(ctx context.Context, ts dialect.TableSwap, cols []d
 			return err
 		}
 	}
-	if err := s.execAll(ctx, "keep column comments", comments); err != nil {
+	if err := s.execAll(ctx, "keep column comments and privileges", keep); err != nil {
 		return err
 	}
 	if len(after) > 0 {

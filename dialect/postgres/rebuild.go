@@ -529,12 +529,7 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	}
 	stmts = append(stmts, settings...)
 	stmts = append(stmts, mv.after...)
-	for _, stmt := range stmts {
-		if err := s.exec(ctx, "swap in the replacement of "+t.Name.String(), stmt); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.execAll(ctx, "swap in the replacement of "+t.Name.String(), stmts)
 }
 
 // moves are the statements that carry what binds to the table over to its

@@ -52,14 +52,7 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // IS DISTINCT FROM but are different plaintexts, and json and xml have no
 // equality at all.
 func (d Dialect) AddCapture(ctx context.Context, db *sql.DB, table schema.TableName, planned, _ []string) error {
-	err := inDDLTx(ctx, db, func(tx *sql.Tx) error {
-		for _, stmt := range d.captureSQL(table, planned) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := inDDLTx(ctx, db, func(tx *sql.Tx) error { return execEach(ctx, tx, d.captureSQL(table, planned)) })
 	if err != nil {
 		return fmt.Errorf("add change capture to %s: %w", table, err)
 	}
@@ -111,14 +104,7 @@ func (d Dialect) dropCaptureSQL(table schema.TableName) []string {
 
 // DropCapture implements dialect.ChangeCapture.
 func (d Dialect) DropCapture(ctx context.Context, db *sql.DB, table schema.TableName) error {
-	err := inDDLTx(ctx, db, func(tx *sql.Tx) error {
-		for _, stmt := range d.dropCaptureSQL(table) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := inDDLTx(ctx, db, func(tx *sql.Tx) error { return execEach(ctx, tx, d.dropCaptureSQL(table)) })
 	if err != nil {
 		return fmt.Errorf("drop change capture of %s: %w", table, err)
 	}

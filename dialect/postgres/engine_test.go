@@ -290,6 +290,16 @@ type engineRun struct {
 	eng  func() *migrate.Engine
 }
 
+// applyUntil runs apply up to and including phase (leaving r.opt.Until
+// set to it) and fails the test on error.
+func (r *engineRun) applyUntil(t *testing.T, phase string) {
+	t.Helper()
+	r.opt.Until = phase
+	if _, err := r.eng().Apply(t.Context()); err != nil {
+		t.Fatalf("apply until %s: %v", phase, err)
+	}
+}
+
 func newEngineRun(t *testing.T, tables string, ddl ...string) *engineRun {
 	t.Helper()
 	dsn := pgtest.DSN(t)

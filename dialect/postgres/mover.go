@@ -77,6 +77,28 @@ func inDDLTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// execEach runs statements in turn on q, stopping at the first error.
+func execEach(ctx context.Context, q dialect.Querier, stmts []string) error {
+	for _, stmt := range stmts {
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queryStrings runs a query of one text column on q and gives its rows.
+func queryStrings(ctx context.Context, q dialect.Querier, query string, args ...any) ([]string, error) {
+	var out []string
+	err := dialect.EachRow(ctx, q, query, args, func(rows *sql.Rows) error {
+		var v string
+		err := rows.Scan(&v)
+		out = append(out, v)
+		return err
+	})
+	return out, err
+}
+
 // setLockTimeout applies ddlLockTimeout to the current transaction.
 var setLockTimeout = "SET LOCAL lock_timeout = '" + strconv.FormatInt(ddlLockTimeout.Milliseconds(), 10) + "ms'"
 

@@ -113,10 +113,8 @@ func (d Dialect) createRebuilt(ctx context.Context, tx *sql.Tx, ts dialect.Table
 		}
 	}
 	stmts = append(stmts, "ALTER TABLE "+qn+" "+strings.Join(alter, ", "))
-	for _, stmt := range stmts {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("create %s: %w", d.RebuildName(t.Name), err)
-		}
+	if err := execEach(ctx, tx, stmts); err != nil {
+		return fmt.Errorf("create %s: %w", d.RebuildName(t.Name), err)
 	}
 	if ts.KeepPlaintext {
 		s := &swapTx{d: d, tx: tx}
@@ -205,12 +203,7 @@ func (d Dialect) DropRebuild(ctx context.Context, db *sql.DB, table schema.Table
 		if oid != 0 {
 			stmts = append([]string{"DROP TRIGGER IF EXISTS " + d.Quote(readonlyName(table)) + " ON " + d.QuoteTable(table)}, stmts...)
 		}
-		for _, stmt := range stmts {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return nil
+		return execEach(ctx, tx, stmts)
 	})
 	if err != nil {
 		return fmt.Errorf("drop the replacement of %s: %w", table, err)
@@ -560,23 +553,15 @@ FROM pg_catalog.pg_class WHERE oid = to_regclass($1)`, qt).Scan(&owner, &comment
 	if comment.Valid {
 		mv.before = append(mv.before, "COMMENT ON TABLE "+qn+" IS "+quoteLiteral(comment.String))
 	}
-	err := s.each(ctx, `
-SELECT 'GRANT ' || a.privilege_type || ' ON TABLE ' || $2 || ' TO ' ||
-       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END ||
-       CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+	grants, err := queryStrings(ctx, s.tx, `
+SELECT 'GRANT ' || a.privilege_type || ' ON TABLE ' || $2 || ' TO ' || `+granteeSQL+`
 FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
 WHERE c.oid = to_regclass($1)
-ORDER BY 1`, []any{qt, qn}, func(rows *sql.Rows) error {
-		var grant string
-		if err := rows.Scan(&grant); err != nil {
-			return err
-		}
-		mv.before = append(mv.before, grant)
-		return nil
-	})
+ORDER BY 1`, qt, qn)
 	if err != nil {
 		return mv, fmt.Errorf("read the grants on %s: %w", table, err)
 	}
+	mv.before = append(mv.before, grants...)
 	err = s.each(ctx, `
 SELECT quote_ident(sn.nspname) || '.' || quote_ident(sq.relname), sq.relname, a.attname, d.deptype::text,
        coalesce(pg_catalog.pg_get_serial_sequence($2, a.attname), '')
@@ -705,20 +690,14 @@ ORDER BY a.attnum`, []any{qt}, func(rows *sql.Rows) error {
 	if err != nil {
 		return nil, fmt.Errorf("read the column settings of %s: %w", table, err)
 	}
-	err = s.each(ctx, `
-SELECT quote_ident(ic.relname) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-WHERE i.indrelid = to_regclass($1) AND i.indisclustered`, []any{qt}, func(rows *sql.Rows) error {
-		var index string
-		if err := rows.Scan(&index); err != nil {
-			return err
-		}
-		out = append(out, "ALTER TABLE "+qt+" CLUSTER ON "+index)
-		return nil
-	})
+	cluster, err := queryStrings(ctx, s.tx, `
+SELECT 'ALTER TABLE ' || $1 || ' CLUSTER ON ' || quote_ident(ic.relname)
+FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = to_regclass($1) AND i.indisclustered`, qt)
 	if err != nil {
 		return nil, fmt.Errorf("read the index %s is clustered on: %w", table, err)
 	}
-	return out, nil
+	return append(out, cluster...), nil
 }
 
 // notValid ends the definition of a foreign key that is not validated, as
@@ -773,28 +752,14 @@ ORDER BY 1, 2, 3`, []any{d.QuoteTable(ts.Table.Name)}, func(rows *sql.Rows) erro
 			return fmt.Errorf("read the foreign keys to validate on %s: %w", ts.Table.Name, err)
 		}
 		for _, stmt := range todo {
-			if err := d.execWithLockTimeout(ctx, db, stmt); err != nil {
+			// Each in a transaction of its own that waits for its locks
+			// no longer than the swap does.
+			if err := inDDLTx(ctx, db, func(tx *sql.Tx) error { return execEach(ctx, tx, []string{stmt}) }); err != nil {
 				return fmt.Errorf("validate the foreign keys of %s after its cut-over (%s): %w", ts.Table.Name, stmt, err)
 			}
 		}
 	}
 	return nil
-}
-
-// execWithLockTimeout runs one statement in a transaction of its own that
-// waits for its locks no longer than the swap does.
-func (d Dialect) execWithLockTimeout(ctx context.Context, db *sql.DB, stmt string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	for _, q := range []string{setLockTimeout, stmt} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
 }
 
 // each runs a query in the swap's transaction and scans every row.

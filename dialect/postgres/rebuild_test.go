@@ -123,10 +123,7 @@ func TestRebuildKeepsWhatBindsToTheTable(t *testing.T) {
 		res.before = boundSnapshot(t, r.db, "acct")
 		rows := rowSnapshot(t, r.db, "acct", "child", "parent")
 
-		r.opt.Until = "verify"
-		if _, err := r.eng().Apply(t.Context()); err != nil {
-			t.Fatalf("apply until verify: %v", err)
-		}
+		r.applyUntil(t, "verify")
 		if got := tableExists(t, r.db, "acct__colcrypt_new"); got == inPlace {
 			t.Fatalf("in place %t: the replacement exists: %t", inPlace, got)
 		}
@@ -191,10 +188,7 @@ func TestRebuildKeepsWhatBindsToTheTable(t *testing.T) {
 func TestRebuiltTableIsReadOnly(t *testing.T) {
 	t.Parallel()
 	r := newEngineRun(t, boundPlan, boundFixture...)
-	r.opt.Until = "prepare"
-	if _, err := r.eng().Apply(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	r.applyUntil(t, "prepare")
 	writes := []string{
 		`INSERT INTO acct (email) VALUES ('late@example.com')`,
 		`UPDATE acct SET total = 1 WHERE id = 1`,
@@ -249,10 +243,7 @@ func TestBoundObjectsKeepTheJobInPlace(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			r := newEngineRun(t, boundPlan, append(slices.Clone(boundFixture), ddl...)...)
-			r.opt.Until = "prepare"
-			if _, err := r.eng().Apply(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			r.applyUntil(t, "prepare")
 			if tableExists(t, r.db, "acct__colcrypt_new") {
 				t.Errorf("the job builds a replacement of acct despite the %s bound to it", name)
 			}
@@ -276,10 +267,7 @@ func TestBoundObjectsKeepTheJobInPlace(t *testing.T) {
 func TestVerifyPairsRowsWithTheReplacement(t *testing.T) {
 	t.Parallel()
 	r := newEngineRun(t, boundPlan, boundFixture...)
-	r.opt.Until = "copy"
-	if _, err := r.eng().Apply(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	r.applyUntil(t, "copy")
 	exec(t, r.db,
 		`DELETE FROM acct__colcrypt_new WHERE id = 10`,
 		`INSERT INTO acct__colcrypt_new (id, email) VALUES (5000000, '\x00')`,
@@ -324,10 +312,7 @@ func TestRebuildTablesLinkedByForeignKey(t *testing.T) {
 		`UPDATE child SET note = 'note ' || id`)...)
 	before := map[string]map[string]string{"acct": boundSnapshot(t, r.db, "acct"), "child": boundSnapshot(t, r.db, "child")}
 	rows := rowSnapshot(t, r.db, "acct", "child")
-	r.opt.Until = "verify"
-	if _, err := r.eng().Apply(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	r.applyUntil(t, "verify")
 	for _, built := range []string{"acct__colcrypt_new", "child__colcrypt_new"} {
 		if !tableExists(t, r.db, built) {
 			t.Fatalf("%s was not built", built)
@@ -369,10 +354,7 @@ func TestPurgeSkipsRebuiltTable(t *testing.T) {
 		r := newEngineRun(t, boundPlan, boundFixture...)
 		r.p.Job.Purge = true
 		r.opt.InPlace = inPlace
-		r.opt.Until = "verify"
-		if _, err := r.eng().Apply(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		r.applyUntil(t, "verify")
 		filenode := func(table string) (n int64) {
 			t.Helper()
 			if err := r.db.QueryRowContext(t.Context(), `SELECT pg_relation_filenode($1)`, table).Scan(&n); err != nil {

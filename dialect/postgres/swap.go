@@ -127,38 +127,31 @@ func (s *swapTx) columnCommentsAndGrants(ctx context.Context, table schema.Table
 		names = append(names, sc.Name)
 	}
 	qt := s.d.QuoteTable(table)
-	var out []string
-	err := dialect.EachRow(ctx, s.tx, `
+	out, err := queryStrings(ctx, s.tx, `
 SELECT 'COMMENT ON COLUMN ' || $1 || '.' || quote_ident(a.attname) || ' IS ' || quote_literal(pg_catalog.col_description(a.attrelid, a.attnum))
 FROM pg_catalog.pg_attribute a
 WHERE a.attrelid = to_regclass($1) AND a.attname = ANY ($2) AND NOT a.attisdropped
   AND pg_catalog.col_description(a.attrelid, a.attnum) IS NOT NULL
 UNION ALL
-SELECT 'GRANT ' || x.privilege_type || ' (' || quote_ident(a.attname) || ') ON TABLE ' || $1 || ' TO ' ||
-       CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END ||
-       CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
-FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x
-WHERE a.attrelid = to_regclass($1) AND a.attname = ANY ($2) AND NOT a.attisdropped
-ORDER BY 1`, []any{qt, names}, func(rows *sql.Rows) error {
-		var stmt string
-		if err := rows.Scan(&stmt); err != nil {
-			return err
-		}
-		out = append(out, stmt)
-		return nil
-	})
+SELECT 'GRANT ' || a.privilege_type || ' (' || quote_ident(col.attname) || ') ON TABLE ' || $1 || ' TO ' || `+granteeSQL+`
+FROM pg_catalog.pg_attribute col, pg_catalog.aclexplode(col.attacl) a
+WHERE col.attrelid = to_regclass($1) AND col.attname = ANY ($2) AND NOT col.attisdropped
+ORDER BY 1`, qt, names)
 	if err != nil {
 		return nil, fmt.Errorf("read the comments and privileges of the columns of %s: %w", table, err)
 	}
 	return out, nil
 }
 
-// execAll runs statements in turn.
+// granteeSQL names the grantee of a row of aclexplode (aliased a) and
+// its grant option, as GRANT … TO takes them.
+const granteeSQL = `CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END ||
+       CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END`
+
+// execAll runs statements in turn in the swap's transaction.
 func (s *swapTx) execAll(ctx context.Context, what string, stmts []string) error {
-	for _, stmt := range stmts {
-		if err := s.exec(ctx, what, stmt); err != nil {
-			return err
-		}
+	if err := execEach(ctx, s.tx, stmts); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

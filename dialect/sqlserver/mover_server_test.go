@@ -28,6 +28,10 @@ const serverTestPassphrase = "sqlserver mover test passphrase"
 // cheapKDF keeps keystore creation fast: these keystores protect nothing.
 var cheapKDF = keystore.WithKDF(keystore.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1})
 
+// serverTestRole is granted and denied column permissions by the
+// scenarios; it is dropped after each.
+const serverTestRole = "cm_reader"
+
 // colcryptTables are the engine's own tables, dropped around each scenario.
 var colcryptTables = []string{"colcrypt_chunks", "colcrypt_ddl", "colcrypt_events", "colcrypt_columns", "colcrypt_job"}
 
@@ -76,6 +80,19 @@ func moverScenarios() []moverScenario {
     ('444-44-4444', 'dup', 'new', N'dup', 'dup', 1),
     ('555-55-5555', 'dup', 'new', N'dup', 'dup', 1)`,
 				`INSERT INTO dbo.cm_orders (id, customer_ssn) VALUES (1, '123-45-6789'), (2, NULL), (3, '987-65-4321'), (4, '123-45-6789')`,
+				// What describes and guards the columns, which the swaps
+				// must carry to the columns that take their names.
+				`EXEC sys.sp_addextendedproperty @name = N'MS_Description', @value = N'Kundens e-post ''privat''',
+    @level0type = N'SCHEMA', @level0name = N'dbo', @level1type = N'TABLE', @level1name = N'cm_customers',
+    @level2type = N'COLUMN', @level2name = N'email'`,
+				`DECLARE @v sql_variant = CAST(42 AS int);
+EXEC sys.sp_addextendedproperty @name = N'retention days', @value = @v,
+    @level0type = N'SCHEMA', @level0name = N'dbo', @level1type = N'TABLE', @level1name = N'cm_customers',
+    @level2type = N'COLUMN', @level2name = N'ssn'`,
+				`IF DATABASE_PRINCIPAL_ID(N'` + serverTestRole + `') IS NULL CREATE ROLE [` + serverTestRole + `]`,
+				`GRANT SELECT (email, status) ON dbo.cm_customers TO [` + serverTestRole + `] WITH GRANT OPTION`,
+				`DENY SELECT (ssn) ON dbo.cm_customers TO [` + serverTestRole + `]`,
+				`GRANT UPDATE ([we]]ird 'col]) ON dbo.[cm odd "name" [x]]-y] TO [` + serverTestRole + `]`,
 				`INSERT INTO dbo.[cm odd "name" [x]]-y] VALUES (1, 'x'), (2, NULL), (3, ''), (4, 'it''s')`,
 			},
 			tables: []schema.TableName{{Schema: "dbo", Name: "cm_orders"}, {Schema: "dbo", Name: "cm_customers"}, oddMoverTable},
@@ -127,6 +144,11 @@ func moverScenarios() []moverScenario {
     ('FR', 'FR1420041010050500013M02606', N'', '0001-01-01'),
     ('DE', 'DE02120300000000202051', N'ü', NULL),
     ('é ', 'ES9121000418450200051332', N'x', '9999-12-31')`,
+				`EXEC sys.sp_addextendedproperty @name = N'MS_Description', @value = N'IBAN',
+    @level0type = N'SCHEMA', @level0name = N'dbo', @level1type = N'TABLE', @level1name = N'cm_accounts',
+    @level2type = N'COLUMN', @level2name = N'iban'`,
+				`IF DATABASE_PRINCIPAL_ID(N'` + serverTestRole + `') IS NULL CREATE ROLE [` + serverTestRole + `]`,
+				`DENY SELECT (iban) ON dbo.cm_accounts TO [` + serverTestRole + `]`,
 			},
 			tables: []schema.TableName{{Schema: "dbo", Name: "cm_accounts"}},
 			plan: `  - name: dbo.cm_accounts
@@ -206,6 +228,7 @@ func runMoverScenario(ctx context.Context, t *testing.T, d dialect.Dialect, db *
 		for _, name := range colcryptTables {
 			stmts = append(stmts, "DROP TABLE IF EXISTS "+quoteTable(schema.TableName{Schema: "dbo", Name: name}))
 		}
+		stmts = append(stmts, "DROP ROLE IF EXISTS "+quoteIdent(serverTestRole))
 		for _, s := range stmts {
 			if _, err := db.ExecContext(context.Background(), s); err != nil {
 				t.Logf("cleanup: %v (%s)", err, s)
@@ -255,6 +278,16 @@ func runMoverScenario(ctx context.Context, t *testing.T, d dialect.Dialect, db *
 		t.Fatalf("apply stopped at phase %q", res.Phase)
 	}
 	wantCiphertext(ctx, t, db, sc)
+	// Every column keeps its extended properties and permissions under its
+	// name (a kept plaintext column has its own besides).
+	for _, tn := range sc.tables {
+		now := columnMetadata(ctx, t, db, tn)
+		for _, line := range before {
+			if strings.HasPrefix(line, tn.String()+" column metadata ") && !slices.Contains(now, line) {
+				t.Errorf("after the cut-over %s lost %s", tn, line)
+			}
+		}
+	}
 	if sc.extra != nil {
 		sc.extra(t, db)
 	}
@@ -412,10 +445,47 @@ func serverSnapshot(ctx context.Context, t *testing.T, db *sql.DB, tables []sche
 		for _, ck := range rows.Checks {
 			out = append(out, fmt.Sprintf("%s check %+v", tn, ck))
 		}
+		out = append(out, columnMetadata(ctx, t, db, tn)...)
 		out = append(out, tableData(ctx, t, db, tn)...)
 	}
 	return out
 }
+
+// columnMetadata renders the table's column extended properties (value and
+// its type) and column permissions, by column name.
+func columnMetadata(ctx context.Context, t *testing.T, db *sql.DB, tn schema.TableName) []string {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, columnMetadataQuery, quoteTable(tn))
+	if err != nil {
+		t.Fatalf("column metadata of %s: %v", tn, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var column, what string
+		if err := rows.Scan(&column, &what); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s column metadata %s: %s", tn, column, what))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// columnMetadataQuery lists the column extended properties and column
+// permissions of the table @p1.
+const columnMetadataQuery = `SELECT c.name, N'property ' + p.name + N' = ' + CONVERT(nvarchar(4000), p.value) +
+    N' (' + CONVERT(nvarchar(128), SQL_VARIANT_PROPERTY(p.value, 'BaseType')) + N')'
+FROM sys.extended_properties AS p JOIN sys.columns AS c ON c.object_id = p.major_id AND c.column_id = p.minor_id
+WHERE p.class = 1 AND p.major_id = OBJECT_ID(@p1)
+UNION ALL
+SELECT c.name, p.state_desc + N' ' + p.permission_name + N' TO ' + u.name
+FROM sys.database_permissions AS p JOIN sys.columns AS c ON c.object_id = p.major_id AND c.column_id = p.minor_id
+JOIN sys.database_principals AS u ON u.principal_id = p.grantee_principal_id
+WHERE p.class = 1 AND p.major_id = OBJECT_ID(@p1)
+ORDER BY 1, 2`
 
 // tableData renders every row as the canonical bytes of each column, in
 // name order, sorted.

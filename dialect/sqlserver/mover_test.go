@@ -129,8 +129,10 @@ func TestSwapStatementsInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	customers, orders := schema.TableName{Schema: "dbo", Name: "cc_customers"}, schema.TableName{Schema: "dbo", Name: "cc_orders"}
 	want := []string{
 		"IF OBJECT_ID(N'[dbo].[cc_orders_ssn_fk]', N'F') IS NOT NULL ALTER TABLE [dbo].[cc_orders] DROP CONSTRAINT [cc_orders_ssn_fk]",
+		saveColumnMetadataStep(customers, customersGroup(true)[0].Columns).sql,
 		"IF OBJECT_ID(N'[dbo].[cc_customers_ssn_key]', N'UQ') IS NOT NULL ALTER TABLE [dbo].[cc_customers] DROP CONSTRAINT [cc_customers_ssn_key]",
 		"IF EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'[dbo].[cc_customers]', N'U') AND name = N'cc_customers_email_idx') DROP INDEX [cc_customers_email_idx] ON [dbo].[cc_customers]",
 		"IF OBJECT_ID(N'[dbo].[df]', N'D') IS NOT NULL ALTER TABLE [dbo].[cc_customers] DROP CONSTRAINT [df]",
@@ -143,10 +145,13 @@ func TestSwapStatementsInOrder(t *testing.T) {
 		"ALTER TABLE [dbo].[cc_customers] DROP COLUMN [status]",
 		"EXEC sp_rename N'[dbo].[cc_customers].[status__colcrypt]', N'status', N'COLUMN'",
 		"ALTER TABLE [dbo].[cc_customers] ALTER COLUMN [status] VARBINARY(48) NOT NULL",
+		restoreColumnMetadataStep(customers).sql,
 		"CREATE NONCLUSTERED INDEX [cc_customers_email_idx] ON [dbo].[cc_customers] ([email])",
 		"ALTER TABLE [dbo].[cc_customers] ADD CONSTRAINT [cc_customers_ssn_key] UNIQUE NONCLUSTERED ([ssn])",
+		saveColumnMetadataStep(orders, customersGroup(true)[1].Columns).sql,
 		"ALTER TABLE [dbo].[cc_orders] DROP COLUMN [customer_ssn]",
 		"EXEC sp_rename N'[dbo].[cc_orders].[customer_ssn__colcrypt]', N'customer_ssn', N'COLUMN'",
+		restoreColumnMetadataStep(orders).sql,
 		"ALTER TABLE [dbo].[cc_orders] ADD CONSTRAINT [cc_orders_ssn_fk] FOREIGN KEY ([customer_ssn]) REFERENCES [dbo].[cc_customers] ([ssn])",
 	}
 	if got := sqlOf(steps); !slices.Equal(got, want) {

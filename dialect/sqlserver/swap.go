@@ -222,6 +222,7 @@ func swapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, er
 		// The catch-up ran before these steps, under the table lock.
 		steps = append(steps, dropCaptureSteps(tn)...)
 	}
+	steps = append(steps, saveColumnMetadataStep(tn, cols))
 	steps = append(steps, dropIndexSteps(tn, indexes)...)
 	for _, col := range models {
 		if col.DefaultName != "" {
@@ -246,6 +247,7 @@ func swapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, er
 			add("make "+sc.Name+" NOT NULL", alterColumnSQL(tn, sc.Name, sc.TempType, "", true))
 		}
 	}
+	steps = append(steps, restoreColumnMetadataStep(tn))
 	steps = append(steps, createIndexSteps(indexes)...)
 	return steps, nil
 }
@@ -295,6 +297,7 @@ func unswapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, 
 			return nil, fmt.Errorf("check %s has no recorded definition to restore it from", ck.Name)
 		}
 	}
+	steps = append(steps, saveColumnMetadataStep(tn, cols))
 	steps = append(steps, dropIndexSteps(tn, indexes)...)
 	if ts.RowID != "" {
 		// Unswap restores the table as it was before the job; a row-id
@@ -322,6 +325,7 @@ func unswapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, 
 			add("restore type of "+sc.Name, alterColumnSQL(tn, sc.Name, col.Declared, collation, !col.Nullable))
 		}
 	}
+	steps = append(steps, restoreColumnMetadataStep(tn))
 	for _, col := range models {
 		if col.Default == "" {
 			continue

@@ -24,8 +24,9 @@ import (
 // them), and the row-id column; the plaintext column is dropped, or with
 // plaintext: null renamed to <column>_plaintext and emptied; the
 // ciphertext column takes the original name and, when the original was
-// NOT NULL, NOT NULL; and the keys and indexes are recreated on it from
-// their recorded definitions. The foreign keys are recreated last.
+// NOT NULL, NOT NULL, and the plaintext column's extended properties and
+// column permissions (carry.go); and the keys and indexes are recreated on
+// it from their recorded definitions. The foreign keys are recreated last.
 //
 // A table whose ciphertext column is gone was swapped by an earlier run
 // that committed: it is skipped, so Swap may run again after a crash.
@@ -37,7 +38,8 @@ func (d sqlServer) Swap(ctx context.Context, db *sql.DB, group []dialect.TableSw
 // foreign keys and the keys and indexes on the ciphertext column are
 // dropped, the ciphertext, IV and kept plaintext columns go, the restored
 // column takes the original name, its declared type with its collation
-// and NOT NULL, then its default, checks, keys, indexes and foreign keys
+// and NOT NULL, and the ciphertext column's extended properties and column
+// permissions, then its default, checks, keys, indexes and foreign keys
 // come back as recorded.
 //
 // Two things cannot be restored in place. The column's position: SQL

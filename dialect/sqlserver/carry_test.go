@@ -118,4 +118,12 @@ func TestServerScenariosAreTSQL(t *testing.T) {
 		}
 	}
 	requireTSQL(t, "column metadata query", columnMetadataQuery)
+	requireTSQL(t, "classifications query", classificationsQuery)
+	// The statements the swap's restore builds and runs with
+	// sp_executesql, as it builds them for one permission of each kind.
+	// (ADD SENSITIVITY CLASSIFICATION, which it builds too, is not in the
+	// grammar; the live test runs it.)
+	requireTSQL(t, "saved classifications", saveClassificationsSQL)
+	requireTSQL(t, "granted permissions", "GRANT SELECT ([email]) ON [dbo].[cm_customers] TO [cm_reader] WITH GRANT OPTION; "+
+		"GRANT UPDATE ([we]]ird 'col]) ON [dbo].[cm odd \"name\" [x]]-y] TO [public]; ")
 }

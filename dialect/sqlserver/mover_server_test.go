@@ -93,6 +93,10 @@ EXEC sys.sp_addextendedproperty @name = N'retention days', @value = @v,
 				`GRANT SELECT (email, status) ON dbo.cm_customers TO [` + serverTestRole + `] WITH GRANT OPTION`,
 				`DENY SELECT (ssn) ON dbo.cm_customers TO [` + serverTestRole + `]`,
 				`GRANT UPDATE ([we]]ird 'col]) ON dbo.[cm odd "name" [x]]-y] TO [` + serverTestRole + `]`,
+				// SQL Server 2019 and later.
+				`IF OBJECT_ID(N'sys.sensitivity_classifications') IS NOT NULL
+    EXEC (N'ADD SENSITIVITY CLASSIFICATION TO dbo.cm_customers.ssn
+        WITH (LABEL = N''Highly Confidential'', INFORMATION_TYPE = N''National ID'', RANK = CRITICAL)')`,
 				`INSERT INTO dbo.[cm odd "name" [x]]-y] VALUES (1, 'x'), (2, NULL), (3, ''), (4, 'it''s')`,
 			},
 			tables: []schema.TableName{{Schema: "dbo", Name: "cm_orders"}, {Schema: "dbo", Name: "cm_customers"}, oddMoverTable},
@@ -452,7 +456,8 @@ func serverSnapshot(ctx context.Context, t *testing.T, db *sql.DB, tables []sche
 }
 
 // columnMetadata renders the table's column extended properties (value and
-// its type) and column permissions, by column name.
+// its type), column permissions and sensitivity classifications, by column
+// name.
 func columnMetadata(ctx context.Context, t *testing.T, db *sql.DB, tn schema.TableName) []string {
 	t.Helper()
 	rows, err := db.QueryContext(ctx, columnMetadataQuery, quoteTable(tn))
@@ -471,8 +476,38 @@ func columnMetadata(ctx context.Context, t *testing.T, db *sql.DB, tn schema.Tab
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	var classified sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT OBJECT_ID(N'sys.sensitivity_classifications')").Scan(&classified); err != nil {
+		t.Fatal(err)
+	}
+	if !classified.Valid {
+		return out
+	}
+	rows, err = db.QueryContext(ctx, classificationsQuery, quoteTable(tn))
+	if err != nil {
+		t.Fatalf("classifications of %s: %v", tn, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var column, what string
+		if err := rows.Scan(&column, &what); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s column metadata %s: %s", tn, column, what))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
+
+// classificationsQuery lists the sensitivity classifications of the
+// columns of the table @p1 (SQL Server 2019 and later).
+const classificationsQuery = `SELECT c.name, N'classification ' + ISNULL(p.label, N'-') + N' / ' + ISNULL(p.label_id, N'-') + N' / ' +
+    ISNULL(p.information_type, N'-') + N' / ' + ISNULL(p.information_type_id, N'-') + N' / ' + ISNULL(p.rank_desc, N'-')
+FROM sys.sensitivity_classifications AS p JOIN sys.columns AS c ON c.object_id = p.major_id AND c.column_id = p.minor_id
+WHERE p.class = 1 AND p.major_id = OBJECT_ID(@p1)
+ORDER BY 1, 2`
 
 // columnMetadataQuery lists the column extended properties and column
 // permissions of the table @p1.

@@ -383,6 +383,11 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		if strings.Contains(strings.ToLower(dep.Kind), "computed") {
 			rule = RuleComputed
 		}
+		if dep.Kind == schema.KindStatistics {
+			add(SeverityBlocker, rule, dep.Name,
+				"%s %s covers %s, and the cut-over cannot drop a column such an object covers: drop it before the job (DROP STATISTICS) and create it again after if it is still wanted, or remove %s from the plan", dep.Kind, dep.Name, obj, name)
+			continue
+		}
 		add(SeverityBlocker, rule, dep.Name,
 			"%s %s depends on %s and would see ciphertext: drop it before the job (and recreate it after, reading decrypted values), or remove %s from the plan", dep.Kind, dep.Name, obj, name)
 	}

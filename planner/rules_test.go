@@ -322,6 +322,14 @@ func TestColumnRules(t *testing.T) {
 			want: []want{{SeverityBlocker, RuleDependent, "dbo.v_customers", "ssn", "view dbo.v_customers depends on dbo.customers.ssn"}},
 		},
 		{
+			name: "statistics object covering the column",
+			table: func(t *schema.Table) {
+				t.Dependents = append(t.Dependents, &schema.Dependent{Kind: schema.KindStatistics, Name: "customers_ssn_stats", Columns: []string{"id", "ssn"}})
+			},
+			col:  planCol("ssn"),
+			want: []want{{SeverityBlocker, RuleDependent, "customers_ssn_stats", "ssn", "statistics object customers_ssn_stats covers dbo.customers.ssn, and the cut-over cannot drop a column such an object covers: drop it before the job (DROP STATISTICS)"}},
+		},
+		{
 			name: "computed column depending on the column",
 			table: func(t *schema.Table) {
 				t.Dependents = append(t.Dependents, &schema.Dependent{Kind: "computed column", Name: "ssn_last4", Columns: []string{"ssn"}})

@@ -153,10 +153,15 @@ type Trigger struct {
 
 // Dependent is an object that depends on columns of the table.
 type Dependent struct {
-	Kind    string // "view", "computed column", "materialized view", "schema-bound function", ...
+	Kind    string // "view", "computed column", "materialized view", "schema-bound function", KindStatistics, ...
 	Name    string
 	Columns []string
 }
+
+// KindStatistics is the Dependent kind of a statistics object created by
+// hand (SQL Server's CREATE STATISTICS), which stops its columns from
+// being dropped.
+const KindStatistics = "statistics object"
 
 // Column returns the column with the given name, matched case-insensitively
 // as every supported engine does for unquoted names, or nil.

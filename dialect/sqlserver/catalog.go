@@ -92,10 +92,21 @@ LEFT JOIN sys.columns AS c ON c.object_id = d.referenced_id AND c.column_id = d.
 LEFT JOIN sys.sql_modules AS m ON m.object_id = d.referencing_id
 WHERE d.referenced_id = OBJECT_ID(@p1, N'U') AND d.referenced_class = 1 AND d.referencing_class = 1
 ORDER BY o.name, d.referencing_id, d.referenced_minor_id`
+
+	// Statistics created with CREATE STATISTICS, one row per column.
+	// ALTER TABLE ... DROP COLUMN refuses a column that one of them covers
+	// (error 5074); the ones the server created (auto_created) or that
+	// come with an index go with the column or index.
+	statisticsQuery = `SELECT s.name, c.name
+FROM sys.stats AS s
+JOIN sys.stats_columns AS sc ON sc.object_id = s.object_id AND sc.stats_id = s.stats_id
+JOIN sys.columns AS c ON c.object_id = sc.object_id AND c.column_id = sc.column_id
+WHERE s.object_id = OBJECT_ID(@p1, N'U') AND s.user_created = 1
+ORDER BY s.name, sc.stats_column_id`
 )
 
 // catalogQueries lists every catalog query, for the syntax tests.
-var catalogQueries = []string{tableQuery, columnsQuery, indexesQuery, foreignKeysQuery, checksQuery, triggersQuery, dependenciesQuery}
+var catalogQueries = []string{tableQuery, columnsQuery, indexesQuery, foreignKeysQuery, checksQuery, triggersQuery, dependenciesQuery, statisticsQuery}
 
 // Rows as the catalog queries return them, one struct per query.
 type (
@@ -178,6 +189,10 @@ type (
 		SchemaBound   bool
 		Definition    string
 	}
+	statisticsRow struct {
+		Name   string
+		Column string
+	}
 )
 
 // catalogRows is everything the catalog queries return for one table.
@@ -189,6 +204,7 @@ type catalogRows struct {
 	Checks       []checkRow
 	Triggers     []triggerRow
 	Dependencies []dependencyRow
+	Statistics   []statisticsRow
 }
 
 // ReadTable reads the table from the catalog and builds the model from the
@@ -260,6 +276,12 @@ func readCatalog(ctx context.Context, db *sql.DB, quotedName string) (catalogRow
 	}); err != nil {
 		return r, err
 	}
+	if r.Statistics, err = query(ctx, db, statisticsQuery, quotedName, func(s scanner) (st statisticsRow, err error) {
+		err = s.Scan(&st.Name, &st.Column)
+		return st, err
+	}); err != nil {
+		return r, err
+	}
 	return r, nil
 }
 
@@ -309,7 +331,23 @@ func buildTable(r catalogRows) *schema.Table {
 	}
 	buildTriggers(t, r.Triggers, r.Dependencies)
 	buildDependents(t, r.Dependencies)
+	buildStatistics(t, r.Statistics)
 	return t
+}
+
+// buildStatistics reports each statistics object created with CREATE
+// STATISTICS as a dependent of its columns: the cut-over could not drop
+// an encrypted column it covers, so the planner asks for it to be dropped
+// first.
+func buildStatistics(t *schema.Table, rows []statisticsRow) {
+	var last *schema.Dependent
+	for _, r := range rows {
+		if last == nil || last.Name != r.Name {
+			last = &schema.Dependent{Kind: schema.KindStatistics, Name: r.Name}
+			t.Dependents = append(t.Dependents, last)
+		}
+		last.Columns = append(last.Columns, r.Column)
+	}
 }
 
 func buildColumn(ordinal int, c columnRow) *schema.Column {

@@ -114,8 +114,12 @@ func TestBuildTableCustomers(t *testing.T) {
 	if computed == nil || !reflect.DeepEqual(computed.Columns, []string{"ssn", "email"}) {
 		t.Errorf("computed column dependent = %+v (all: %s)", computed, dependents(tb))
 	}
-	if len(tb.Dependents) != 2 {
-		t.Errorf("dependents = %s, want the view and the computed column", dependents(tb))
+	stats := findDependent(tb, "statistics object", "cc_customers_region_stats")
+	if stats == nil || !reflect.DeepEqual(stats.Columns, []string{"region", "id"}) {
+		t.Errorf("statistics dependent = %+v (all: %s)", stats, dependents(tb))
+	}
+	if len(tb.Dependents) != 3 {
+		t.Errorf("dependents = %s, want the view, the computed column and the statistics", dependents(tb))
 	}
 
 	if key := tb.UsableKey(); !reflect.DeepEqual(key, []string{"id"}) {
@@ -215,6 +219,7 @@ func TestBuildTableSchemaBoundAndSpecialIndexes(t *testing.T) {
 			{ReferencingID: 83, Schema: "sales", Name: "count_people", Type: "P", Definition: "CREATE PROCEDURE sales.count_people AS SELECT COUNT(*) FROM sales.people"},
 			{ReferencingID: 84, Schema: "sales", Name: "counts", Type: "V", Definition: "CREATE VIEW sales.counts AS SELECT COUNT(*) AS n, 2 * MAX(id) AS m FROM sales.people"},
 		},
+		Statistics: []statisticsRow{{Name: "people_label_parent", Column: "label"}, {Name: "people_label_parent", Column: "parent"}, {Name: "people_tax", Column: "tax_id"}},
 	}
 	tb := buildTable(rows)
 
@@ -268,13 +273,15 @@ func TestBuildTableSchemaBoundAndSpecialIndexes(t *testing.T) {
 	}
 
 	wantDeps := map[string]string{
-		"schema-bound function|tax_of":     "tax_id,id",
-		"view|all_people":                  "id,tax_id,parent,doc,node,label,Secret",
-		"view|report.hidden":               "id,tax_id,parent,doc,node,label,Secret",
-		"view|counts":                      "id",
-		"index included column|people_tax": "label",
-		"filtered index|people_tax":        "parent",
-		"xml index|people_doc":             "doc",
+		"schema-bound function|tax_of":          "tax_id,id",
+		"view|all_people":                       "id,tax_id,parent,doc,node,label,Secret",
+		"view|report.hidden":                    "id,tax_id,parent,doc,node,label,Secret",
+		"view|counts":                           "id",
+		"index included column|people_tax":      "label",
+		"filtered index|people_tax":             "parent",
+		"xml index|people_doc":                  "doc",
+		"statistics object|people_label_parent": "label,parent",
+		"statistics object|people_tax":          "tax_id",
 	}
 	got := map[string]string{}
 	for _, d := range tb.Dependents {

@@ -20,6 +20,7 @@ var fixtureDDL = []string{
     full_name AS (ssn + ISNULL(email, ''))
 )`,
 	`CREATE NONCLUSTERED INDEX cc_customers_email_idx ON dbo.cc_customers (email)`,
+	`CREATE STATISTICS cc_customers_region_stats ON dbo.cc_customers (region, id)`,
 	`CREATE TABLE dbo.cc_orders (
     id int NOT NULL CONSTRAINT cc_orders_pkey PRIMARY KEY,
     customer_id int NOT NULL CONSTRAINT cc_orders_customer_fk REFERENCES dbo.cc_customers (id),
@@ -112,6 +113,7 @@ var (
 		Dependencies: []dependencyRow{
 			{ReferencingID: viewID, Schema: "dbo", Name: "cc_customer_notes", Type: "V", Definition: viewDDL},
 		},
+		Statistics: []statisticsRow{{Name: "cc_customers_region_stats", Column: "region"}, {Name: "cc_customers_region_stats", Column: "id"}},
 	}
 
 	orderCustomerFK = foreignKeyColumnRow{ObjectID: 1093579960, Name: "cc_orders_customer_fk",

@@ -76,6 +76,8 @@ func (s catalogStmt) Query(args []driver.Value) (driver.Rows, error) {
 			deps = append(deps, d)
 		}
 		rows = deps
+	case statisticsQuery:
+		rows = s.d.rows.Statistics
 	default:
 		return nil, fmt.Errorf("unexpected query %q", s.q)
 	}
@@ -180,7 +182,7 @@ func TestSelectListsMatchRows(t *testing.T) {
 	for q, row := range map[string]any{
 		tableQuery: tableRow{}, columnsQuery: columnRow{}, indexesQuery: indexColumnRow{},
 		foreignKeysQuery: foreignKeyColumnRow{}, checksQuery: checkRow{}, triggersQuery: triggerRow{},
-		dependenciesQuery: dependencyRow{},
+		dependenciesQuery: dependencyRow{}, statisticsQuery: statisticsRow{},
 	} {
 		if got, want := selectListLen(q), reflect.TypeOf(row).NumField(); got != want {
 			t.Errorf("%T has %d fields, its query selects %d columns:\n%s", row, want, got, q)

@@ -121,6 +121,7 @@ func TestCatalogFixturesMatchServer(t *testing.T) {
 			{"checks", got.Checks, want.Checks},
 			{"triggers", got.Triggers, want.Triggers},
 			{"dependencies", got.Dependencies, want.Dependencies},
+			{"statistics", got.Statistics, want.Statistics},
 		} {
 			if !reflect.DeepEqual(part.got, part.want) {
 				t.Errorf("%s %s: server returned\n%+v\nfixture has\n%+v", want.Table.Name, part.name, part.got, part.want)

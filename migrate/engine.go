@@ -88,12 +88,22 @@ func New(p *planner.Plan, d dialect.Dialect, db *sql.DB, ks *keystore.Keystore, 
 	if opt.Until != "" && !contains(Phases, opt.Until) {
 		return nil, exitcode.Input(fmt.Errorf("--until %q: expected one of %s", opt.Until, strings.Join(Phases, ", ")))
 	}
+	// Every chunk's transaction takes a connection from the pool, and the
+	// walker, the workers and the job's own bookkeeping hold some at once.
+	// database/sql keeps only two idle by default and closes the others:
+	// each one opened again costs the server a new process and the
+	// statements their preparation and planning again.
+	db.SetMaxIdleConns(opt.Workers + idleConnsBesideWorkers)
 	e := &Engine{plan: p, d: d, m: m, db: db, ks: ks, st: &store{db: db, d: d, m: m, log: opt.Log}, opt: opt, log: opt.Log}
 	if sw, ok := d.(dialect.SingleWriter); ok && sw.SingleWriter() {
 		e.writeMu = &sync.Mutex{}
 	}
 	return e, nil
 }
+
+// idleConnsBesideWorkers are the connections kept idle for the walker and
+// the job's bookkeeping, beyond one per worker.
+const idleConnsBesideWorkers = 3
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

@@ -238,6 +238,9 @@ func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialec
 	}
 	var inserted int64
 	if len(u.Rows) > 0 {
+		if err := planGeneric(ctx, tx, u); err != nil {
+			return fmt.Errorf("rebuild %s: %w", u.Table, err)
+		}
 		n, err := d.insertRebuilt(ctx, tx, ts, u)
 		if err != nil {
 			return fmt.Errorf("rebuild %s: %w", u.Table, err)

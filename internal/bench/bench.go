@@ -34,7 +34,7 @@ type Runner struct {
 }
 
 // WayNames are the ways Compare can measure, as --ways names them.
-var WayNames = []string{"update", "pgcrypto", "client", "gocall", "copy", "apply"}
+var WayNames = []string{"update", "pgcrypto", "client", "rebuild", "gocall", "copy", "apply"}
 
 func (r *Runner) logf(format string, args ...any) {
 	if r.Log != nil {
@@ -63,6 +63,7 @@ func (r *Runner) Compare(ctx context.Context, rows int64, repeat int) (*Report, 
 					"CREATE EXTENSION IF NOT EXISTS pgcrypto", "ALTER TABLE t ADD COLUMN copy bytea")
 			}},
 			way{PGClient, func() (Measurement, error) { return p.Client(ctx, rows) }},
+			way{PGRebuild, func() (Measurement, error) { return p.Rebuild(ctx, rows) }},
 			way{PGCopy, func() (Measurement, error) {
 				res, err := p.Colcrypt(ctx, r.Colcrypt, r.Fixture, r.Plan, "copy", rows, "--until", "copy")
 				if err != nil {

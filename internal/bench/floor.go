@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -21,6 +22,14 @@ const (
 	// connections with one UPDATE … FROM unnest(…) per chunk, each its
 	// own transaction. Every in-place client copy does at least this.
 	PGClient = "pg.client"
+	// PGRebuild is the least an offline job on PostgreSQL does, still
+	// without any encryption: the same walker and writers, but each chunk
+	// goes into a new table (INSERT … SELECT joining the table to the
+	// chunk's values, its key index in place) and is read back and
+	// compared in its transaction before it commits, and the new table is
+	// analyzed at the end. colcrypt's copy does all this and more
+	// (encryption, decryption, checkpoints, the read-only guard's checks).
+	PGRebuild = "pg.rebuild"
 	// SQLiteGoCall is the SQLite baseline's UPDATE with one call into Go
 	// per row (a registered function returning its argument): the least a
 	// value costs to pass through colcrypt's process once. An apply passes
@@ -62,6 +71,84 @@ func (p *Postgres) Client(ctx context.Context, rows int64) (Measurement, error) 
 	return m, nil
 }
 
+// Rebuild times PGRebuild on a freshly loaded table.
+func (p *Postgres) Rebuild(ctx context.Context, rows int64) (Measurement, error) {
+	m := Measurement{ID: PGRebuild, Rows: rows,
+		Label: fmt.Sprintf("floor: rebuild without encryption (chunks of %d, %d writers, INSERT … SELECT into a new table, read back, ANALYZE)", floorChunkRows, floorWriters)}
+	_, db, drop, err := p.database(ctx, "rebuild")
+	if err != nil {
+		return m, err
+	}
+	defer drop()
+	if err := p.load(ctx, db, rows, rebuildFloorTable); err != nil {
+		return m, err
+	}
+	db.SetMaxOpenConns(floorWriters + 1)
+	cpu0 := p.serverCPU()
+	start := time.Now()
+	n, err := walkChunks(ctx, db, rebuildChunk)
+	if err == nil {
+		_, err = db.ExecContext(ctx, "ANALYZE t_new")
+	}
+	m.Elapsed = time.Since(start)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", m.Label, err)
+	}
+	if n != rows {
+		return m, fmt.Errorf("%s: wrote %d rows, want %d", m.Label, n, rows)
+	}
+	m.ServerCPU = p.serverCPU() - cpu0
+	return m, nil
+}
+
+// rebuildFloorTable is the new table of PGRebuild, email's bytes in place
+// of email, with the key's index only, as colcrypt's replacement has
+// during the copy.
+const rebuildFloorTable = `CREATE TABLE t_new (id bigint PRIMARY KEY, ssn char(11), email bytea, notes text)`
+
+// rebuildChunk writes one chunk into t_new and reads it back, in one
+// transaction.
+func rebuildChunk(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	lo, hi := c.ids[0], c.ids[len(c.ids)-1]
+	res, err := tx.ExecContext(ctx, `INSERT INTO t_new (id, ssn, email, notes)
+SELECT t.id, t.ssn, v.c, t.notes FROM t JOIN unnest($1::bigint[], $2::bytea[]) AS v(k, c) ON t.id = v.k
+WHERE t.id BETWEEN $3 AND $4`, c.ids, c.vals, lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	rs, err := tx.QueryContext(ctx, `SELECT id, email FROM t_new WHERE id BETWEEN $1 AND $2 ORDER BY id`, lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	defer rs.Close()
+	i := 0
+	for ; rs.Next(); i++ {
+		var id int64
+		var v []byte
+		if err := rs.Scan(&id, &v); err != nil {
+			return 0, err
+		}
+		if i >= len(c.ids) || id != c.ids[i] || !bytes.Equal(v, c.vals[i]) {
+			return 0, fmt.Errorf("row %d of the chunk at id %d reads back other than written", i+1, lo)
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return 0, err
+	}
+	if i != len(c.ids) {
+		return 0, fmt.Errorf("the chunk at id %d reads back %d rows, %d written", lo, i, len(c.ids))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 type floorChunk struct {
 	ids  []int64
 	vals [][]byte
@@ -69,6 +156,19 @@ type floorChunk struct {
 
 // clientCopy walks t by id and writes each chunk's bytes back into copy.
 func clientCopy(ctx context.Context, db *sql.DB) (int64, error) {
+	return walkChunks(ctx, db, func(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) {
+		res, err := db.ExecContext(ctx, `UPDATE t SET copy = v.c FROM unnest($1::bigint[], $2::bytea[]) AS v(k, c)
+WHERE t.id = v.k AND t.id BETWEEN $3 AND $4`, c.ids, c.vals, c.ids[0], c.ids[len(c.ids)-1])
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+}
+
+// walkChunks walks t by id, in chunks of the e-mail's bytes, and has
+// floorWriters writers write them; it returns the rows they wrote.
+func walkChunks(ctx context.Context, db *sql.DB, write func(context.Context, *sql.DB, floorChunk) (int64, error)) (int64, error) {
 	g, ctx := errgroup.WithContext(ctx)
 	chunks := make(chan floorChunk, floorWriters)
 	g.Go(func() error {
@@ -109,12 +209,10 @@ func clientCopy(ctx context.Context, db *sql.DB) (int64, error) {
 	for range floorWriters {
 		g.Go(func() error {
 			for c := range chunks {
-				res, err := db.ExecContext(ctx, `UPDATE t SET copy = v.c FROM unnest($1::bigint[], $2::bytea[]) AS v(k, c)
-WHERE t.id = v.k AND t.id BETWEEN $3 AND $4`, c.ids, c.vals, c.ids[0], c.ids[len(c.ids)-1])
+				n, err := write(ctx, db, c)
 				if err != nil {
 					return err
 				}
-				n, _ := res.RowsAffected()
 				mu.Lock()
 				done += n
 				mu.Unlock()

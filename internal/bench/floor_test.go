@@ -34,6 +34,31 @@ func TestClientFloorRewritesEveryRow(t *testing.T) {
 	}
 }
 
+func TestRebuildFloorWritesEveryRow(t *testing.T) {
+	ctx := t.Context()
+	db, err := sql.Open("pgx", pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const rows = 12_345
+	if err := (&Postgres{}).load(ctx, db, rows, rebuildFloorTable); err != nil {
+		t.Fatal(err)
+	}
+	n, err := walkChunks(ctx, db, rebuildChunk)
+	if err != nil || n != rows {
+		t.Fatalf("rebuild = %d, %v; want %d rows", n, err, rows)
+	}
+	var wrong int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t FULL JOIN t_new AS n USING (id)
+WHERE n.email IS DISTINCT FROM convert_to(t.email, 'UTF8') OR n.ssn IS DISTINCT FROM t.ssn OR n.notes IS DISTINCT FROM t.notes`).Scan(&wrong); err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 {
+		t.Errorf("%d of %d rows of t_new differ from t", wrong, rows)
+	}
+}
+
 func TestGoCallFloorRewritesEveryRow(t *testing.T) {
 	ctx := t.Context()
 	s := &SQLite{Dir: t.TempDir()}

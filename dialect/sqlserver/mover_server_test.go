@@ -460,43 +460,31 @@ func serverSnapshot(ctx context.Context, t *testing.T, db *sql.DB, tables []sche
 // name.
 func columnMetadata(ctx context.Context, t *testing.T, db *sql.DB, tn schema.TableName) []string {
 	t.Helper()
-	rows, err := db.QueryContext(ctx, columnMetadataQuery, quoteTable(tn))
-	if err != nil {
-		t.Fatalf("column metadata of %s: %v", tn, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var column, what string
-		if err := rows.Scan(&column, &what); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s column metadata %s: %s", tn, column, what))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	queries := []string{columnMetadataQuery}
 	var classified sql.NullInt64
 	if err := db.QueryRowContext(ctx, "SELECT OBJECT_ID(N'sys.sensitivity_classifications')").Scan(&classified); err != nil {
 		t.Fatal(err)
 	}
-	if !classified.Valid {
-		return out
+	if classified.Valid {
+		queries = append(queries, classificationsQuery)
 	}
-	rows, err = db.QueryContext(ctx, classificationsQuery, quoteTable(tn))
-	if err != nil {
-		t.Fatalf("classifications of %s: %v", tn, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var column, what string
-		if err := rows.Scan(&column, &what); err != nil {
+	var out []string
+	for _, q := range queries {
+		rows, err := db.QueryContext(ctx, q, quoteTable(tn))
+		if err != nil {
+			t.Fatalf("column metadata of %s: %v", tn, err)
+		}
+		for rows.Next() {
+			var column, what string
+			if err := rows.Scan(&column, &what); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s column metadata %s: %s", tn, column, what))
+		}
+		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fmt.Sprintf("%s column metadata %s: %s", tn, column, what))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		rows.Close()
 	}
 	return out
 }

@@ -48,54 +48,43 @@ const (
 func (p *Postgres) Client(ctx context.Context, rows int64) (Measurement, error) {
 	m := Measurement{ID: PGClient, Rows: rows,
 		Label: fmt.Sprintf("floor: client without encryption (chunks of %d, %d writers, UPDATE … FROM unnest)", floorChunkRows, floorWriters)}
-	_, db, drop, err := p.database(ctx, "client")
-	if err != nil {
-		return m, err
-	}
-	defer drop()
-	if err := p.load(ctx, db, rows, "ALTER TABLE t ADD COLUMN copy bytea"); err != nil {
-		return m, err
-	}
-	db.SetMaxOpenConns(floorWriters + 1)
-	cpu0 := p.serverCPU()
-	start := time.Now()
-	n, err := clientCopy(ctx, db)
-	m.Elapsed = time.Since(start)
-	if err != nil {
-		return m, fmt.Errorf("%s: %w", m.Label, err)
-	}
-	if n != rows {
-		return m, fmt.Errorf("%s: updated %d rows, want %d", m.Label, n, rows)
-	}
-	m.ServerCPU = p.serverCPU() - cpu0
-	return m, nil
+	return p.floor(ctx, m, "client", "ALTER TABLE t ADD COLUMN copy bytea", clientCopy)
 }
 
 // Rebuild times PGRebuild on a freshly loaded table.
 func (p *Postgres) Rebuild(ctx context.Context, rows int64) (Measurement, error) {
 	m := Measurement{ID: PGRebuild, Rows: rows,
 		Label: fmt.Sprintf("floor: rebuild without encryption (chunks of %d, %d writers, INSERT … SELECT into a new table, read back, ANALYZE)", floorChunkRows, floorWriters)}
-	_, db, drop, err := p.database(ctx, "rebuild")
+	return p.floor(ctx, m, "rebuild", rebuildFloorTable, func(ctx context.Context, db *sql.DB) (int64, error) {
+		n, err := walkChunks(ctx, db, rebuildChunk)
+		if err == nil {
+			_, err = db.ExecContext(ctx, "ANALYZE t_new")
+		}
+		return n, err
+	})
+}
+
+// floor times run, which must write every row, on a freshly loaded table
+// of its own database, after setup.
+func (p *Postgres) floor(ctx context.Context, m Measurement, name, setup string, run func(context.Context, *sql.DB) (int64, error)) (Measurement, error) {
+	_, db, drop, err := p.database(ctx, name)
 	if err != nil {
 		return m, err
 	}
 	defer drop()
-	if err := p.load(ctx, db, rows, rebuildFloorTable); err != nil {
+	if err := p.load(ctx, db, m.Rows, setup); err != nil {
 		return m, err
 	}
 	db.SetMaxOpenConns(floorWriters + 1)
 	cpu0 := p.serverCPU()
 	start := time.Now()
-	n, err := walkChunks(ctx, db, rebuildChunk)
-	if err == nil {
-		_, err = db.ExecContext(ctx, "ANALYZE t_new")
-	}
+	n, err := run(ctx, db)
 	m.Elapsed = time.Since(start)
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", m.Label, err)
 	}
-	if n != rows {
-		return m, fmt.Errorf("%s: wrote %d rows, want %d", m.Label, n, rows)
+	if n != m.Rows {
+		return m, fmt.Errorf("%s: wrote %d rows, want %d", m.Label, n, m.Rows)
 	}
 	m.ServerCPU = p.serverCPU() - cpu0
 	return m, nil

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"database/sql"
 	"testing"
 
@@ -10,53 +11,53 @@ import (
 // The floors are only worth printing if they do the whole rewrite they
 // stand for: every row's copy must hold the e-mail's bytes afterwards.
 
-func TestClientFloorRewritesEveryRow(t *testing.T) {
-	ctx := t.Context()
+// floorRows is two full chunks and a partial one.
+const floorRows = 12_345
+
+// runFloor runs a PostgreSQL floor on a table of floorRows rows loaded with
+// setup, and gives its database for the checks.
+func runFloor(t *testing.T, setup string, run func(context.Context, *sql.DB) (int64, error)) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("pgx", pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	const rows = 12_345 // two full chunks and a partial one
-	if err := (&Postgres{}).load(ctx, db, rows, "ALTER TABLE t ADD COLUMN copy bytea"); err != nil {
+	t.Cleanup(func() { db.Close() })
+	if err := (&Postgres{}).load(t.Context(), db, floorRows, setup); err != nil {
 		t.Fatal(err)
 	}
-	n, err := clientCopy(ctx, db)
-	if err != nil || n != rows {
-		t.Fatalf("clientCopy = %d, %v; want %d rows", n, err, rows)
+	n, err := run(t.Context(), db)
+	if err != nil || n != floorRows {
+		t.Fatalf("floor = %d, %v; want %d rows", n, err, floorRows)
 	}
+	return db
+}
+
+// wantNone fails the test unless the counting query gives 0.
+func wantNone(t *testing.T, db *sql.DB, count, what string) {
+	t.Helper()
 	var wrong int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t WHERE copy IS DISTINCT FROM convert_to(email, 'UTF8')`).Scan(&wrong); err != nil {
+	if err := db.QueryRowContext(t.Context(), count).Scan(&wrong); err != nil {
 		t.Fatal(err)
 	}
 	if wrong != 0 {
-		t.Errorf("%d of %d rows do not hold the e-mail's bytes in copy", wrong, rows)
+		t.Errorf("%d of %d rows %s", wrong, floorRows, what)
 	}
 }
 
+func TestClientFloorRewritesEveryRow(t *testing.T) {
+	db := runFloor(t, "ALTER TABLE t ADD COLUMN copy bytea", clientCopy)
+	wantNone(t, db, `SELECT count(*) FROM t WHERE copy IS DISTINCT FROM convert_to(email, 'UTF8')`,
+		"do not hold the e-mail's bytes in copy")
+}
+
 func TestRebuildFloorWritesEveryRow(t *testing.T) {
-	ctx := t.Context()
-	db, err := sql.Open("pgx", pgtest.DSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	const rows = 12_345
-	if err := (&Postgres{}).load(ctx, db, rows, rebuildFloorTable); err != nil {
-		t.Fatal(err)
-	}
-	n, err := walkChunks(ctx, db, rebuildChunk)
-	if err != nil || n != rows {
-		t.Fatalf("rebuild = %d, %v; want %d rows", n, err, rows)
-	}
-	var wrong int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t FULL JOIN t_new AS n USING (id)
-WHERE n.email IS DISTINCT FROM convert_to(t.email, 'UTF8') OR n.ssn IS DISTINCT FROM t.ssn OR n.notes IS DISTINCT FROM t.notes`).Scan(&wrong); err != nil {
-		t.Fatal(err)
-	}
-	if wrong != 0 {
-		t.Errorf("%d of %d rows of t_new differ from t", wrong, rows)
-	}
+	db := runFloor(t, rebuildFloorTable, func(ctx context.Context, db *sql.DB) (int64, error) {
+		return walkChunks(ctx, db, rebuildChunk)
+	})
+	wantNone(t, db, `SELECT count(*) FROM t FULL JOIN t_new AS n USING (id)
+WHERE n.email IS DISTINCT FROM convert_to(t.email, 'UTF8') OR n.ssn IS DISTINCT FROM t.ssn OR n.notes IS DISTINCT FROM t.notes`,
+		"of t_new differ from t")
 }
 
 func TestGoCallFloorRewritesEveryRow(t *testing.T) {

@@ -1,0 +1,62 @@
+package migrate_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/internal/pgtest"
+	"github.com/colcrypt/colcrypt/migrate"
+	"github.com/colcrypt/colcrypt/planner"
+)
+
+// TestApplyKeepsItsConnectionsPostgres: the workers, the walker and the
+// job's own bookkeeping take connections from the pool for every chunk. A
+// job that let the pool close them would open new ones all along: on
+// PostgreSQL a server process each, and every statement prepared and
+// planned again.
+func TestApplyKeepsItsConnectionsPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	d, err := dialect.Get("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	db, err := d.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range []string{
+		`CREATE TABLE ` + onlineTable + ` (id bigint PRIMARY KEY, email text, notes text, score int)`,
+		`INSERT INTO ` + onlineTable + ` SELECT g, 'user' || g, repeat('n', g % 50), 0 FROM generate_series(1, 6000) g`,
+	} {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	ks := newKeystore(t, filepath.Join(dir, "test.keystore"), true)
+	planPath := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(planPath, []byte(strings.Replace(fmt.Sprintf(onlinePostgresPlan, dsn), "batch_rows: 500", "batch_rows: 100", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := migrate.New(p, d, db, ks, migrate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Apply(ctx)
+	if err != nil || res.Phase != "done" {
+		t.Fatalf("apply: %+v, %v", res, err)
+	}
+	if st := db.Stats(); st.MaxIdleClosed != 0 {
+		t.Errorf("the pool closed %d idle connections during the job (and kept %d open)", st.MaxIdleClosed, st.OpenConnections)
+	}
+}

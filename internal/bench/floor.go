@@ -75,7 +75,10 @@ func (p *Postgres) floor(ctx context.Context, m Measurement, name, setup string,
 	if err := p.load(ctx, db, m.Rows, setup); err != nil {
 		return m, err
 	}
+	// The walker's connection and the writers', none ever closed to be
+	// opened again.
 	db.SetMaxOpenConns(floorWriters + 1)
+	db.SetMaxIdleConns(floorWriters + 1)
 	cpu0 := p.serverCPU()
 	start := time.Now()
 	n, err := run(ctx, db)

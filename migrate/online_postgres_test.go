@@ -14,6 +14,7 @@ import (
 	"github.com/colcrypt/colcrypt/dialect"
 	_ "github.com/colcrypt/colcrypt/dialect/postgres" // registers the postgres engine
 	"github.com/colcrypt/colcrypt/internal/pgtest"
+	"github.com/colcrypt/colcrypt/keystore"
 	"github.com/colcrypt/colcrypt/migrate"
 	"github.com/colcrypt/colcrypt/planner"
 )
@@ -188,37 +189,13 @@ func TestOnlineApplyLosesNoWritePostgres(t *testing.T) {
 // cut-over: the changes are re-encrypted under the lock, the whole table's
 // digest is recorded again after it, and the change capture is gone.
 func TestOnlineKeylessPostgres(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	d, err := dialect.Get("postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := t.Context()
-	db, err := d.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, s := range []string{
+	d, db, p, ks := postgresJob(t, func(dsn string) string {
+		return strings.NewReplacer("name: "+onlineTable, `name: "log book"`, "- name: email\n      - name: notes\n        suite: aes-256-cbc\n", "- name: e-mail\n").
+			Replace(fmt.Sprintf(onlinePostgresPlan, dsn))
+	},
 		`CREATE TABLE "log book" (at int, "e-mail" text)`,
-		`INSERT INTO "log book" SELECT g, 'user' || g FROM generate_series(1, 700) g`,
-	} {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	ks := newKeystore(t, filepath.Join(dir, "test.keystore"), true)
-	planPath := filepath.Join(dir, "p.yaml")
-	plan := strings.NewReplacer("name: "+onlineTable, `name: "log book"`, "- name: email\n      - name: notes\n        suite: aes-256-cbc\n", "- name: e-mail\n").
-		Replace(fmt.Sprintf(onlinePostgresPlan, dsn))
-	if err := os.WriteFile(planPath, []byte(plan), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := planner.Load(planPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+		`INSERT INTO "log book" SELECT g, 'user' || g FROM generate_series(1, 700) g`)
 	engine := func(opt migrate.Options) *migrate.Engine {
 		e, err := migrate.New(p, d, db, ks, opt)
 		if err != nil {
@@ -261,4 +238,36 @@ func TestOnlineKeylessPostgres(t *testing.T) {
 	if want := "6=user6,7=changed,8=NULL,701="; got != want {
 		t.Errorf("after revert: %s, want %s", got, want)
 	}
+}
+
+// postgresJob opens a new PostgreSQL database through the dialect, runs
+// ddl in it, and writes and loads the plan plan(dsn) beside a new keystore.
+func postgresJob(t *testing.T, plan func(dsn string) string, ddl ...string) (dialect.Dialect, *sql.DB, *planner.Plan, *keystore.Keystore) {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	d, err := dialect.Get("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := d.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, s := range ddl {
+		if _, err := db.ExecContext(t.Context(), s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	dir := t.TempDir()
+	ks := newKeystore(t, filepath.Join(dir, "test.keystore"), true)
+	planPath := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(planPath, []byte(plan(dsn)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, db, p, ks
 }

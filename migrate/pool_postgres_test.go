@@ -2,15 +2,10 @@ package migrate_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/colcrypt/colcrypt/dialect"
-	"github.com/colcrypt/colcrypt/internal/pgtest"
 	"github.com/colcrypt/colcrypt/migrate"
-	"github.com/colcrypt/colcrypt/planner"
 )
 
 // TestApplyKeepsItsConnectionsPostgres: the workers, the walker and the
@@ -19,35 +14,12 @@ import (
 // PostgreSQL a server process each, and every statement prepared and
 // planned again.
 func TestApplyKeepsItsConnectionsPostgres(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	d, err := dialect.Get("postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := t.Context()
-	db, err := d.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, s := range []string{
-		`CREATE TABLE ` + onlineTable + ` (id bigint PRIMARY KEY, email text, notes text, score int)`,
-		`INSERT INTO ` + onlineTable + ` SELECT g, 'user' || g, repeat('n', g % 50), 0 FROM generate_series(1, 6000) g`,
-	} {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	ks := newKeystore(t, filepath.Join(dir, "test.keystore"), true)
-	planPath := filepath.Join(dir, "p.yaml")
-	if err := os.WriteFile(planPath, []byte(strings.Replace(fmt.Sprintf(onlinePostgresPlan, dsn), "batch_rows: 500", "batch_rows: 100", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := planner.Load(planPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, db, p, ks := postgresJob(t, func(dsn string) string {
+		return strings.Replace(fmt.Sprintf(onlinePostgresPlan, dsn), "batch_rows: 500", "batch_rows: 100", 1)
+	},
+		`CREATE TABLE `+onlineTable+` (id bigint PRIMARY KEY, email text, notes text, score int)`,
+		`INSERT INTO `+onlineTable+` SELECT g, 'user' || g, repeat('n', g % 50), 0 FROM generate_series(1, 6000) g`)
 	e, err := migrate.New(p, d, db, ks, migrate.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -208,7 +208,7 @@ func (e *Engine) startJob(ctx context.Context, id string, prev *job, tables []*t
 	}
 	for _, tr := range report.Tables {
 		for _, t := range tables {
-			if t.name == tr.Name {
+			if t.name == tr.Name && tr.Measured {
 				t.rows = tr.Rows
 			}
 		}
@@ -425,9 +425,10 @@ func (e *Engine) copyAll(ctx context.Context, j *job, tables []*tableJob, phase 
 	return nil
 }
 
-// countRows counts the table's rows, for progress: an offline job started
-// by this run takes the count of its blocker scan instead of reading the
-// table again.
+// countRows counts the table's rows, for progress. An offline table is
+// counted once per run: by the blocker scan, when it read the table, or
+// else by the first phase that needs the count, and the next phases reuse
+// it instead of reading the table again.
 func (e *Engine) countRows(ctx context.Context, t *tableJob) (int64, error) {
 	if t.rows > 0 && !t.online {
 		return t.rows, nil
@@ -438,6 +439,9 @@ func (e *Engine) countRows(ctx context.Context, t *tableJob) (int64, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("count rows of %s: %w", t.name, err)
+	}
+	if !t.online {
+		t.rows = n
 	}
 	return n, nil
 }

@@ -132,8 +132,8 @@ type tableJob struct {
 	keyIsEnc bool     // a key column is itself encrypted
 	cols     []*colJob
 	// rows is the table's row count from the blocker scan, when this run
-	// started the job; 0 when unknown. An offline job's phases expect
-	// that many rows.
+	// started the job and the scan read the table; 0 when unknown (the
+	// phases then count the rows for their progress).
 	rows int64
 	// online: the table has (or had, before cut-over) change capture.
 	online bool

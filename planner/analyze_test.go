@@ -208,6 +208,47 @@ tables:
 	})
 }
 
+// TestBlockerCheckReadsOnlyWhatCanBlock: apply's check before it changes
+// anything (Analyze with BlockersOnly) reads a table's rows only when one
+// of them could hold a blocker. On PostgreSQL a varchar(10) column (at
+// most 40 bytes) under a large-object limit of 100 bytes cannot, and the
+// table is not read; under a limit of 30 it could, and it is. SQLite does
+// not enforce declared lengths, so its tables are always read. A text
+// column is always read, and the read finds its values over the limit.
+func TestBlockerCheckReadsOnlyWhatCanBlock(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *testDB) {
+		e.exec(t, "CREATE TABLE docs (id integer PRIMARY KEY, code varchar(10), body text)",
+			"INSERT INTO docs (id, code, body) SELECT i, 'c' || i, CASE WHEN i <= 3 THEN '"+strings.Repeat("x", 200)+"' ELSE 'short' END FROM ("+e.series(10)+") AS s")
+		for _, tc := range []struct {
+			limit    int
+			column   string
+			measured bool // on PostgreSQL; SQLite always measures
+			blockers int
+		}{
+			{100, "code", false, 0},
+			{30, "code", true, 0},
+			{100, "body", true, 1},
+		} {
+			rest := "job:\n  large_object_limit: " + strconv.Itoa(tc.limit) + "\ntables:\n  - name: docs\n    columns:\n      - name: " + tc.column + "\n"
+			r, err := Analyze(context.Background(), e.plan(t, rest), e.d, e.db, Options{BlockersOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := r.Tables[0]
+			measured := tc.measured || e.d.Name() == "sqlite"
+			if tr.Measured != measured {
+				t.Errorf("%s under a limit of %d: read the table %v, want %v", tc.column, tc.limit, tr.Measured, measured)
+			}
+			if want := map[bool]int64{true: 10, false: 0}[measured]; tr.Rows != want {
+				t.Errorf("%s under a limit of %d: %d rows, want %d", tc.column, tc.limit, tr.Rows, want)
+			}
+			if got := r.Blockers(); got != tc.blockers {
+				t.Errorf("%s under a limit of %d: %d blockers, want %d: %+v", tc.column, tc.limit, got, tc.blockers, tr.Findings)
+			}
+		}
+	})
+}
+
 // limited is an engine with a smaller row limit, to exercise the row-size
 // rule on engines that have none.
 type limited struct {

@@ -42,6 +42,10 @@ type TableReport struct {
 	Key []string `json:"-"`
 
 	Rows int64 `json:"rows"`
+	// Measured is false when Analyze with BlockersOnly did not read the
+	// table's rows (no measurement could find a blocker); every measured
+	// field is then 0.
+	Measured bool `json:"-"`
 	// BytesNow is the stored bytes of every column of every row; BytesAfter
 	// the same after cut-over (planned plaintext replaced by ciphertext and
 	// IVs); BytesPeak while the job runs, when plaintext, ciphertext, IVs and

@@ -97,7 +97,8 @@ type Options struct {
 	// BlockersOnly measures only what the data rules need (values over the
 	// large-object and value limits; row sizes only on an engine with a row
 	// limit), for apply's check before it changes anything; the report's
-	// byte counts are then not filled in.
+	// byte counts are then not filled in, and a table whose declared types
+	// rule out every data blocker is not read at all (TableReport.Measured).
 	BlockersOnly bool
 }
 

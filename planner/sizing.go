@@ -24,6 +24,10 @@ import (
 // measure runs the sizing query of one table and fills tr: its rows,
 // bytes, longest rows and per-column figures.
 func measure(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *TableReport, addsRowID bool, largeObjectLimit int64, blockersOnly bool) error {
+	if blockersOnly && !dataCanBlock(d.Limits(), tr, largeObjectLimit) {
+		return nil
+	}
+	tr.Measured = true
 	q := sizingQuery(d, tr, addsRowID, largeObjectLimit, blockersOnly)
 	vals := make([]sql.NullInt64, tableFields+columnFields*len(tr.Columns))
 	dest := make([]any, len(vals))
@@ -73,6 +77,36 @@ func measure(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *TableReport
 	tr.BytesAfter = tr.BytesNow - plain + added
 	tr.BytesPeak = tr.BytesNow + added + rowID
 	return nil
+}
+
+// dataCanBlock reports whether reading the table's rows could find a
+// blocker of CheckSizing: a row over the engine's row limit, or a planned
+// value over the large-object limit or encrypting to more than the
+// engine's largest value. When the planned columns' declared types keep
+// every value under those limits, and the engine has no row limit, it
+// cannot: apply's check before changing anything then skips the one read
+// of the whole table it would make (about 0.5 s per million rows on
+// PostgreSQL). A column of an unsupported type is measured, as the
+// report counts its values.
+func dataCanBlock(limits dialect.Limits, tr *TableReport, largeObjectLimit int64) bool {
+	if limits.RowBytes > 0 {
+		return true
+	}
+	for _, cr := range tr.Columns {
+		if cr.Codec == nil {
+			return true
+		}
+		m := cr.Codec.MaxPlainBytes()
+		switch {
+		case m <= 0:
+			return true // unbounded
+		case largeObjectLimit > 0 && m > largeObjectLimit:
+			return true
+		case limits.ValueBytes > 0 && int64(cipher.CiphertextLen(cr.Plan.Suite, cr.Plan.Versioned, int(m))) > limits.ValueBytes:
+			return true
+		}
+	}
+	return false
 }
 
 // The sizing query returns tableFields values, then columnFields per

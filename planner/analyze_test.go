@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -210,40 +211,70 @@ tables:
 
 // TestBlockerCheckReadsOnlyWhatCanBlock: apply's check before it changes
 // anything (Analyze with BlockersOnly) reads a table's rows only when one
-// of them could hold a blocker. On PostgreSQL a varchar(10) column (at
-// most 40 bytes) under a large-object limit of 100 bytes cannot, and the
+// of them could hold a blocker, and counts the rows over a limit only when
+// the longest value is. On PostgreSQL a varchar(10) column (at most 40
+// bytes) under a large-object limit of 100 bytes cannot hold one, and the
 // table is not read; under a limit of 30 it could, and it is. SQLite does
 // not enforce declared lengths, so its tables are always read. A text
-// column is always read, and the read finds its values over the limit.
+// column is always read, and the read finds and counts its values over the
+// large-object limit, or encrypting to more than the engine's largest
+// value.
 func TestBlockerCheckReadsOnlyWhatCanBlock(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *testDB) {
 		e.exec(t, "CREATE TABLE docs (id integer PRIMARY KEY, code varchar(10), body text)",
-			"INSERT INTO docs (id, code, body) SELECT i, 'c' || i, CASE WHEN i <= 3 THEN '"+strings.Repeat("x", 200)+"' ELSE 'short' END FROM ("+e.series(10)+") AS s")
+			"INSERT INTO docs (id, code, body) SELECT i, 'c' || i, CASE WHEN i <= 3 THEN '"+strings.Repeat("x", 200)+"' WHEN i = 4 THEN NULL ELSE 'short' END FROM ("+e.series(10)+") AS s")
+		// The longest body's canonical plaintext: SQLite's has a storage-class tag.
+		longest := map[string]int64{"sqlite": 201, "postgres": 200}[e.d.Name()]
 		for _, tc := range []struct {
-			limit    int
-			column   string
-			measured bool // on PostgreSQL; SQLite always measures
-			blockers int
+			limit      int
+			valueBytes int64 // the engine's largest value, when lowered
+			column     string
+			measured   bool // on PostgreSQL; SQLite always measures
+			rule       string
+			over       int64 // rows over the rule's limit
 		}{
-			{100, "code", false, 0},
-			{30, "code", true, 0},
-			{100, "body", true, 1},
+			{100, 0, "code", false, "", 0},
+			{30, 0, "code", true, "", 0},
+			{100, 0, "body", true, RuleLargeObject, 3},
+			{1000, 150, "code", false, "", 0},
+			{1000, 150, "body", true, RuleValueLimit, 3},
 		} {
+			name := fmt.Sprintf("%s, large_object_limit %d, largest value %d", tc.column, tc.limit, tc.valueBytes)
 			rest := "job:\n  large_object_limit: " + strconv.Itoa(tc.limit) + "\ntables:\n  - name: docs\n    columns:\n      - name: " + tc.column + "\n"
-			r, err := Analyze(context.Background(), e.plan(t, rest), e.d, e.db, Options{BlockersOnly: true})
+			d := e.d
+			if tc.valueBytes > 0 {
+				d = limited{Dialect: e.d, valueBytes: tc.valueBytes}
+			}
+			r, err := Analyze(context.Background(), e.plan(t, rest), d, e.db, Options{BlockersOnly: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			tr := r.Tables[0]
 			measured := tc.measured || e.d.Name() == "sqlite"
 			if tr.Measured != measured {
-				t.Errorf("%s under a limit of %d: read the table %v, want %v", tc.column, tc.limit, tr.Measured, measured)
+				t.Errorf("%s: read the table %v, want %v", name, tr.Measured, measured)
 			}
 			if want := map[bool]int64{true: 10, false: 0}[measured]; tr.Rows != want {
-				t.Errorf("%s under a limit of %d: %d rows, want %d", tc.column, tc.limit, tr.Rows, want)
+				t.Errorf("%s: %d rows, want %d", name, tr.Rows, want)
 			}
-			if got := r.Blockers(); got != tc.blockers {
-				t.Errorf("%s under a limit of %d: %d blockers, want %d: %+v", tc.column, tc.limit, got, tc.blockers, tr.Findings)
+			var blockers []Finding
+			for _, f := range tr.Findings {
+				if f.Severity == SeverityBlocker {
+					blockers = append(blockers, f)
+				}
+			}
+			cr := tr.Columns[0]
+			switch {
+			case tc.rule == "" && len(blockers) > 0:
+				t.Errorf("%s: blockers %+v, want none", name, blockers)
+			case tc.rule == "":
+			case len(blockers) != 1 || blockers[0].Rule != tc.rule:
+				t.Errorf("%s: blockers %+v, want one %s", name, blockers, tc.rule)
+			case tc.rule == RuleLargeObject && cr.LargeObjects != tc.over, tc.rule == RuleValueLimit && cr.ValueLimitRows != tc.over:
+				t.Errorf("%s: %d large objects and %d values over the engine's limit, want %d over the %s limit",
+					name, cr.LargeObjects, cr.ValueLimitRows, tc.over, tc.rule)
+			case cr.MaxPlainBytes != longest:
+				t.Errorf("%s: longest plaintext %d bytes, want %d", name, cr.MaxPlainBytes, longest)
 			}
 		}
 	})
@@ -253,12 +284,16 @@ func TestBlockerCheckReadsOnlyWhatCanBlock(t *testing.T) {
 // rule on engines that have none.
 type limited struct {
 	dialect.Dialect
-	rowBytes int64
+	rowBytes   int64
+	valueBytes int64 // 0: the engine's own
 }
 
 func (l limited) Limits() dialect.Limits {
 	lim := l.Dialect.Limits()
 	lim.RowBytes = l.rowBytes
+	if l.valueBytes > 0 {
+		lim.ValueBytes = l.valueBytes
+	}
 	return lim
 }
 
@@ -275,7 +310,7 @@ func TestAnalyzeRowSize(t *testing.T) {
 		// Now, the longest rows hold at most 8 + 151 + 2 bytes (SQLite) or
 		// 4 + 151 + 2 (PostgreSQL); during the migration they also hold a
 		// ciphertext of 160 bytes (AES of ~151 bytes) and a 16-byte IV.
-		r, err := Analyze(context.Background(), p, limited{e.d, 200}, e.db, Options{})
+		r, err := Analyze(context.Background(), p, limited{Dialect: e.d, rowBytes: 200}, e.db, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

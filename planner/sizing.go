@@ -23,9 +23,23 @@ import (
 
 // measure runs the sizing query of one table and fills tr: its rows,
 // bytes, longest rows and per-column figures.
+//
+// With blockersOnly (apply's check before it changes anything), on an
+// engine without a row limit and with every planned column of a supported
+// type, it measures only what could block, in the cheapest way it can:
+// nothing when the declared types keep every value under the limits
+// (underLimits); else the longest value of each planned column, and the
+// full query only when one of them is over a limit, to count the rows
+// that are.
 func measure(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *TableReport, addsRowID bool, largeObjectLimit int64, blockersOnly bool) error {
-	if blockersOnly && !dataCanBlock(d.Limits(), tr, largeObjectLimit) {
-		return nil
+	if blockersOnly && d.Limits().RowBytes <= 0 && supported(tr) {
+		if underLimits(d.Limits(), tr, largeObjectLimit) {
+			return nil
+		}
+		over, err := measureLongest(ctx, d, db, tr, largeObjectLimit)
+		if err != nil || !over {
+			return err
+		}
 	}
 	tr.Measured = true
 	q := sizingQuery(d, tr, addsRowID, largeObjectLimit, blockersOnly)
@@ -79,34 +93,72 @@ func measure(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *TableReport
 	return nil
 }
 
-// dataCanBlock reports whether reading the table's rows could find a
-// blocker of CheckSizing: a row over the engine's row limit, or a planned
-// value over the large-object limit or encrypting to more than the
-// engine's largest value. When the planned columns' declared types keep
-// every value under those limits, and the engine has no row limit, it
-// cannot: apply's check before changing anything then skips the one read
-// of the whole table it would make (about 0.5 s per million rows on
-// PostgreSQL). A column of an unsupported type is measured, as the
-// report counts its values.
-func dataCanBlock(limits dialect.Limits, tr *TableReport, largeObjectLimit int64) bool {
-	if limits.RowBytes > 0 {
-		return true
-	}
+// supported reports whether every planned column of the table has a codec.
+func supported(tr *TableReport) bool {
 	for _, cr := range tr.Columns {
 		if cr.Codec == nil {
-			return true
+			return false
 		}
+	}
+	return true
+}
+
+// underLimits reports whether the planned columns' declared types keep
+// every value under the large-object limit and every ciphertext under the
+// engine's largest value, so that reading the rows could find no blocker
+// (CheckSizing's row limit aside): apply's check then skips the one read of
+// the whole table it would make (about 0.5 s per million rows on
+// PostgreSQL).
+func underLimits(limits dialect.Limits, tr *TableReport, largeObjectLimit int64) bool {
+	for _, cr := range tr.Columns {
 		m := cr.Codec.MaxPlainBytes()
 		switch {
 		case m <= 0:
-			return true // unbounded
+			return false // unbounded
 		case largeObjectLimit > 0 && m > largeObjectLimit:
-			return true
+			return false
 		case limits.ValueBytes > 0 && int64(cipher.CiphertextLen(cr.Plan.Suite, cr.Plan.Versioned, int(m))) > limits.ValueBytes:
-			return true
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// measureLongest reads the table's row count and the longest canonical
+// plaintext of each planned column, in one scan that computes nothing
+// else (on SQLite, SPEC §8's table: 0.4 s against 0.8 s for the sizing
+// query), and reports whether a value is over the large-object limit or
+// encrypts to more than the engine's largest value. A ciphertext's length
+// grows with its plaintext's, so the longest value decides.
+func measureLongest(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *TableReport, largeObjectLimit int64) (over bool, err error) {
+	list := []string{"COUNT(*)"}
+	for _, cr := range tr.Columns {
+		list = append(list, "MAX(CAST("+cr.Codec.PlainLenExpr(d.Quote(cr.Column.Name))+" AS BIGINT))")
+	}
+	vals := make([]sql.NullInt64, len(list))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	q := "SELECT " + strings.Join(list, ", ") + " FROM " + d.QuoteTable(tr.Table.Name)
+	if err := db.QueryRowContext(ctx, q).Scan(dest...); err != nil {
+		return false, fmt.Errorf("measure %s: %w", tr.Name, err)
+	}
+	tr.Measured = true
+	tr.Rows = vals[0].Int64
+	limits := d.Limits()
+	for i, cr := range tr.Columns {
+		cr.Rows = tr.Rows
+		if !vals[i+1].Valid {
+			continue // every value NULL
+		}
+		cr.MaxPlainBytes = vals[i+1].Int64
+		ct := int64(cipher.CiphertextLen(cr.Plan.Suite, cr.Plan.Versioned, int(cr.MaxPlainBytes)))
+		if (largeObjectLimit > 0 && cr.MaxPlainBytes > largeObjectLimit) || (limits.ValueBytes > 0 && ct > limits.ValueBytes) {
+			over = true
+		}
+	}
+	return over, nil
 }
 
 // The sizing query returns tableFields values, then columnFields per

@@ -34,6 +34,7 @@ var commands []func(*app) *cobra.Command
 func register(newCmd func(*app) *cobra.Command) { commands = append(commands, newCmd) }
 
 func main() {
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Stdin)
 	stop()

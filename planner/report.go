@@ -44,7 +44,8 @@ type TableReport struct {
 	Rows int64 `json:"rows"`
 	// Measured is false when Analyze with BlockersOnly did not read the
 	// table's rows (no measurement could find a blocker); every measured
-	// field is then 0.
+	// field is then 0. A read with BlockersOnly may fill only Rows and the
+	// columns' Rows and MaxPlainBytes (measureLongest).
 	Measured bool `json:"-"`
 	// BytesNow is the stored bytes of every column of every row; BytesAfter
 	// the same after cut-over (planned plaintext replaced by ciphertext and

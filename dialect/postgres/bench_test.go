@@ -17,28 +17,11 @@ import (
 	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/dialect/postgres"
-	"github.com/colcrypt/colcrypt/internal/pgtest"
 	"github.com/colcrypt/colcrypt/schema"
 )
 
 // benchChunkRows is the engine's default batch_rows.
 const benchChunkRows = 5000
-
-func openBenchDB(b *testing.B, ddl ...string) (postgres.Dialect, *sql.DB) {
-	b.Helper()
-	d := postgres.Dialect{}
-	db, err := d.Open(b.Context(), pgtest.DSN(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	for _, s := range ddl {
-		if _, err := db.ExecContext(b.Context(), s); err != nil {
-			b.Fatalf("%s: %v", s, err)
-		}
-	}
-	return d, db
-}
 
 // chunkWriter writes one chunk of (id, ciphertext, IV) rows of table t in
 // a transaction, with a checkpoint insert as the engine does.
@@ -131,7 +114,7 @@ func rowWriter() chunkWriter {
 // iteration, and reports rows per second for each way to write.
 func BenchmarkBulkUpdate(b *testing.B) {
 	const tableRows = 100_000
-	d, db := openBenchDB(b,
+	d, db := openDB(b,
 		`CREATE TABLE t (id bigint PRIMARY KEY, email varchar(64), ct bytea, iv bytea)`,
 		`INSERT INTO t (id, email) SELECT g, 'user' || g || '@example.com' FROM generate_series(1, `+strconv.Itoa(tableRows)+`) g`,
 		`CREATE TABLE ckpt (lo bigint, n int)`,
@@ -179,7 +162,7 @@ func BenchmarkCopyPhase(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	d, db := openBenchDB(b,
+	d, db := openDB(b,
 		`CREATE TABLE base (id bigint PRIMARY KEY, ssn char(11), email varchar(64), notes text)`,
 		fmt.Sprintf(`INSERT INTO base SELECT g, lpad(g::text, 11, '0'), 'user' || g || '@example.com',
 			repeat(md5(g::text), 6) FROM generate_series(1, %d) g`, total),

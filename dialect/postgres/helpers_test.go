@@ -10,7 +10,7 @@ import (
 )
 
 // openDB opens a new empty database through the dialect and runs ddl in it.
-func openDB(t *testing.T, ddl ...string) (postgres.Dialect, *sql.DB) {
+func openDB(t testing.TB, ddl ...string) (postgres.Dialect, *sql.DB) {
 	t.Helper()
 	d := postgres.Dialect{}
 	db, err := d.Open(t.Context(), pgtest.DSN(t))
@@ -22,7 +22,7 @@ func openDB(t *testing.T, ddl ...string) (postgres.Dialect, *sql.DB) {
 	return d, db
 }
 
-func exec(t *testing.T, db *sql.DB, stmts ...string) {
+func exec(t testing.TB, db *sql.DB, stmts ...string) {
 	t.Helper()
 	for _, s := range stmts {
 		if _, err := db.ExecContext(t.Context(), s); err != nil {

@@ -179,9 +179,9 @@ const (
 //
 // With blockersOnly, on an engine without a row limit, the stored lengths
 // (row and column bytes) are not computed: they come back as 0, and only
-// the counts, plaintext lengths and limits are measured. On SQLite that
-// halves the time of the one full read apply makes before changing
-// anything.
+// the counts, plaintext lengths and limits are measured: apply runs it so
+// only when measureLongest found a value over a limit, or when a planned
+// column's type is unsupported (its values are counted).
 func sizingQuery(d dialect.Dialect, tr *TableReport, addsRowID bool, largeObjectLimit int64, blockersOnly bool) string {
 	limits := d.Limits()
 	const (

@@ -42,13 +42,8 @@ func measure(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *TableReport
 		}
 	}
 	tr.Measured = true
-	q := sizingQuery(d, tr, addsRowID, largeObjectLimit, blockersOnly)
-	vals := make([]sql.NullInt64, tableFields+columnFields*len(tr.Columns))
-	dest := make([]any, len(vals))
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
-	if err := db.QueryRowContext(ctx, q).Scan(dest...); err != nil {
+	vals, err := scanInts(ctx, db, sizingQuery(d, tr, addsRowID, largeObjectLimit, blockersOnly), tableFields+columnFields*len(tr.Columns))
+	if err != nil {
 		return fmt.Errorf("measure %s: %w", tr.Name, err)
 	}
 	v := func(i int) int64 { return vals[i].Int64 }
@@ -112,16 +107,29 @@ func supported(tr *TableReport) bool {
 func underLimits(limits dialect.Limits, tr *TableReport, largeObjectLimit int64) bool {
 	for _, cr := range tr.Columns {
 		m := cr.Codec.MaxPlainBytes()
-		switch {
-		case m <= 0:
-			return false // unbounded
-		case largeObjectLimit > 0 && m > largeObjectLimit:
-			return false
-		case limits.ValueBytes > 0 && int64(cipher.CiphertextLen(cr.Plan.Suite, cr.Plan.Versioned, int(m))) > limits.ValueBytes:
-			return false
+		if m <= 0 || overLimits(limits, cr, largeObjectLimit, m) {
+			return false // unbounded, or bounded above a limit
 		}
 	}
 	return true
+}
+
+// overLimits reports whether a plaintext of the column of plainBytes bytes
+// is over the large-object limit, or encrypts to more than the engine's
+// largest value.
+func overLimits(limits dialect.Limits, cr *ColumnReport, largeObjectLimit, plainBytes int64) bool {
+	ct := int64(cipher.CiphertextLen(cr.Plan.Suite, cr.Plan.Versioned, int(plainBytes)))
+	return (largeObjectLimit > 0 && plainBytes > largeObjectLimit) || (limits.ValueBytes > 0 && ct > limits.ValueBytes)
+}
+
+// scanInts runs a query of one row of n integer columns.
+func scanInts(ctx context.Context, db *sql.DB, q string, n int) ([]sql.NullInt64, error) {
+	vals := make([]sql.NullInt64, n)
+	dest := make([]any, n)
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	return vals, db.QueryRowContext(ctx, q).Scan(dest...)
 }
 
 // measureLongest reads the table's row count and the longest canonical
@@ -135,28 +143,19 @@ func measureLongest(ctx context.Context, d dialect.Dialect, db *sql.DB, tr *Tabl
 	for _, cr := range tr.Columns {
 		list = append(list, "MAX(CAST("+cr.Codec.PlainLenExpr(d.Quote(cr.Column.Name))+" AS BIGINT))")
 	}
-	vals := make([]sql.NullInt64, len(list))
-	dest := make([]any, len(vals))
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
-	q := "SELECT " + strings.Join(list, ", ") + " FROM " + d.QuoteTable(tr.Table.Name)
-	if err := db.QueryRowContext(ctx, q).Scan(dest...); err != nil {
+	vals, err := scanInts(ctx, db, "SELECT "+strings.Join(list, ", ")+" FROM "+d.QuoteTable(tr.Table.Name), len(list))
+	if err != nil {
 		return false, fmt.Errorf("measure %s: %w", tr.Name, err)
 	}
 	tr.Measured = true
 	tr.Rows = vals[0].Int64
-	limits := d.Limits()
 	for i, cr := range tr.Columns {
 		cr.Rows = tr.Rows
 		if !vals[i+1].Valid {
 			continue // every value NULL
 		}
 		cr.MaxPlainBytes = vals[i+1].Int64
-		ct := int64(cipher.CiphertextLen(cr.Plan.Suite, cr.Plan.Versioned, int(cr.MaxPlainBytes)))
-		if (largeObjectLimit > 0 && cr.MaxPlainBytes > largeObjectLimit) || (limits.ValueBytes > 0 && ct > limits.ValueBytes) {
-			over = true
-		}
+		over = over || overLimits(d.Limits(), cr, largeObjectLimit, cr.MaxPlainBytes)
 	}
 	return over, nil
 }

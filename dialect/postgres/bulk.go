@@ -166,7 +166,7 @@ func (d Dialect) stage(u dialect.Update) (*staged, error) {
 				return nil, fmt.Errorf("bulk update of %s: row %d: guard value of type %T, want int64", u.Table, i+1, row[g])
 			}
 		}
-		addArray(collect[int64](u.Rows, g), "::bigint[]", "g")
+		addArray(int8Array(collect[int64](u.Rows, g)), "::bigint[]", "g")
 	}
 	return s, nil
 }
@@ -252,7 +252,7 @@ func keyArray(rows [][]any, col int, declared string) (any, string, error) {
 	switch first.(type) {
 	case int64:
 		// "" is the engine's own row-id column, a bigint.
-		return collect[int64](rows, col), typed("bigint"), nil
+		return int8Array(collect[int64](rows, col)), typed("bigint"), nil
 	case float64:
 		return collect[float64](rows, col), typed("double precision"), nil
 	case bool:
@@ -263,7 +263,7 @@ func keyArray(rows [][]any, col int, declared string) (any, string, error) {
 		if !textAsBytes[strings.ToLower(declared)] {
 			// bytea, or an encrypted key column after cut-over: its
 			// recorded type is the plaintext's, its values ciphertexts.
-			return collect[[]byte](rows, col), "::bytea[]", nil
+			return byteaArray(collect[[]byte](rows, col)), "::bytea[]", nil
 		}
 		// json, jsonb and xml come back as bytes: their text.
 		s := make([]string, len(rows))
@@ -347,7 +347,7 @@ func valueArray(rows [][]any, col int) (any, string, error) {
 	}
 	switch first.(type) {
 	case []byte:
-		out := make([][]byte, len(rows))
+		out := make(byteaArray, len(rows))
 		for i, r := range rows {
 			if r[col] == nil {
 				continue

@@ -61,12 +61,18 @@ func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	for k, v := range sessionSettings {
 		cfg.RuntimeParams[k] = v
 	}
-	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(markSchemaSeen), stdlib.OptionResetSession(forgetStatementsAfterSwap))
+	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(afterConnect), stdlib.OptionResetSession(forgetStatementsAfterSwap))
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(err, dsnSecrets(dsn, cfg)))
 	}
 	return db, nil
+}
+
+// afterConnect prepares each new connection of the pool.
+func afterConnect(ctx context.Context, c *pgx.Conn) error {
+	registerArrays(c.TypeMap())
+	return markSchemaSeen(ctx, c)
 }
 
 // Quote implements dialect.Dialect: a double-quoted identifier with every

@@ -17,19 +17,23 @@ const (
 	progressStateEvery = 2 * time.Second
 )
 
-// progress counts rows of one table's phase and reports them.
+// progress counts rows of one table's phase and reports them. Its total
+// may be an estimate (progressRows): when the rows done pass it, it grows
+// with them.
 type progress struct {
 	done    atomic.Int64
-	total   int64
+	total   atomic.Int64
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	mu      sync.Mutex // orders the bar's updates
 	bar     *progressbar.ProgressBar
-	onTick  func(done int64)
+	onTick  func(done, total int64)
 	started time.Time
 }
 
-func (e *Engine) newProgress(ctx context.Context, label string, total int64, onTick func(done int64)) *progress {
-	p := &progress{total: total, stop: make(chan struct{}), onTick: onTick, started: time.Now()}
+func (e *Engine) newProgress(ctx context.Context, label string, total int64, onTick func(done, total int64)) *progress {
+	p := &progress{stop: make(chan struct{}), onTick: onTick, started: time.Now()}
+	p.total.Store(total)
 	if e.opt.Terminal && e.opt.Progress != nil {
 		p.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(e.opt.Progress),
@@ -55,19 +59,19 @@ func (e *Engine) newProgress(ctx context.Context, label string, total int64, onT
 			case <-p.stop:
 				return
 			case <-stateTick.C:
-				done := p.done.Load()
+				done, total := p.done.Load(), p.total.Load()
 				if p.onTick != nil {
-					p.onTick(done)
+					p.onTick(done, total)
 				}
 				if p.bar == nil && time.Since(lastLog) >= progressLogEvery {
 					lastLog = time.Now()
 					elapsed := time.Since(p.started).Seconds()
 					rate := float64(done) / max(elapsed, 0.001)
 					eta := time.Duration(0)
-					if rate > 0 && p.total > done {
-						eta = time.Duration(float64(p.total-done)/rate) * time.Second
+					if rate > 0 && total > done {
+						eta = time.Duration(float64(total-done)/rate) * time.Second
 					}
-					e.log.Info("progress", "phase", label, "rows", done, "of", p.total, "rows_per_s", int64(rate), "eta", eta.Round(time.Second))
+					e.log.Info("progress", "phase", label, "rows", done, "of", total, "rows_per_s", int64(rate), "eta", eta.Round(time.Second))
 				}
 			}
 		}
@@ -79,11 +83,25 @@ func (p *progress) add(n int64) {
 	if p == nil {
 		return
 	}
-	p.done.Add(n)
+	done := p.done.Add(n)
+	for total := p.total.Load(); done > total; total = p.total.Load() {
+		if p.total.CompareAndSwap(total, done) {
+			break
+		}
+	}
 	if p.bar != nil {
+		p.mu.Lock()
+		if done > p.bar.GetMax64() {
+			p.bar.ChangeMax64(done)
+		}
 		_ = p.bar.Add64(n)
+		p.mu.Unlock()
 	}
 }
+
+// rows is the count of rows done so far: at the end of a phase that
+// walked the whole table, its exact row count.
+func (p *progress) rows() int64 { return p.done.Load() }
 
 func (p *progress) finish() {
 	if p == nil {

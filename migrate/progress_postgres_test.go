@@ -36,3 +36,54 @@ func TestProgressCountsRowsTheCheckDidNotReadPostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressEndsWithTheRowsWalkedPostgres: when the table's statistics
+// are stale, the copy starts its progress from PostgreSQL's estimate
+// (reltuples) instead of counting the table, and status still ends with
+// the table's exact row count, whether the estimate was too high or too
+// low.
+func TestProgressEndsWithTheRowsWalkedPostgres(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change string // after ANALYZE saw 2000 rows
+		want   int64
+	}{
+		{"estimate too high", `DELETE FROM ` + onlineTable + ` WHERE id > 500`, 500},
+		{"estimate too low", `INSERT INTO ` + onlineTable + ` SELECT g, 'user' || g, 'n', 0 FROM generate_series(2001, 3500) g`, 3500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			d, db, p, ks := postgresJob(t, func(dsn string) string { return fmt.Sprintf(onlinePostgresPlan, dsn) },
+				`CREATE TABLE `+onlineTable+` (id bigint PRIMARY KEY, email varchar(64), notes varchar(200), score int) WITH (autovacuum_enabled = false)`,
+				`INSERT INTO `+onlineTable+` SELECT g, 'user' || g, repeat('n', g % 50), 0 FROM generate_series(1, 2000) g`,
+				`ANALYZE `+onlineTable,
+				tc.change)
+			var estimate int64
+			if err := db.QueryRowContext(ctx, `SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass`, onlineTable).Scan(&estimate); err != nil {
+				t.Fatal(err)
+			}
+			if estimate != 2000 {
+				t.Fatalf("reltuples = %d, want the stale 2000", estimate)
+			}
+			e, err := migrate.New(p, d, db, ks, migrate.Options{Until: "copy"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Apply(ctx); err != nil {
+				t.Fatalf("apply --until copy: %v", err)
+			}
+			rep, err := e.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Columns) != 2 {
+				t.Fatalf("status: %d columns, want 2", len(rep.Columns))
+			}
+			for _, c := range rep.Columns {
+				if c.RowsDone != tc.want || c.RowsTotal != tc.want || c.Percent != 100 {
+					t.Errorf("status of %s after the copy: %d of %d rows, %d%%; want %d of %d, 100%%", c.Column, c.RowsDone, c.RowsTotal, c.Percent, tc.want, tc.want)
+				}
+			}
+		})
+	}
+}

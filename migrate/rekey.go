@@ -340,17 +340,18 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
 			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out, Lo: ch.lo, Hi: ch.hi}, dg, nil, nil)
 	}
-	total, err := e.countRows(ctx, t)
+	total, estimated, err := e.progressRows(ctx, t)
 	if err != nil {
 		return err
 	}
 	onlyCols := &tableJob{name: t.name, tn: t.tn, model: t.model, key: t.key, keyCols: t.keyCols, keyTypes: t.keyTypes, cols: cols}
-	prog := e.newProgress(ctx, "rekey "+t.name, total, func(n int64) { e.saveProgress(ctx, onlyCols, StateKeyChange, n, total) })
+	prog := e.newProgress(ctx, "rekey "+t.name, total, func(n, total int64) { e.saveProgress(ctx, onlyCols, StateKeyChange, n, total) })
 	err = e.runChunks(ctx, t, done, exprs, newWorker, work, prog)
 	prog.finish()
 	if err != nil {
 		return err
 	}
+	total = e.walkedRows(t, total, estimated, prog)
 	// Every value is under the target now: it becomes the column's state.
 	for _, c := range cols {
 		st, tg := c.state, c.state.Target

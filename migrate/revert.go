@@ -181,16 +181,17 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 		}
 	case phaseDecrypt:
 		for _, t := range tables {
-			total, err := e.countRows(ctx, t)
+			total, estimated, err := e.progressRows(ctx, t)
 			if err != nil {
 				return err
 			}
-			prog := e.newProgress(ctx, "decrypt "+t.name, total, func(done int64) { e.saveProgress(ctx, t, StateDecrypting, done, total) })
+			prog := e.newProgress(ctx, "decrypt "+t.name, total, func(done, total int64) { e.saveProgress(ctx, t, StateDecrypting, done, total) })
 			err = e.decryptTable(ctx, j.ID, t, prog)
 			prog.finish()
 			if err != nil {
 				return err
 			}
+			total = e.walkedRows(t, total, estimated, prog)
 			e.saveProgress(ctx, t, StateDecrypting, total, total)
 		}
 	case phaseVerified:

@@ -242,3 +242,28 @@ func TestDigestMatchesItsDefinition(t *testing.T) {
 		t.Fatal("the chunk digest differs from the sum of row MACs modulo 2^256")
 	}
 }
+
+// TestProgressGrowsPastItsEstimate: a phase that starts from the catalog's
+// estimate and walks more rows than it said reports the rows walked as
+// its total, never more rows done than in total, and keeps what it walked
+// as the table's count for the next phases.
+func TestProgressGrowsPastItsEstimate(t *testing.T) {
+	e := &Engine{log: slog.New(slog.DiscardHandler)}
+	p := e.newProgress(t.Context(), "copy t", 100, nil)
+	p.add(60)
+	if done, total := p.done.Load(), p.total.Load(); done != 60 || total != 100 {
+		t.Errorf("after 60 rows of an estimated 100: %d of %d, want 60 of 100", done, total)
+	}
+	p.add(90)
+	if done, total := p.done.Load(), p.total.Load(); done != 150 || total != 150 {
+		t.Errorf("after 150 rows of an estimated 100: %d of %d, want 150 of 150", done, total)
+	}
+	p.finish()
+	tj := &tableJob{}
+	if n := e.walkedRows(tj, 100, true, p); n != 150 || tj.rows != 150 {
+		t.Errorf("walked rows from an estimate: %d (table's count %d), want 150", n, tj.rows)
+	}
+	if n := e.walkedRows(&tableJob{}, 100, false, p); n != 100 {
+		t.Errorf("walked rows from an exact count: %d, want the count, 100", n)
+	}
+}

@@ -115,9 +115,10 @@ func (r *Runner) Compare(ctx context.Context, rows int64, repeat int) (*Report, 
 			runs[i] = append(runs[i], m)
 		}
 	}
-	rep := &Report{}
-	for _, ms := range runs {
+	rep := &Report{Rounds: map[string][]Measurement{}}
+	for i, ms := range runs {
 		rep.Measurements = append(rep.Measurements, Median(ms))
+		rep.Rounds[chosen[i].id] = ms
 	}
 	return rep, nil
 }

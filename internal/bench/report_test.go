@@ -79,6 +79,58 @@ func TestReportWrite(t *testing.T) {
 	}
 }
 
+// TestTargetsGiveEachRoundsRatio: with several rounds, a target also
+// gives each round's ratio to the baseline run of the same round, and in
+// how many rounds it was within its limit; the verdict stays the ratio of
+// the medians.
+func TestTargetsGiveEachRoundsRatio(t *testing.T) {
+	run := func(id string, s float64) Measurement {
+		return Measurement{ID: id, Label: id, Rows: 1_000_000, Elapsed: sec(s), Baseline: id == PGUpdate || id == SQLiteUpdate}
+	}
+	rounds := map[string][]Measurement{
+		PGUpdate: {run(PGUpdate, 4), run(PGUpdate, 5), run(PGUpdate, 4.4)},
+		// 1.5 (within), 1.8, 1.59: the median runs give 7.0 / 4.4 = 1.59.
+		PGApply: {run(PGApply, 6), run(PGApply, 9), run(PGApply, 7)},
+		// A SQLite way is compared with SQLite's baseline only.
+		SQLiteUpdate: {run(SQLiteUpdate, 2), run(SQLiteUpdate, 2), run(SQLiteUpdate, 2)},
+		SQLiteApply:  {run(SQLiteApply, 2), run(SQLiteApply, 3), run(SQLiteApply, 2.5)},
+	}
+	rep := &Report{Rounds: rounds}
+	for _, id := range []string{PGUpdate, PGApply, SQLiteUpdate, SQLiteApply} {
+		rep.Measurements = append(rep.Measurements, Median(rounds[id]))
+	}
+	want := map[string]struct {
+		rounds  []float64
+		within  int
+		verdict string
+	}{
+		PGCopy:      {nil, 0, "n/a"},
+		PGApply:     {[]float64{1.5, 1.8, 7.0 / 4.4}, 1, "MISS"},
+		SQLiteApply: {[]float64{1, 1.5, 1.25}, 3, "PASS"},
+	}
+	for _, tg := range rep.Targets() {
+		w := want[tg.ID]
+		if len(tg.Rounds) != len(w.rounds) || tg.RoundsWithin() != w.within || tg.Verdict() != w.verdict {
+			t.Errorf("%s: rounds %v, %d within, %s; want %v, %d within, %s", tg.Name, tg.Rounds, tg.RoundsWithin(), tg.Verdict(), w.rounds, w.within, w.verdict)
+			continue
+		}
+		for k := range w.rounds {
+			if math.Abs(tg.Rounds[k]-w.rounds[k]) > 1e-9 {
+				t.Errorf("%s: round %d ratio %.3f, want %.3f", tg.Name, k+1, tg.Rounds[k], w.rounds[k])
+			}
+		}
+	}
+	var b strings.Builder
+	if err := rep.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"rounds 1.50–1.80 ×, within in 1 of 3", "rounds 1.00–1.50 ×, within in 3 of 3"} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("report lacks %q:\n%s", line, b.String())
+		}
+	}
+}
+
 func TestMedianKeepsOneRun(t *testing.T) {
 	runs := []Measurement{{Elapsed: sec(5), PeakRSS: 5}, {Elapsed: sec(3), PeakRSS: 3}, {Elapsed: sec(4), PeakRSS: 4}, {Elapsed: sec(9), PeakRSS: 9}}
 	if m := Median(runs); m.Elapsed != sec(4) || m.PeakRSS != 4 {

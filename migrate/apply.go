@@ -420,7 +420,7 @@ func (e *Engine) copyAll(ctx context.Context, j *job, tables []*tableJob, phase 
 		if err != nil {
 			return err
 		}
-		total = e.walkedRows(t, total, estimated, prog)
+		total = walkedRows(t, total, estimated, prog)
 		e.saveProgress(ctx, t, state, total, total)
 	}
 	return nil
@@ -458,7 +458,7 @@ func (e *Engine) progressRows(ctx context.Context, t *tableJob) (n int64, estima
 // walkedRows is a phase's final row count: the rows it walked, when it
 // started from an estimate (every chunk of an offline table, this run's
 // and the recorded ones, so the table's exact count); else its total.
-func (e *Engine) walkedRows(t *tableJob, total int64, estimated bool, prog *progress) int64 {
+func walkedRows(t *tableJob, total int64, estimated bool, prog *progress) int64 {
 	if !estimated {
 		return total
 	}

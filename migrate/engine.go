@@ -131,9 +131,10 @@ type tableJob struct {
 	rowID    string   // added row-id column, "" when none
 	keyIsEnc bool     // a key column is itself encrypted
 	cols     []*colJob
-	// rows is the table's row count from the blocker scan, when this run
-	// started the job and the scan read the table; 0 when unknown (the
-	// phases then count the rows for their progress).
+	// rows is the table's exact row count, for progress: from the blocker
+	// scan when it read the table, or from the first phase that walked it
+	// (walkedRows); 0 when unknown (progressRows then starts from the
+	// catalog's estimate, or counts).
 	rows int64
 	// online: the table has (or had, before cut-over) change capture.
 	online bool

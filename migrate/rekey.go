@@ -351,7 +351,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 	if err != nil {
 		return err
 	}
-	total = e.walkedRows(t, total, estimated, prog)
+	total = walkedRows(t, total, estimated, prog)
 	// Every value is under the target now: it becomes the column's state.
 	for _, c := range cols {
 		st, tg := c.state, c.state.Target

@@ -191,7 +191,7 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 			if err != nil {
 				return err
 			}
-			total = e.walkedRows(t, total, estimated, prog)
+			total = walkedRows(t, total, estimated, prog)
 			e.saveProgress(ctx, t, StateDecrypting, total, total)
 		}
 	case phaseVerified:

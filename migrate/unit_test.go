@@ -260,10 +260,10 @@ func TestProgressGrowsPastItsEstimate(t *testing.T) {
 	}
 	p.finish()
 	tj := &tableJob{}
-	if n := e.walkedRows(tj, 100, true, p); n != 150 || tj.rows != 150 {
+	if n := walkedRows(tj, 100, true, p); n != 150 || tj.rows != 150 {
 		t.Errorf("walked rows from an estimate: %d (table's count %d), want 150", n, tj.rows)
 	}
-	if n := e.walkedRows(&tableJob{}, 100, false, p); n != 100 {
+	if n := walkedRows(&tableJob{}, 100, false, p); n != 100 {
 		t.Errorf("walked rows from an exact count: %d, want the count, 100", n)
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -52,7 +53,7 @@ func (a byteaArray) appendBinary(buf []byte) []byte {
 		size += 4 + len(v)
 		hasNull = hasNull || v == nil
 	}
-	buf = growBy(buf, size)
+	buf = slices.Grow(buf, size)
 	buf = appendArrayHeader(buf, len(a), hasNull, byteaOID)
 	for _, v := range a {
 		if v == nil {
@@ -66,7 +67,7 @@ func (a byteaArray) appendBinary(buf []byte) []byte {
 }
 
 func (a int8Array) appendBinary(buf []byte) []byte {
-	buf = growBy(buf, arrayHeaderLen+len(a)*(4+8))
+	buf = slices.Grow(buf, arrayHeaderLen+len(a)*(4+8))
 	buf = appendArrayHeader(buf, len(a), false, int8OID)
 	for _, v := range a {
 		buf = binary.BigEndian.AppendUint32(buf, 8)
@@ -75,15 +76,8 @@ func (a int8Array) appendBinary(buf []byte) []byte {
 	return buf
 }
 
-// growBy makes room for n more bytes at once.
-func growBy(buf []byte, n int) []byte {
-	if cap(buf)-len(buf) >= n {
-		return buf
-	}
-	grown := make([]byte, len(buf), len(buf)+n)
-	copy(grown, buf)
-	return grown
-}
+// selfEncoding is an array parameter that appends its binary form.
+type selfEncoding interface{ appendBinary(buf []byte) []byte }
 
 // selfEncodingArray wraps the codec pgx registers for an array type:
 // a value of the Go type it accepts encodes itself in binary; any other
@@ -106,7 +100,7 @@ func (c selfEncodingArray) PlanEncode(m *pgtype.Map, oid uint32, format int16, v
 type selfEncodePlan struct{}
 
 func (selfEncodePlan) Encode(value any, buf []byte) ([]byte, error) {
-	return value.(interface{ appendBinary([]byte) []byte }).appendBinary(buf), nil
+	return value.(selfEncoding).appendBinary(buf), nil
 }
 
 // registerArrays installs the self-encoding arrays in a connection's type

@@ -25,6 +25,9 @@ const (
 	maxChunkShrink  = 0.5 // shrink at most by half per chunk
 	chunkQueueDepth = 2   // chunks computed ahead per worker: keeps workers busy without reading far ahead
 	verifyFirstRows = 10  // rows named when verification fails
+	// tailFloorDivisor: the last chunks shrink to no less than batch_rows
+	// divided by this (tailRows).
+	tailFloorDivisor = 4
 )
 
 // chunk is a contiguous key range (lo, hi] of a table; nil lo is the
@@ -329,9 +332,11 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 	}
 	var lo []any
 	loEnc := ""
+	passed := int64(0) // rows of the chunks walked so far, recorded ones too
 	for {
 		if rec, ok := done[loEnc]; ok {
 			prog.add(rec.Rows)
+			passed += rec.Rows
 			if rec.Hi == "" {
 				return nil
 			}
@@ -342,7 +347,7 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 			lo, loEnc = hi, rec.Hi
 			continue
 		}
-		ch, err := e.readAhead(ctx, tj, exprs, lo, loEnc, sizer.rows.Load())
+		ch, err := e.readAhead(ctx, tj, exprs, lo, loEnc, tailRows(sizer.rows.Load(), prog.expected()-passed, e.opt.Workers, e.opt.BatchRows))
 		if err != nil {
 			return err
 		}
@@ -358,6 +363,7 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 				}
 			}
 		}
+		passed += int64(len(ch.rows)) // none when capped at a hole: the worker reads them
 		select {
 		case out <- ch:
 		case <-ctx.Done():
@@ -368,6 +374,22 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 		}
 		lo, loEnc = ch.hi, ch.hiEnc
 	}
+}
+
+// tailRows is the size of the next chunk the walker reads, when about
+// left rows of the table remain to be read: as the end comes near it
+// shrinks, down to a quarter of batch_rows, so that the workers' last
+// chunks end together instead of one worker writing a large last chunk
+// while the others wait. Each chunk is at most the remaining rows shared
+// among the workers (guided scheduling). left comes from the progress's
+// total, which may be the catalog's estimate: once the rows walked pass
+// it (left <= 0), the chunks keep the sizer's size.
+func tailRows(size, left int64, workers, batchRows int) int64 {
+	if left <= 0 || workers <= 0 {
+		return size
+	}
+	floor := max(int64(minChunkRows), int64(batchRows)/tailFloorDivisor)
+	return min(size, max(left/int64(workers), floor))
 }
 
 // keyWithin reports whether key k lies in (lo, hi] (nil lo: from the start,

@@ -99,6 +99,15 @@ func (p *progress) add(n int64) {
 	}
 }
 
+// expected is the row count the phase counts toward (see progressRows),
+// or 0 without a progress.
+func (p *progress) expected() int64 {
+	if p == nil {
+		return 0
+	}
+	return p.total.Load()
+}
+
 // rows is the count of rows done so far: at the end of a phase that
 // walked the whole table, its exact row count.
 func (p *progress) rows() int64 { return p.done.Load() }

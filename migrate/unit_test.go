@@ -267,3 +267,56 @@ func TestProgressGrowsPastItsEstimate(t *testing.T) {
 		t.Errorf("walked rows from an exact count: %d, want the count, 100", n)
 	}
 }
+
+// walkSizes gives the chunk sizes a walk of rows rows takes when the
+// sizer asks for size rows each and the progress expects expected rows.
+func walkSizes(rows, expected, size int64, workers, batchRows int) []int64 {
+	var out []int64
+	for passed := int64(0); passed < rows; {
+		n := min(tailRows(size, expected-passed, workers, batchRows), rows-passed)
+		out = append(out, n)
+		passed += n
+	}
+	return out
+}
+
+// TestTailRowsEndsTheWalkInSmallChunks: near the end of the table the
+// chunks shrink, so no worker is left writing a large last chunk while the
+// others wait; a wrong estimate costs chunk sizes, never rows.
+func TestTailRowsEndsTheWalkInSmallChunks(t *testing.T) {
+	const workers, batch, size = 2, 5000, 20000
+	floor := int64(batch / tailFloorDivisor)
+	exact := walkSizes(1_000_000, 1_000_000, size, workers, batch)
+	left := int64(1_000_000)
+	for i, n := range exact {
+		if limit := max(left/workers, floor); n > limit {
+			t.Errorf("chunk %d holds %d rows with %d left; want at most %d", i, n, left, limit)
+		}
+		left -= n
+	}
+	if last := exact[len(exact)-1]; last > floor {
+		t.Errorf("the last chunk holds %d rows; want at most %d (batch_rows/%d)", last, floor, tailFloorDivisor)
+	}
+	if len(exact) > 1_000_000/size+12 {
+		t.Errorf("%d chunks for 1M rows of %d; the tail should add only a few", len(exact), size)
+	}
+	if exact[0] != size {
+		t.Errorf("the first chunk holds %d rows; far from the end the sizer decides (%d)", exact[0], size)
+	}
+
+	// An estimate below the table's rows: once passed, the sizer decides
+	// again; above them: the chunks never shrink below the sizer's size.
+	low := walkSizes(1_000_000, 500_000, size, workers, batch)
+	if got := low[len(low)-2]; got != size {
+		t.Errorf("past a low estimate a chunk holds %d rows; want the sizer's %d", got, size)
+	}
+	for i, n := range walkSizes(1_000_000, 2_000_000, size, workers, batch) {
+		if n != size {
+			t.Errorf("with a high estimate chunk %d holds %d rows; want %d", i, n, size)
+		}
+	}
+	// A sizer that shrank below the floor keeps its size.
+	if got := tailRows(300, 1000, workers, batch); got != 300 {
+		t.Errorf("tailRows(300, …) = %d; want 300", got)
+	}
+}

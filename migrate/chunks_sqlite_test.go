@@ -1,0 +1,63 @@
+package migrate_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/colcrypt/colcrypt/migrate"
+)
+
+// TestCopyEndsWithSmallChunks: the copy's recorded chunks, walked from the
+// start of the table, end small: each holds at most the rows left shared
+// among the workers (or a quarter of batch_rows), so the workers finish
+// together, and together they hold every row once.
+func TestCopyEndsWithSmallChunks(t *testing.T) {
+	const rows, batch, workers = 4000, 400, 2
+	f := newFixture(t, customersSetup(rows)...)
+	p := customersPlan(f, "plan.yaml", "")
+	f.apply(p, migrate.Options{Until: "copy", Workers: workers, BatchRows: batch})
+
+	db := f.raw()
+	defer db.Close()
+	byLo := map[string][2]any{}
+	rs, err := db.Query(`SELECT lo, COALESCE(hi, ''), rows_done FROM colcrypt_chunks WHERE phase = 'copy'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var lo, hi string
+		var n int64
+		if err := rs.Scan(&lo, &hi, &n); err != nil {
+			t.Fatal(err)
+		}
+		byLo[lo] = [2]any{hi, n}
+	}
+	rs.Close()
+
+	var sizes []string
+	left, lo, last := int64(rows), "", int64(0)
+	for range len(byLo) {
+		c, ok := byLo[lo]
+		if !ok {
+			t.Fatalf("no recorded chunk starts at %q", lo)
+		}
+		n := c[1].(int64)
+		sizes = append(sizes, strconv.FormatInt(n, 10))
+		if limit := max(left/workers, batch/4); n > limit {
+			t.Errorf("a chunk holds %d rows with %d left; want at most %d", n, left, limit)
+		}
+		left -= n
+		last = n
+		if lo = c[0].(string); lo == "" {
+			break
+		}
+	}
+	if left != 0 || lo != "" {
+		t.Errorf("the chunks hold %d rows and end at %q; want %d rows to the end of the table", rows-left, lo, rows)
+	}
+	if last > batch/4 {
+		t.Errorf("the last chunk holds %d rows; want at most %d", last, batch/4)
+	}
+	t.Logf("chunk sizes in walk order: %s", strings.Join(sizes, " "))
+}

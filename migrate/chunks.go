@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -297,8 +298,12 @@ func (e *Engine) runPool(ctx context.Context, tj *tableJob, produce func(context
 				if err != nil {
 					return err
 				}
+				took := time.Since(start)
 				if sizer != nil {
-					sizer.observe(rows, time.Since(start))
+					sizer.observe(rows, took)
+				}
+				if e.log.Enabled(ctx, slog.LevelDebug) {
+					e.log.Debug("chunk done", "table", tj.name, "rows", rows, "took", took.Round(time.Millisecond))
 				}
 				prog.add(rows)
 			}

@@ -1,6 +1,9 @@
 package migrate_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,12 +14,17 @@ import (
 // TestCopyEndsWithSmallChunks: the copy's recorded chunks, walked from the
 // start of the table, end small: each holds at most the rows left shared
 // among the workers (or a quarter of batch_rows), so the workers finish
-// together, and together they hold every row once.
+// together, and together they hold every row once. At debug level (-v)
+// the log has a line per chunk with its rows and time, and no value.
 func TestCopyEndsWithSmallChunks(t *testing.T) {
 	const rows, batch, workers = 4000, 400, 2
 	f := newFixture(t, customersSetup(rows)...)
 	p := customersPlan(f, "plan.yaml", "")
-	f.apply(p, migrate.Options{Until: "copy", Workers: workers, BatchRows: batch})
+	var logged bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if _, err := f.engine(p, f.ks, migrate.Options{Until: "copy", Workers: workers, BatchRows: batch, Log: log}).Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	db := f.raw()
 	defer db.Close()
@@ -60,4 +68,29 @@ func TestCopyEndsWithSmallChunks(t *testing.T) {
 		t.Errorf("the last chunk holds %d rows; want at most %d", last, batch/4)
 	}
 	t.Logf("chunk sizes in walk order: %s", strings.Join(sizes, " "))
+
+	var lines, logRows int64
+	for _, line := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+		var rec struct {
+			Msg, Table string
+			Rows       int64
+			Took       int64
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg == "chunk done" {
+			lines++
+			logRows += rec.Rows
+			if rec.Table != "customers" || rec.Took <= 0 {
+				t.Errorf("chunk line %s: want the table and the chunk's time", line)
+			}
+		}
+	}
+	if lines != int64(len(byLo)) || logRows != rows {
+		t.Errorf("the debug log has %d chunk lines for %d rows; want %d lines for %d rows", lines, logRows, len(byLo), rows)
+	}
+	if strings.Contains(logged.String(), "@example.com") {
+		t.Error("the debug log holds an e-mail address of the table")
+	}
 }

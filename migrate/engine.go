@@ -105,7 +105,7 @@ func New(p *planner.Plan, d dialect.Dialect, db *sql.DB, ks *keystore.Keystore, 
 
 // warmPool opens n connections of the pool at once and leaves them idle,
 // for the workers and the walker of the first phase that copies: it runs
-// while the job unlocks its keys and reads the catalog, instead of the
+// while the job reads the catalog and checks the plan, instead of the
 // first chunks each waiting for a new server process (50 ms for the first
 // chunk on PostgreSQL here). A connection that fails is left to the job,
 // which reports the error when it needs one.

@@ -415,7 +415,7 @@ func ScaleChecks(points []ScalePoint) []ScaleCheck {
 				Detail:   fmt.Sprintf("max %.0f MB", MB(maxRSS)),
 				Measured: maxRSS > 0, Pass: maxRSS < RSSLimitBytes},
 			ScaleCheck{Engine: engine, Name: fmt.Sprintf("job cost per row flat ±%.0f%%", CostFlatTolerance*100),
-				Detail:   fmt.Sprintf("%s (spread %.1f%%)", strings.Join(costDetail, ", "), Spread(jobCost)*100),
+				Detail:   fmt.Sprintf("%s (spread %.1f%%)%s", strings.Join(costDetail, ", "), Spread(jobCost)*100, fitOf(points, engine)),
 				Measured: len(jobCost) >= 2, Pass: Spread(jobCost) <= CostFlatTolerance},
 			ScaleCheck{Engine: engine, Name: fmt.Sprintf("wall cost per row flat ±%.0f%% (incl. start-up)", CostFlatTolerance*100),
 				Detail:   fmt.Sprintf("spread %.1f%%", Spread(wallCost)*100),
@@ -426,6 +426,54 @@ func ScaleChecks(points []ScalePoint) []ScaleCheck {
 		)
 	}
 	return out
+}
+
+// FixedCost splits an engine's job time into a cost per row and a fixed
+// part, in seconds, on a line through its smallest and largest tables:
+// job = perRow × rows + fixed. allowed is the largest fixed part that
+// would keep the cost per row of those two sizes within
+// CostFlatTolerance of each other at this cost per row (+Inf when any
+// would). ok is false without two sizes or with a job that did not grow
+// with its rows.
+func FixedCost(points []ScalePoint, engine string) (perRow, fixed, allowed float64, ok bool) {
+	var small, large *ScalePoint
+	for i := range points {
+		p := &points[i]
+		if p.Engine != engine || p.Rows <= 0 {
+			continue
+		}
+		if small == nil || p.Rows < small.Rows {
+			small = p
+		}
+		if large == nil || p.Rows > large.Rows {
+			large = p
+		}
+	}
+	if small == nil || large.Rows == small.Rows {
+		return 0, 0, 0, false
+	}
+	perRow = (large.Job - small.Job).Seconds() / float64(large.Rows-small.Rows)
+	if perRow <= 0 {
+		return 0, 0, 0, false
+	}
+	fixed = small.Job.Seconds() - perRow*float64(small.Rows)
+	// perRow + F/small <= (1+tol)(perRow + F/large)
+	//   ⇔ F <= tol·perRow / (1/small − (1+tol)/large)
+	allowed = math.Inf(1)
+	if room := 1/float64(small.Rows) - (1+CostFlatTolerance)/float64(large.Rows); room > 0 {
+		allowed = CostFlatTolerance * perRow / room
+	}
+	return perRow, fixed, allowed, true
+}
+
+// fitOf describes FixedCost for a check's detail, or "".
+func fitOf(points []ScalePoint, engine string) string {
+	v, f, a, ok := FixedCost(points, engine)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("; fitted: %.2f µs/row + %.2f s fixed, and ±%.0f%% allows at most %.2f s fixed",
+		v*1e6, f, CostFlatTolerance*100, a)
 }
 
 func enginesOf(points []ScalePoint) []string {

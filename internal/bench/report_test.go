@@ -293,3 +293,32 @@ func TestScaleChecksCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestFixedCostSaysWhatTheToleranceAllows: a job of 7 µs per row plus
+// 0.4 s, measured at 100k and 4M rows, splits back into those two parts,
+// and ±20% between those sizes allows 0.2·7 µs / (1/100k − 1.2/4M) ≈
+// 0.144 s of fixed cost: the fit shows why such a job misses the target.
+func TestFixedCostSaysWhatTheToleranceAllows(t *testing.T) {
+	job := func(rows int64) time.Duration { return sec(7e-6*float64(rows) + 0.4) }
+	points := []ScalePoint{
+		{Engine: "pg", Rows: 1_000_000, Job: job(1_000_000)},
+		{Engine: "pg", Rows: 100_000, Job: job(100_000)},
+		{Engine: "pg", Rows: 4_000_000, Job: job(4_000_000)},
+		{Engine: "sqlite", Rows: 1_000_000, Job: sec(5)},
+	}
+	v, f, a, ok := FixedCost(points, "pg")
+	near := func(got, want float64) bool { return math.Abs(got-want) <= 1e-6*math.Abs(want) }
+	if !ok || !near(v, 7e-6) || !near(f, 0.4) || !near(a, 1.4e-6/9.7e-6) {
+		t.Errorf("FixedCost = %g s/row, %g s fixed, %g s allowed, %t; want 7e-06, 0.4, 0.144, true", v, f, a, ok)
+	}
+	if _, _, _, ok := FixedCost(points, "sqlite"); ok {
+		t.Error("one table size gives no fit")
+	}
+	for _, c := range ScaleChecks(points) {
+		if c.Engine == "pg" && strings.HasPrefix(c.Name, "job cost per row") {
+			if want := "fitted: 7.00 µs/row + 0.40 s fixed, and ±20% allows at most 0.14 s fixed"; !strings.Contains(c.Detail, want) || c.Pass {
+				t.Errorf("job cost check: %q, pass %t; want a MISS whose detail holds %q", c.Detail, c.Pass, want)
+			}
+		}
+	}
+}

@@ -95,7 +95,9 @@ func New(p *planner.Plan, d dialect.Dialect, db *sql.DB, ks *keystore.Keystore, 
 	// each one opened again costs the server a new process and the
 	// statements their preparation and planning again.
 	db.SetMaxIdleConns(opt.Workers + idleConnsBesideWorkers)
-	go warmPool(db, opt.Workers+1)
+	if cc, ok := d.(dialect.CostlyConnections); ok && cc.CostlyConnections() {
+		go warmPool(db, opt.Workers+1)
+	}
 	e := &Engine{plan: p, d: d, m: m, db: db, ks: ks, st: &store{db: db, d: d, m: m, log: opt.Log}, opt: opt, log: opt.Log}
 	if sw, ok := d.(dialect.SingleWriter); ok && sw.SingleWriter() {
 		e.writeMu = &sync.Mutex{}

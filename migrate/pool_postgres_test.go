@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/colcrypt/colcrypt/migrate"
 )
@@ -30,5 +31,24 @@ func TestApplyKeepsItsConnectionsPostgres(t *testing.T) {
 	}
 	if st := db.Stats(); st.MaxIdleClosed != 0 {
 		t.Errorf("the pool closed %d idle connections during the job (and kept %d open)", st.MaxIdleClosed, st.OpenConnections)
+	}
+}
+
+// TestNewOpensTheWorkersConnectionsPostgres: on PostgreSQL, where each
+// connection is a server process, the engine opens its workers'
+// connections while the job starts, so the first chunks find them open.
+func TestNewOpensTheWorkersConnectionsPostgres(t *testing.T) {
+	d, db, p, ks := postgresJob(t, func(dsn string) string { return fmt.Sprintf(onlinePostgresPlan, dsn) },
+		`CREATE TABLE `+onlineTable+` (id bigint PRIMARY KEY, email text, notes text, score int)`)
+	const workers = 3
+	if _, err := migrate.New(p, d, db, ks, migrate.Options{Workers: workers}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for db.Stats().OpenConnections < workers+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := db.Stats(); st.OpenConnections < workers+1 {
+		t.Errorf("%d connections open after New; want at least %d (the workers' and the walker's)", st.OpenConnections, workers+1)
 	}
 }

@@ -47,6 +47,10 @@ var sessionSettings = map[string]string{
 // Name implements dialect.Dialect.
 func (Dialect) Name() string { return "postgres" }
 
+// CostlyConnections implements dialect.CostlyConnections: each connection
+// is a new server process.
+func (Dialect) CostlyConnections() bool { return true }
+
 // ResolveDSN implements dialect.Dialect: PostgreSQL DSNs hold no file paths.
 func (Dialect) ResolveDSN(dsn, planDir string) string { return dsn }
 

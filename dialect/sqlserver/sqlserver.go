@@ -61,6 +61,10 @@ var _ dialect.Dialect = sqlServer{}
 
 func (sqlServer) Name() string { return "sqlserver" }
 
+// CostlyConnections implements dialect.CostlyConnections: each connection
+// is a new login on the server.
+func (sqlServer) CostlyConnections() bool { return true }
+
 // ResolveDSN returns the DSN unchanged: a SQL Server DSN names a server,
 // never a file relative to the plan.
 func (sqlServer) ResolveDSN(dsn, planDir string) string { return dsn }

@@ -410,20 +410,32 @@ func (e *Engine) ddl(ctx context.Context, what string, op func(context.Context) 
 // keeps the columns' percent complete current for status.
 func (e *Engine) copyAll(ctx context.Context, j *job, tables []*tableJob, phase string, state int) error {
 	for _, t := range tables {
-		total, estimated, err := e.progressRows(ctx, t)
+		total, err := e.withProgress(ctx, t, t, phase, state, func(prog *progress) error {
+			return e.copyTable(ctx, j.ID, t, phase, prog)
+		})
 		if err != nil {
 			return err
 		}
-		prog := e.newProgress(ctx, phase+" "+t.name, total, func(done, total int64) { e.saveProgress(ctx, t, state, done, total) })
-		err = e.copyTable(ctx, j.ID, t, phase, prog)
-		prog.finish()
-		if err != nil {
-			return err
-		}
-		total = walkedRows(t, total, estimated, prog)
 		e.saveProgress(ctx, t, state, total, total)
 	}
 	return nil
+}
+
+// withProgress runs a chunked phase over table t with progress toward its
+// row count (progressRows), kept current in state for the columns of of,
+// and returns the phase's final row count (walkedRows).
+func (e *Engine) withProgress(ctx context.Context, t, of *tableJob, label string, state int, run func(*progress) error) (int64, error) {
+	total, estimated, err := e.progressRows(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	prog := e.newProgress(ctx, label+" "+t.name, total, func(done, total int64) { e.saveProgress(ctx, of, state, done, total) })
+	err = run(prog)
+	prog.finish()
+	if err != nil {
+		return 0, err
+	}
+	return walkedRows(t, total, estimated, prog), nil
 }
 
 // progressRows is the row count a phase's progress counts toward, and

@@ -340,18 +340,13 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 		return int64(len(out)), e.writeChunk(ctx, j.ID, t, phaseRekey, ch,
 			dialect.Update{Table: t.tn, Key: t.keyCols, KeyTypes: cipherKeyTypes(t), Set: set, Rows: out, Lo: ch.lo, Hi: ch.hi}, dg, nil, nil)
 	}
-	total, estimated, err := e.progressRows(ctx, t)
-	if err != nil {
-		return err
-	}
 	onlyCols := &tableJob{name: t.name, tn: t.tn, model: t.model, key: t.key, keyCols: t.keyCols, keyTypes: t.keyTypes, cols: cols}
-	prog := e.newProgress(ctx, "rekey "+t.name, total, func(n, total int64) { e.saveProgress(ctx, onlyCols, StateKeyChange, n, total) })
-	err = e.runChunks(ctx, t, done, exprs, newWorker, work, prog)
-	prog.finish()
+	total, err := e.withProgress(ctx, t, onlyCols, "rekey", StateKeyChange, func(prog *progress) error {
+		return e.runChunks(ctx, t, done, exprs, newWorker, work, prog)
+	})
 	if err != nil {
 		return err
 	}
-	total = walkedRows(t, total, estimated, prog)
 	// Every value is under the target now: it becomes the column's state.
 	for _, c := range cols {
 		st, tg := c.state, c.state.Target

@@ -181,17 +181,12 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 		}
 	case phaseDecrypt:
 		for _, t := range tables {
-			total, estimated, err := e.progressRows(ctx, t)
+			total, err := e.withProgress(ctx, t, t, "decrypt", StateDecrypting, func(prog *progress) error {
+				return e.decryptTable(ctx, j.ID, t, prog)
+			})
 			if err != nil {
 				return err
 			}
-			prog := e.newProgress(ctx, "decrypt "+t.name, total, func(done, total int64) { e.saveProgress(ctx, t, StateDecrypting, done, total) })
-			err = e.decryptTable(ctx, j.ID, t, prog)
-			prog.finish()
-			if err != nil {
-				return err
-			}
-			total = walkedRows(t, total, estimated, prog)
 			e.saveProgress(ctx, t, StateDecrypting, total, total)
 		}
 	case phaseVerified:

@@ -88,6 +88,11 @@ type Update struct {
 	// its join so the key index is searched only there; it must not rely
 	// on it for correctness.
 	Lo, Hi []any
+	// Carry, when set, holds for each row of Rows the values of the
+	// expressions a Carrier's CarryExprs gave, read with the row: a
+	// RebuildChunk then writes whole rows from them instead of reading the
+	// table again.
+	Carry [][]any
 }
 
 // Querier is what both a *sql.Tx and a *sql.Conn offer: the chunk writes
@@ -209,6 +214,28 @@ func RebuiltColumns(ts TableSwap, set []string, key func(string) string) (cols [
 		return nil, nil, fmt.Errorf("%d of the %d columns written are not in the table", len(set)-used, len(set))
 	}
 	return cols, from, nil
+}
+
+// Carrier is a Rebuilder that can write a chunk's rows whole into the
+// rebuilt table from values read with the chunk (Update.Carry), in one
+// bulk load, instead of joining the table to the chunk's values on the
+// server (PostgreSQL: COPY in binary, one read of the table instead of
+// two, a third less time per row).
+type Carrier interface {
+	// CarryExprs gives the select expressions, one per column of
+	// RebuiltColumns(ts, set) that keeps the table's value and in that
+	// order, whose values RebuildChunk can write back as they are read. It
+	// gives nil when some column cannot be carried; the chunks then join
+	// on the server.
+	CarryExprs(ctx context.Context, db *sql.DB, ts TableSwap, set []string) ([]string, error)
+}
+
+// RawQuerier is a Querier on one connection that also reaches the
+// driver's own connection, for a bulk path database/sql does not offer
+// (PostgreSQL's COPY). f runs with the connection the transaction holds.
+type RawQuerier interface {
+	Querier
+	Raw(f func(driverConn any) error) error
 }
 
 // SingleWriter is implemented by engines that allow one writing transaction

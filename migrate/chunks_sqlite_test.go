@@ -94,3 +94,32 @@ func TestCopyEndsWithSmallChunks(t *testing.T) {
 		t.Error("the debug log holds an e-mail address of the table")
 	}
 }
+
+// TestChunksEndAtChunkBytes: on a table of wide rows, a chunk read ahead
+// ends once its values hold Options.ChunkBytes, whatever batch_rows says,
+// and the chunks still hold every row once.
+func TestChunksEndAtChunkBytes(t *testing.T) {
+	const rows, batch, chunkBytes = 300, 200, 10_000
+	f := newFixture(t, `CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)`,
+		`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < `+strconv.Itoa(rows)+`)
+		INSERT INTO docs SELECT i, printf('%.1000c', 'x') FROM s`)
+	p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "docs", columns: []planColumn{{name: "body"}}}}})
+	if _, err := f.engine(p, f.ks, migrate.Options{Until: "copy", Workers: 1, BatchRows: batch, ChunkBytes: chunkBytes}).Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	db := f.raw()
+	defer db.Close()
+	var chunks, most, total int64
+	if err := db.QueryRow(`SELECT COUNT(*), MAX(rows_done), SUM(rows_done) FROM colcrypt_chunks WHERE phase = 'copy'`).Scan(&chunks, &most, &total); err != nil {
+		t.Fatal(err)
+	}
+	// Each row's body is 1,000 bytes: the tenth row of a chunk reaches
+	// 10,000.
+	if most > chunkBytes/1000 {
+		t.Errorf("a chunk holds %d rows of 1,000 bytes; want at most %d with ChunkBytes %d", most, chunkBytes/1000, chunkBytes)
+	}
+	if total != rows {
+		t.Errorf("the chunks hold %d rows; want %d", total, rows)
+	}
+	t.Logf("%d chunks, the largest of %d rows", chunks, most)
+}

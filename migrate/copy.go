@@ -69,12 +69,25 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 	nKey := len(tj.key)
 	// A rebuilt table's chunk is verified as it is written (checkWritten).
 	checkAtWrite := tj.rebuild && phase == phaseCopy
+	// and, where the engine can, written whole from one read of the table
+	// (dialect.Carrier): the values of its other columns follow exprs.
+	carryAt := -1
+	if checkAtWrite {
+		carry, err := e.carryExprs(ctx, tj, set)
+		if err != nil {
+			return err
+		}
+		if carry != nil {
+			carryAt = nKey + len(exprs)
+			exprs = append(exprs, carry...)
+		}
+	}
 	var cipherExprs [][]string
 	if checkAtWrite {
 		cipherExprs = e.rebuiltCipherExprs(tj)
 	}
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		var out, read [][]any
+		var out, read, carried [][]any
 		dg := newDigest(e.digestKey)
 		var hashes []byte
 		plain := make([][]byte, len(tj.cols))
@@ -119,6 +132,9 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 				row = append(row, v, v)
 			}
 			out = append(out, row)
+			if carryAt >= 0 {
+				carried = append(carried, vals[carryAt:])
+			}
 			return nil
 		})
 		if err != nil {
@@ -143,7 +159,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		}
 		err = e.writeChunk(ctx, jobID, tj, phase, ch,
 			dialect.Update{Table: tj.tn, Key: tj.keyCols, KeyTypes: tj.keyTypes, Set: set, Rows: out, Guard: guard,
-				Lo: ch.lo, Hi: ch.hi}, dg, hashes, check)
+				Lo: ch.lo, Hi: ch.hi, Carry: carried}, dg, hashes, check)
 		if err != nil {
 			return 0, err
 		}
@@ -194,7 +210,14 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 			defer e.yieldWriteLock(ctx, time.Now()) // runs before the unlock
 		}
 	}
-	tx, err := e.db.BeginTx(ctx, nil)
+	// The transaction runs on a connection of its own, which an engine's
+	// bulk path may reach (dialect.RawQuerier).
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("write chunk of %s: %w", tj.name, err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 	}
@@ -203,7 +226,7 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 	case tj.rebuild && ok && phase == phaseCopy:
 		// Every chunk writes, even one of no rows: the range may hold rows
 		// of an earlier attempt to remove.
-		if err := r.RebuildChunk(ctx, tx, e.tableSwap(tj, true), u); err != nil {
+		if err := r.RebuildChunk(ctx, connTx{tx, conn}, e.tableSwap(tj, true), u); err != nil {
 			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 		}
 	case len(u.Rows) > 0:
@@ -233,6 +256,32 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 		return fmt.Errorf("commit chunk of %s: %w", tj.name, err)
 	}
 	return nil
+}
+
+// connTx is a chunk's transaction with the connection it runs on
+// (dialect.RawQuerier).
+type connTx struct {
+	*sql.Tx
+	conn *sql.Conn
+}
+
+func (c connTx) Raw(f func(driverConn any) error) error { return c.conn.Raw(f) }
+
+// carryExprs gives the expressions that read the other columns of a
+// rebuilt table's rows with each chunk, for an engine that writes them
+// back whole (dialect.Carrier), or nil.
+func (e *Engine) carryExprs(ctx context.Context, tj *tableJob, set []string) ([]string, error) {
+	c, ok := e.d.(dialect.Carrier)
+	if !ok {
+		return nil, nil
+	}
+	var exprs []string
+	err := retry(ctx, e.log, "read the column types of "+tj.name, func(ctx context.Context) error {
+		var err error
+		exprs, err = c.CarryExprs(ctx, e.db, e.tableSwap(tj, true), set)
+		return err
+	})
+	return exprs, err
 }
 
 // tableDigest adds up the recorded chunk digests of a phase.

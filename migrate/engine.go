@@ -33,8 +33,12 @@ var Phases = []string{phasePrepared, phaseCopied, phaseVerified, phaseCutover}
 
 // Options tune one run of a job. Zero values take the plan's settings.
 type Options struct {
-	Workers       int
-	BatchRows     int
+	Workers   int
+	BatchRows int
+	// ChunkBytes ends a chunk the copy reads ahead once its values hold
+	// about this many bytes, whatever its row count (0: 2 MiB), so the
+	// chunks in memory stay bounded on tables of wide rows.
+	ChunkBytes    int64
 	Until         string // prepare | copy | verify | cutover; "" runs to the end
 	NoBackupCheck bool   // waive cut-over's keystore-backup check (logged)
 	Log           *slog.Logger
@@ -85,6 +89,9 @@ func New(p *planner.Plan, d dialect.Dialect, db *sql.DB, ks *keystore.Keystore, 
 	}
 	if opt.BatchRows <= 0 {
 		opt.BatchRows = p.Job.BatchRows
+	}
+	if opt.ChunkBytes <= 0 {
+		opt.ChunkBytes = defaultChunkBytes
 	}
 	if opt.Until != "" && !contains(Phases, opt.Until) {
 		return nil, exitcode.Input(fmt.Errorf("--until %q: expected one of %s", opt.Until, strings.Join(Phases, ", ")))

@@ -211,7 +211,8 @@ func (d Dialect) DropRebuild(ctx context.Context, db *sql.DB, table schema.Table
 	return nil
 }
 
-// RebuildChunk implements dialect.Rebuilder with one DELETE and one
+// RebuildChunk implements dialect.Rebuilder with one DELETE and one COPY
+// of the chunk's rows whole (Update.Carry, see carry.go), or else one
 // INSERT ... SELECT joining the table to the chunk's values.
 func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialect.TableSwap, u dialect.Update) error {
 	if u.Guard != "" || len(u.SetExpr) > 0 {
@@ -238,10 +239,16 @@ func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialec
 	}
 	var inserted int64
 	if len(u.Rows) > 0 {
-		if err := planGeneric(ctx, tx, u); err != nil {
-			return fmt.Errorf("rebuild %s: %w", u.Table, err)
+		var n int64
+		var err error
+		if raw, ok := tx.(dialect.RawQuerier); ok && u.Carry != nil {
+			n, err = d.copyRebuilt(ctx, raw, ts, u)
+		} else {
+			if err := planGeneric(ctx, tx, u); err != nil {
+				return fmt.Errorf("rebuild %s: %w", u.Table, err)
+			}
+			n, err = d.insertRebuilt(ctx, tx, ts, u)
 		}
-		n, err := d.insertRebuilt(ctx, tx, ts, u)
 		if err != nil {
 			return fmt.Errorf("rebuild %s: %w", u.Table, err)
 		}

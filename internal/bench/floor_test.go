@@ -53,7 +53,7 @@ func TestClientFloorRewritesEveryRow(t *testing.T) {
 
 func TestRebuildFloorWritesEveryRow(t *testing.T) {
 	db := runFloor(t, rebuildFloorTable, func(ctx context.Context, db *sql.DB) (int64, error) {
-		return walkChunks(ctx, db, rebuildChunk)
+		return walkChunks(ctx, db, rebuildCarried, rebuildChunk)
 	})
 	wantNone(t, db, `SELECT count(*) FROM t FULL JOIN t_new AS n USING (id)
 WHERE n.email IS DISTINCT FROM convert_to(t.email, 'UTF8') OR n.ssn IS DISTINCT FROM t.ssn OR n.notes IS DISTINCT FROM t.notes`,

@@ -16,27 +16,38 @@ import (
 var _ dialect.Carrier = Dialect{}
 
 // An offline job's chunk reads, with the key and the planned columns, every
-// other column of the table in one value per row: each column's value
-// through its type's binary send function (int8send(id), textsend(notes),
-// ...), framed as a field of COPY's binary format by the server (its
-// length, or -1 for NULL). The chunk's rows then go into the replacement
-// with one COPY ... (FORMAT binary): each carried value goes back exactly
-// as the server sent it, through the same type's receive function, so no
+// other column of the table in one value per row, record_send(ROW(id,
+// ssn, notes)): the row's columns in binary, each as its type's send
+// function gives it. The chunk's rows then go into the replacement with
+// one COPY ... (FORMAT binary): each carried value goes back exactly as
+// the server sent it, through the same type's receive function, so no
 // column's type needs to be known to the client, and the client holds one
 // value per row for all of them. Against an INSERT ... SELECT joining the
 // table to the chunk's values, the table is read once instead of twice
-// and COPY inserts rows in batches. A type without binary send or receive
-// functions keeps the join (CarryExprs gives nil).
+// and COPY inserts rows in batches. A column of a type without binary
+// send or receive functions, or made of one (an array's elements, a
+// composite's fields, a domain's or range's base), keeps the join
+// (CarryExprs gives nil).
 
-// carryColumnsSQL lists a table's columns with their types' binary send
-// function, schema-qualified, or NULL where the type has no binary send
-// or receive function.
-const carryColumnsSQL = `SELECT a.attname, n.nspname, p.proname
-FROM pg_catalog.pg_attribute a
-JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_proc p ON p.oid = t.typsend AND t.typreceive <> 0
-LEFT JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
+// carryColumnsSQL gives, for each column of a table, whether its type and
+// every type it is made of have binary send and receive functions.
+const carryColumnsSQL = `WITH RECURSIVE ty(col, oid) AS (
+	SELECT a.attname, a.atttypid FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+UNION
+	SELECT ty.col, part.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid
+	CROSS JOIN LATERAL (
+		SELECT t.typelem WHERE t.typelem <> 0
+		UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
+		UNION ALL SELECT f.atttypid FROM pg_catalog.pg_attribute f
+			WHERE t.typrelid <> 0 AND f.attrelid = t.typrelid AND f.attnum > 0 AND NOT f.attisdropped
+		UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+		UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid
+	) AS part(oid)
+)
+SELECT ty.col, bool_and(t.typsend <> 0 AND t.typreceive <> 0)
+FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid
+GROUP BY ty.col`
 
 // CarryExprs implements dialect.Carrier.
 func (d Dialect) CarryExprs(ctx context.Context, db *sql.DB, ts dialect.TableSwap, set []string) ([]string, error) {
@@ -44,7 +55,7 @@ func (d Dialect) CarryExprs(ctx context.Context, db *sql.DB, ts dialect.TableSwa
 	if err != nil {
 		return nil, err
 	}
-	send := map[string]string{}
+	binaryIO := map[string]bool{}
 	rows, err := db.QueryContext(ctx, carryColumnsSQL, d.QuoteTable(ts.Table.Name))
 	if err != nil {
 		return nil, fmt.Errorf("read the column types of %s: %w", ts.Table.Name, err)
@@ -52,37 +63,33 @@ func (d Dialect) CarryExprs(ctx context.Context, db *sql.DB, ts dialect.TableSwa
 	defer rows.Close()
 	for rows.Next() {
 		var name string
-		var nsp, fn sql.NullString
-		if err := rows.Scan(&name, &nsp, &fn); err != nil {
+		var ok bool
+		if err := rows.Scan(&name, &ok); err != nil {
 			return nil, fmt.Errorf("read the column types of %s: %w", ts.Table.Name, err)
 		}
-		if fn.Valid {
-			send[name] = d.Quote(nsp.String) + "." + d.Quote(fn.String)
-		}
+		binaryIO[name] = ok
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the column types of %s: %w", ts.Table.Name, err)
 	}
-	var fields []string
+	var carried []string
 	for k, col := range cols {
 		if from[k] >= 0 {
 			continue
 		}
-		f, ok := send[col]
-		if !ok {
+		if !binaryIO[col] {
 			return nil, nil // a type without binary input and output: join
 		}
-		v := f + "(" + d.Quote(col) + ")"
-		fields = append(fields, "COALESCE(pg_catalog.int4send(pg_catalog.octet_length("+v+")) || "+v+", pg_catalog.int4send(-1))")
+		carried = append(carried, d.Quote(col))
 	}
-	if len(fields) == 0 {
+	if len(carried) == 0 {
 		return nil, nil
 	}
-	return []string{strings.Join(fields, " || ")}, nil
+	return []string{"pg_catalog.record_send(ROW(" + strings.Join(carried, ", ") + "))"}, nil
 }
 
 // copyRebuilt writes a chunk's rows whole into the replacement with one
-// COPY in binary: the carried columns first, as the server framed them,
+// COPY in binary: the carried columns first, as record_send gave them,
 // then the written columns' values (ciphertexts and IVs, bytea) as they
 // are.
 func (d Dialect) copyRebuilt(ctx context.Context, tx dialect.RawQuerier, ts dialect.TableSwap, u dialect.Update) (int64, error) {
@@ -117,11 +124,9 @@ func (d Dialect) copyRebuilt(ctx context.Context, tx dialect.RawQuerier, ts dial
 	buf = append(buf, copyBinaryHeader...)
 	for i, row := range u.Rows {
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(list)))
-		carried, ok := u.Carry[i][0].([]byte)
-		if !ok {
-			return 0, fmt.Errorf("row %d carries a %T, want the framed columns", i+1, u.Carry[i][0])
+		if buf, err = appendRecordFields(buf, u.Carry[i][0], len(list)-len(u.Set)); err != nil {
+			return 0, fmt.Errorf("row %d: %w", i+1, err)
 		}
-		buf = append(buf, carried...)
 		for j, v := range row[nk:] {
 			switch x := v.(type) {
 			case nil:
@@ -147,6 +152,34 @@ func (d Dialect) copyRebuilt(ctx context.Context, tx dialect.RawQuerier, ts dial
 		return err
 	})
 	return n, err
+}
+
+// appendRecordFields appends the n fields of a record in record_send's
+// binary form (a field count, then each field's type OID, length or -1
+// for NULL, and bytes) as COPY's binary format has them: the length and
+// bytes.
+func appendRecordFields(buf []byte, v any, n int) ([]byte, error) {
+	rec, ok := v.([]byte)
+	if !ok || len(rec) < 4 || int(binary.BigEndian.Uint32(rec)) != n {
+		return buf, fmt.Errorf("the carried columns are not a record of %d fields", n)
+	}
+	at := 4
+	for range n {
+		if len(rec) < at+8 {
+			return buf, fmt.Errorf("the carried record ends early")
+		}
+		size := int32(binary.BigEndian.Uint32(rec[at+4:]))
+		end := at + 8 + max(int(size), 0)
+		if len(rec) < end {
+			return buf, fmt.Errorf("the carried record ends early")
+		}
+		buf = append(buf, rec[at+4:end]...) // the length (or -1) and the bytes
+		at = end
+	}
+	if at != len(rec) {
+		return buf, fmt.Errorf("the carried record has %d bytes past its fields", len(rec)-at)
+	}
+	return buf, nil
 }
 
 // binaryOf is a value's bytes, nil for any other type.

@@ -185,16 +185,17 @@ func TestRebuildCopiesEveryColumnAsItIs(t *testing.T) {
 }
 
 // TestRebuildJoinsWhereATypeHasNoBinaryForm: aclitem has no binary send
-// or receive function, so a table with such a column cannot be carried
-// through COPY in binary; its chunks join on the server instead, and the
-// job works as before.
+// or receive function, so a table with a column made of it (here an array
+// of them, whose own type has array_send) cannot be carried through COPY
+// in binary; its chunks join on the server instead, and the job works as
+// before.
 func TestRebuildJoinsWhereATypeHasNoBinaryForm(t *testing.T) {
 	t.Parallel()
 	r := newEngineRun(t, `  - name: grants
     columns:
       - name: email
-`, `CREATE TABLE grants (id int PRIMARY KEY, email text, perm aclitem)`,
-		`INSERT INTO grants SELECT g, 'u' || g || '@example.com', CASE WHEN g % 3 > 0 THEN makeaclitem('pg_monitor'::regrole, 'pg_read_all_data'::regrole, 'SELECT', g % 2 = 0) END
+`, `CREATE TABLE grants (id int PRIMARY KEY, email text, perm aclitem[])`,
+		`INSERT INTO grants SELECT g, 'u' || g || '@example.com', CASE WHEN g % 3 > 0 THEN ARRAY[makeaclitem('pg_monitor'::regrole, 'pg_read_all_data'::regrole, 'SELECT', g % 2 = 0)] END
 		FROM generate_series(1, 250) g`)
 	before := rowSnapshot(t, r.db, "grants")
 	r.applyUntil(t, "prepare")

@@ -26,8 +26,7 @@ const (
 	PGClient = "pg.client"
 	// PGRebuild is the least an offline job on PostgreSQL does, still
 	// without any encryption: the same walker, which also reads the other
-	// columns as colcrypt's does (each through its type's send function,
-	// framed for COPY), and writers, but each chunk goes into a new table
+	// columns as colcrypt's does (in binary, in one record), and writers, but each chunk goes into a new table
 	// (one COPY in binary of the whole rows, its key index in place) and
 	// is read back and compared in its transaction before it commits, and
 	// the new table is analyzed at the end. colcrypt's copy does all this
@@ -103,11 +102,9 @@ func (p *Postgres) floor(ctx context.Context, m Measurement, name, setup string,
 const rebuildFloorTable = `CREATE TABLE t_new (id bigint PRIMARY KEY, ssn char(11), email bytea, notes text)`
 
 // rebuildCarried reads t's other columns as colcrypt's walker does for a
-// rebuilt table: each through its type's send function, framed as a field
-// of COPY's binary format (its length, then its bytes; -1 for NULL).
-const rebuildCarried = `COALESCE(int4send(octet_length(int8send(id))) || int8send(id), int4send(-1)) ||
-COALESCE(int4send(octet_length(bpcharsend(ssn))) || bpcharsend(ssn), int4send(-1)) ||
-COALESCE(int4send(octet_length(textsend(notes))) || textsend(notes), int4send(-1))`
+// rebuilt table: in one record, each field in binary as its type's send
+// function gives it.
+const rebuildCarried = `record_send(ROW(id, ssn, notes))`
 
 // rebuildChunk writes one chunk into t_new with one COPY in binary and
 // reads it back, in one transaction.
@@ -126,7 +123,12 @@ func rebuildChunk(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) 
 	buf := []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 	for i, v := range c.vals {
 		buf = binary.BigEndian.AppendUint16(buf, 4)
-		buf = append(buf, c.carried[i]...)
+		rec := c.carried[i]
+		for at := 4; at < len(rec); { // each field's OID, length and bytes: keep the last two
+			n := int(int32(binary.BigEndian.Uint32(rec[at+4:])))
+			buf = append(buf, rec[at+4:at+8+max(n, 0)]...)
+			at += 8 + max(n, 0)
+		}
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(v)))
 		buf = append(buf, v...)
 	}
@@ -171,7 +173,7 @@ func rebuildChunk(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) 
 type floorChunk struct {
 	ids     []int64
 	vals    [][]byte
-	carried [][]byte // the other columns, framed (rebuildCarried)
+	carried [][]byte // the other columns (rebuildCarried)
 }
 
 // clientCopy walks t by id and writes each chunk's bytes back into copy.

@@ -219,12 +219,12 @@ func RebuiltColumns(ts TableSwap, set []string, key func(string) string) (cols [
 // Carrier is a Rebuilder that can write a chunk's rows whole into the
 // rebuilt table from values read with the chunk (Update.Carry), in one
 // bulk load, instead of joining the table to the chunk's values on the
-// server (PostgreSQL: COPY in binary, one read of the table instead of
-// two, a third less time per row).
+// server (PostgreSQL: COPY in binary, which reads the table once instead
+// of twice).
 type Carrier interface {
-	// CarryExprs gives the select expressions, one per column of
-	// RebuiltColumns(ts, set) that keeps the table's value and in that
-	// order, whose values RebuildChunk can write back as they are read. It
+	// CarryExprs gives the select expressions whose values, read with
+	// each row, RebuildChunk writes back as the row's columns that keep
+	// the table's value (those of RebuiltColumns(ts, set) not in set). It
 	// gives nil when some column cannot be carried; the chunks then join
 	// on the server.
 	CarryExprs(ctx context.Context, db *sql.DB, ts TableSwap, set []string) ([]string, error)

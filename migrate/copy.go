@@ -67,10 +67,11 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		guard = dialect.VersionColumn
 	}
 	nKey := len(tj.key)
-	// A rebuilt table's chunk is verified as it is written (checkWritten).
+	// A rebuilt table's chunk is verified as it is written (checkWritten),
+	// and where the engine can (dialect.Carrier) its rows are written
+	// whole from the walker's read: the values of the other columns
+	// follow exprs, from carryAt on.
 	checkAtWrite := tj.rebuild && phase == phaseCopy
-	// and, where the engine can, written whole from one read of the table
-	// (dialect.Carrier): the values of its other columns follow exprs.
 	carryAt := -1
 	if checkAtWrite {
 		carry, err := e.carryExprs(ctx, tj, set)
@@ -210,23 +211,32 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 			defer e.yieldWriteLock(ctx, time.Now()) // runs before the unlock
 		}
 	}
-	// The transaction runs on a connection of its own, which an engine's
-	// bulk path may reach (dialect.RawQuerier).
-	conn, err := e.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("write chunk of %s: %w", tj.name, err)
+	// A chunk written whole runs its transaction on a connection taken
+	// for it, which the engine's bulk path reaches (dialect.RawQuerier).
+	begin := e.db.BeginTx
+	var conn *sql.Conn
+	if u.Carry != nil {
+		var err error
+		if conn, err = e.db.Conn(ctx); err != nil {
+			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
+		}
+		defer conn.Close()
+		begin = conn.BeginTx
 	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var q dialect.Querier = tx
+	if conn != nil {
+		q = connTx{tx, conn}
+	}
 	switch r, ok := e.d.(dialect.Rebuilder); {
 	case tj.rebuild && ok && phase == phaseCopy:
 		// Every chunk writes, even one of no rows: the range may hold rows
 		// of an earlier attempt to remove.
-		if err := r.RebuildChunk(ctx, connTx{tx, conn}, e.tableSwap(tj, true), u); err != nil {
+		if err := r.RebuildChunk(ctx, q, e.tableSwap(tj, true), u); err != nil {
 			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 		}
 	case len(u.Rows) > 0:

@@ -47,6 +47,26 @@ func loggedWrites(t *testing.T, db *sql.DB, table string) map[string]int {
 	return out
 }
 
+// applyWritingWith runs the whole job, and wants the copy to have
+// written the table's replacement with statements of one kind only (their
+// first word): COPY, or INSERT for the join. Verify must pass after.
+func applyWritingWith(t *testing.T, r *engineRun, table, kind string) {
+	t.Helper()
+	r.applyUntil(t, "prepare")
+	logReplacementWrites(t, r.db, table)
+	r.applyUntil(t, "copy")
+	if got := loggedWrites(t, r.db, table); got[kind] == 0 || len(got) != 1 {
+		t.Errorf("the copy wrote the replacement with %v; want %s only", got, kind)
+	}
+	r.opt.Until = ""
+	if _, err := r.eng().Apply(t.Context()); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if vr, err := r.eng().Verify(t.Context()); err != nil || !vr.OK() {
+		t.Fatalf("verify: %+v, %v", vr, err)
+	}
+}
+
 // kindsFixture is a table with a column of most kinds of type PostgreSQL
 // has, built-in and user-defined, with NULLs, odd values (NaN, -0,
 // infinities, empty arrays, nested arrays, a value stored out of line) and
@@ -158,19 +178,7 @@ func TestRebuildCopiesEveryColumnAsItIs(t *testing.T) {
 	if len(before) != 600 {
 		t.Fatalf("the fixture has %d rows, want 600", len(before))
 	}
-	r.applyUntil(t, "prepare")
-	logReplacementWrites(t, r.db, "kinds")
-	r.applyUntil(t, "copy")
-	if got := loggedWrites(t, r.db, "kinds"); got["COPY"] == 0 || len(got) != 1 {
-		t.Errorf("the copy wrote the replacement with %v; want COPY only", got)
-	}
-	r.opt.Until = ""
-	if _, err := r.eng().Apply(t.Context()); err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	if vr, err := r.eng().Verify(t.Context()); err != nil || !vr.OK() {
-		t.Fatalf("verify: %+v, %v", vr, err)
-	}
+	applyWritingWith(t, r, "kinds", "COPY")
 	after := kindsSnapshot(t, r.db)
 	if !maps.Equal(before, after) {
 		t.Errorf("%d rows differ after the rebuild, e.g.:\n%s", countDiff(before, after), firstDiff(before, after))
@@ -198,19 +206,7 @@ func TestRebuildJoinsWhereATypeHasNoBinaryForm(t *testing.T) {
 		`INSERT INTO grants SELECT g, 'u' || g || '@example.com', CASE WHEN g % 3 > 0 THEN ARRAY[makeaclitem('pg_monitor'::regrole, 'pg_read_all_data'::regrole, 'SELECT', g % 2 = 0)] END
 		FROM generate_series(1, 250) g`)
 	before := rowSnapshot(t, r.db, "grants")
-	r.applyUntil(t, "prepare")
-	logReplacementWrites(t, r.db, "grants")
-	r.applyUntil(t, "copy")
-	if got := loggedWrites(t, r.db, "grants"); got["INSERT"] == 0 || len(got) != 1 {
-		t.Errorf("the copy wrote the replacement with %v; want INSERT only", got)
-	}
-	r.opt.Until = ""
-	if _, err := r.eng().Apply(t.Context()); err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	if vr, err := r.eng().Verify(t.Context()); err != nil || !vr.OK() {
-		t.Fatalf("verify: %+v, %v", vr, err)
-	}
+	applyWritingWith(t, r, "grants", "INSERT")
 	if _, err := r.eng().Revert(t.Context()); err != nil {
 		t.Fatalf("revert: %v", err)
 	}

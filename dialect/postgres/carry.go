@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -120,8 +121,12 @@ func (d Dialect) copyRebuilt(ctx context.Context, tx dialect.RawQuerier, ts dial
 			size += len(binaryOf(v))
 		}
 	}
-	buf := make([]byte, 0, size)
-	buf = append(buf, copyBinaryHeader...)
+	pooled := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(pooled)
+	if cap(*pooled) < size {
+		*pooled = make([]byte, 0, size)
+	}
+	buf := append((*pooled)[:0], copyBinaryHeader...)
 	for i, row := range u.Rows {
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(list)))
 		if buf, err = appendRecordFields(buf, u.Carry[i][0], len(list)-len(u.Set)); err != nil {
@@ -140,6 +145,7 @@ func (d Dialect) copyRebuilt(ctx context.Context, tx dialect.RawQuerier, ts dial
 		}
 	}
 	buf = append(buf, 0xFF, 0xFF) // the trailer: a tuple of -1 fields
+	*pooled = buf
 	copySQL := "COPY " + d.QuoteTable(d.RebuildName(u.Table)) + " (" + strings.Join(list, ", ") + ") FROM STDIN (FORMAT binary)"
 	var n int64
 	err = tx.Raw(func(dc any) error {
@@ -153,6 +159,11 @@ func (d Dialect) copyRebuilt(ctx context.Context, tx dialect.RawQuerier, ts dial
 	})
 	return n, err
 }
+
+// copyBuffers keeps the chunks' COPY streams, about ChunkBytes each, for
+// the next chunks: a new one for every chunk cost the copy's client a
+// fresh, zeroed allocation each time.
+var copyBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // appendRecordFields appends the n fields of a record in record_send's
 // binary form (a field count, then each field's type OID, length or -1

@@ -49,6 +49,8 @@ type chunk struct {
 	// a chunk of no rows. A retry reads the range again instead.
 	rows [][]any
 	read bool
+	// bytes is about the memory the rows read with it hold (valueBytes).
+	bytes int64
 	// where, when set, selects the chunk's rows instead of the key range:
 	// a physical slice of the table (dialect.PhysicalSlicer), read in no
 	// particular order.
@@ -165,11 +167,10 @@ func (e *Engine) readAhead(ctx context.Context, tj *tableJob, exprs []string, lo
 	sqlText = e.m.FirstRows(sqlText, 0, size)
 	full := false
 	err := retry(ctx, e.log, "read chunk of "+tj.name, func(ctx context.Context) error {
-		ch.rows, full = ch.rows[:0], false
-		var held int64
+		ch.rows, ch.bytes, full = ch.rows[:0], 0, false
 		err := scanRows(ctx, e.db, "read chunk of "+tj.name, sqlText, args, len(tj.key)+len(exprs), func(vals []any) error {
 			ch.rows = append(ch.rows, vals)
-			if held += valueBytes(vals); held >= e.opt.ChunkBytes {
+			if ch.bytes += valueBytes(vals); ch.bytes >= e.opt.ChunkBytes {
 				return errChunkFull
 			}
 			return nil
@@ -371,7 +372,8 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 	}
 	var lo []any
 	loEnc := ""
-	passed := int64(0) // rows of the chunks walked so far, recorded ones too
+	passed := int64(0)   // rows of the chunks walked so far, recorded ones too
+	rowBytes := int64(0) // the last chunk read's bytes per row
 	for {
 		if rec, ok := done[loEnc]; ok {
 			prog.add(rec.Rows)
@@ -386,9 +388,13 @@ func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRe
 			lo, loEnc = hi, rec.Hi
 			continue
 		}
-		ch, err := e.readAhead(ctx, tj, exprs, lo, loEnc, tailRows(sizer.rows.Load(), prog.expected()-passed, e.opt.Workers, e.opt.BatchRows))
+		size := tailRows(sizer.rows.Load(), prog.expected()-passed, e.opt.Workers, e.opt.BatchRows)
+		ch, err := e.readAhead(ctx, tj, exprs, lo, loEnc, byteBound(size, e.opt.ChunkBytes, rowBytes))
 		if err != nil {
 			return err
+		}
+		if len(ch.rows) > 0 {
+			rowBytes = max(1, ch.bytes/int64(len(ch.rows)))
 		}
 		for _, end := range holeEnds {
 			if inside, err := e.keyWithin(ctx, tj, end, lo, ch.hi); err != nil {
@@ -429,6 +435,18 @@ func tailRows(size, left int64, workers, batchRows int) int64 {
 	}
 	floor := max(int64(minChunkRows), int64(batchRows)/tailFloorDivisor)
 	return min(size, max(left/int64(workers), floor))
+}
+
+// byteBound caps a chunk's size at the rows chunkBytes holds when each
+// holds about rowBytes (0: not known yet). The walker asks for no more:
+// a read that ChunkBytes cuts short still has the server produce and send
+// every row of its LIMIT (PostgreSQL: 1.46M rows read for 1M copied, with
+// whole rows of SPEC §8's table and LIMITs of up to 20,000).
+func byteBound(size, chunkBytes, rowBytes int64) int64 {
+	if rowBytes <= 0 {
+		return size
+	}
+	return max(1, min(size, chunkBytes/rowBytes))
 }
 
 // keyWithin reports whether key k lies in (lo, hi] (nil lo: from the start,

@@ -320,3 +320,21 @@ func TestTailRowsEndsTheWalkInSmallChunks(t *testing.T) {
 		t.Errorf("tailRows(300, …) = %d; want 300", got)
 	}
 }
+
+// TestByteBoundAsksForWhatChunkBytesHolds: once the walker knows a row's
+// size, it asks for the rows ChunkBytes holds and no more, never for none.
+func TestByteBoundAsksForWhatChunkBytesHolds(t *testing.T) {
+	for _, tc := range []struct {
+		size, chunkBytes, rowBytes, want int64
+	}{
+		{20_000, 2 << 20, 0, 20_000},    // nothing read yet: the sizer's size
+		{20_000, 2 << 20, 300, 6_990},   // SPEC §8's whole rows
+		{5_000, 2 << 20, 60, 5_000},     // narrow rows: the sizer's size stands
+		{20_000, 2 << 20, 100 << 20, 1}, // a row over the bound: one at a time
+		{20_000, 10_000, 1_040, 9},      // TestChunksEndAtChunkBytes's rows
+	} {
+		if got := byteBound(tc.size, tc.chunkBytes, tc.rowBytes); got != tc.want {
+			t.Errorf("byteBound(%d, %d, %d) = %d, want %d", tc.size, tc.chunkBytes, tc.rowBytes, got, tc.want)
+		}
+	}
+}

@@ -59,6 +59,11 @@ func isTransient(err error) bool {
 		}
 	}
 	msg := strings.ToLower(err.Error())
+	// A protocol violation is in PostgreSQL's connection-exception class
+	// but is the client's own mistake: another attempt sends the same.
+	if strings.Contains(msg, "sqlstate 08p01") {
+		return false
+	}
 	for _, m := range transientMarkers {
 		if strings.Contains(msg, m) {
 			return true

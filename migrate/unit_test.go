@@ -134,7 +134,8 @@ func TestRetryClassifiesAndBacksOff(t *testing.T) {
 			t.Errorf("%q should be retried", err)
 		}
 	}
-	fatal := []error{errors.New(`ERROR: column "x" does not exist (SQLSTATE 42703)`), context.Canceled, errors.New("cipher: message authentication failed")}
+	fatal := []error{errors.New(`ERROR: column "x" does not exist (SQLSTATE 42703)`), context.Canceled, errors.New("cipher: message authentication failed"),
+		errors.New("ERROR: no data left in message (SQLSTATE 08P01)")}
 	for _, err := range fatal {
 		if isTransient(err) {
 			t.Errorf("%q must not be retried", err)

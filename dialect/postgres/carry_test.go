@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"database/sql"
 	"maps"
-	"strings"
 	"testing"
 )
 
@@ -23,26 +22,12 @@ func logReplacementWrites(t *testing.T, db *sql.DB, table string) {
 		`CREATE TRIGGER log_writes AFTER INSERT ON `+table+`__colcrypt_new FOR EACH STATEMENT EXECUTE FUNCTION log_write()`)
 }
 
-// loggedWrites gives the first word of each statement logged, counted, and
+// loggedWrites counts the statements logged by their first word, and
 // drops the trigger before the cut-over.
-func loggedWrites(t *testing.T, db *sql.DB, table string) map[string]int {
+func loggedWrites(t *testing.T, db *sql.DB, table string) map[string]string {
 	t.Helper()
-	out := map[string]int{}
-	rows, err := db.QueryContext(t.Context(), `SELECT split_part(ltrim(query), ' ', 1) FROM write_log`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var w string
-		if err := rows.Scan(&w); err != nil {
-			t.Fatal(err)
-		}
-		out[w]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	out := map[string]string{}
+	readSnapshot(t, db, out, `SELECT split_part(ltrim(query), ' ', 1), count(*)::text FROM write_log GROUP BY 1`)
 	exec(t, db, `DROP TRIGGER log_writes ON `+table+`__colcrypt_new`)
 	return out
 }
@@ -55,7 +40,7 @@ func applyWritingWith(t *testing.T, r *engineRun, table, kind string) {
 	r.applyUntil(t, "prepare")
 	logReplacementWrites(t, r.db, table)
 	r.applyUntil(t, "copy")
-	if got := loggedWrites(t, r.db, table); got[kind] == 0 || len(got) != 1 {
+	if got := loggedWrites(t, r.db, table); got[kind] == "" || len(got) != 1 {
 		t.Errorf("the copy wrote the replacement with %v; want %s only", got, kind)
 	}
 	r.opt.Until = ""
@@ -127,45 +112,23 @@ var kindsFixture = []string{
 // but email.
 func kindsSnapshot(t *testing.T, db *sql.DB) map[string]string {
 	t.Helper()
-	var cols []string
-	rows, err := db.QueryContext(t.Context(), `SELECT attname FROM pg_attribute
-		WHERE attrelid = 'kinds'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE 'email%' ORDER BY attnum`)
-	if err != nil {
+	var cols string
+	var n int
+	if err := db.QueryRowContext(t.Context(), `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum), count(*) FROM pg_attribute
+		WHERE attrelid = 'kinds'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE 'email%'`).Scan(&cols, &n); err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			t.Fatal(err)
-		}
-		cols = append(cols, c)
-	}
-	rows.Close()
-	if len(cols) != 32 {
-		t.Fatalf("kinds has %d columns besides email, want 32: %v", len(cols), cols)
+	if n != 32 {
+		t.Fatalf("kinds has %d columns besides email, want 32: %s", n, cols)
 	}
 	out := map[string]string{}
-	rows, err = db.QueryContext(t.Context(), `SELECT id::text, ROW(`+strings.Join(cols, ", ")+`)::text FROM kinds`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, row string
-		if err := rows.Scan(&id, &row); err != nil {
-			t.Fatal(err)
-		}
-		out[id] = row
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	readSnapshot(t, db, out, `SELECT id::text, ROW(`+cols+`)::text FROM kinds`)
 	return out
 }
 
 // TestRebuildCopiesEveryColumnAsItIs: an offline job writes its
 // replacement's rows with COPY in binary, each column not encrypted
-// carried through the client as its type's send function gives it. Every
+// carried through the client in binary, as record_send gives it. Every
 // value of every kind must come back exactly as it was, and the identity
 // and generated columns go on as before.
 func TestRebuildCopiesEveryColumnAsItIs(t *testing.T) {

@@ -88,15 +88,28 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 		cipherExprs = e.rebuiltCipherExprs(tj)
 	}
 	work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
-		var out, read, carried [][]any
+		// Sized for the rows read ahead with the chunk, when it was.
+		out := make([][]any, 0, len(ch.rows))
+		var read, carried [][]any
+		if checkAtWrite {
+			read = make([][]any, 0, len(ch.rows))
+		}
+		if carryAt >= 0 {
+			carried = make([][]any, 0, len(ch.rows))
+		}
 		dg := newDigest(e.digestKey)
-		var hashes []byte
+		hashes := make([]byte, 0, len(ch.rows)*len(tj.cols)*valueHashLen)
 		plain := make([][]byte, len(tj.cols))
+		width := nKey + len(set)
+		if guard != "" {
+			width++ // the version is written and compared
+		}
+		rows := rowSlab{width: width, rows: len(ch.rows)}
 		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
 			if checkAtWrite {
 				read = append(read, vals)
 			}
-			row := append(make([]any, 0, nKey+len(set)), vals[:nKey]...)
+			row := append(rows.next(), vals[:nKey]...)
 			for i, c := range tj.cols {
 				v := vals[nKey+i]
 				plain[i] = nil
@@ -124,7 +137,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 					row = append(row, iv)
 				}
 			}
-			hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
+			hashes = dg.appendRow(hashes, vals[:nKey], plain)
 			if guard != "" {
 				v, ok := versionOf(vals[len(vals)-1])
 				if !ok {
@@ -524,7 +537,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 			// Before cut-over each value was compared with its plaintext;
 			// the digests matter only after it.
 			if afterCutover {
-				hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), rc.plain)...)
+				hashes = dg.appendRow(hashes, vals[:nKey], rc.plain)
 			}
 			return nil
 		})

@@ -77,10 +77,9 @@ func decodeKey(s string) ([]any, error) {
 	return out, nil
 }
 
-// rowKeyBytes frames a row's key values for the per-value MACs: cheap,
-// unambiguous, and the same for the same scanned values.
-func rowKeyBytes(vals []any) []byte {
-	var out []byte
+// appendRowKey appends a row's key values, framed for the per-value MACs:
+// cheap, unambiguous, and the same for the same scanned values.
+func appendRowKey(out []byte, vals []any) []byte {
 	var n [8]byte
 	for _, v := range vals {
 		var b []byte
@@ -95,9 +94,8 @@ func rowKeyBytes(vals []any) []byte {
 		default:
 			b = []byte(fmt.Sprint(x))
 		}
-		var l [4]byte
-		binary.BigEndian.PutUint32(l[:], uint32(len(b)))
-		out = append(append(out, l[:]...), b...)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
 	}
 	return out
 }
@@ -114,11 +112,13 @@ func rowKeyBytes(vals []any) []byte {
 type digest struct {
 	key []byte // the HMAC key; zero digests (sums only) may have none
 	sum big.Int
-	// row and one are the HMAC states addRow reuses, made on first use:
+	// row and one are the HMAC states appendRow reuses, made on first use:
 	// building two HMACs per row was up to 44% of verify's CPU.
 	row, one hash.Hash
 	buf      [sha256.Size]byte
 	x        big.Int
+	rowKey   []byte // the key of the row being added, framed
+	n        [8]byte
 }
 
 func newDigest(key []byte) *digest { return &digest{key: key} }
@@ -142,38 +142,27 @@ func digestKeyFor(dek []byte) []byte {
 // per value; the chunk's 256-bit digest still covers every byte.
 const valueHashLen = 4
 
-// addRow adds one row: the plaintext of each planned column, NULL distinct
-// from empty. It returns valueHashLen bytes per value, each a MAC over the
-// row's key, the column's position and the value, so equal values in two
-// rows do not show as equal hashes.
-func (d *digest) addRow(rowKey []byte, values [][]byte) []byte {
+// appendRow adds one row: the plaintext of each planned column, NULL
+// distinct from empty. It appends to dst valueHashLen bytes per value, each
+// a MAC over the row's key (rowKey, appendRowKey's framing), the column's
+// position and the value, so equal values in two rows do not show as equal
+// hashes. It allocates nothing once its buffers have grown: it runs for
+// every row of every copy and verify.
+func (d *digest) appendRow(dst []byte, rowKey []any, values [][]byte) []byte {
 	if d.row == nil {
 		d.row, d.one = hmac.New(sha256.New, d.key), hmac.New(sha256.New, d.key)
 	}
 	row, one := d.row, d.one
 	row.Reset()
-	out := make([]byte, 0, len(values)*valueHashLen)
-	var n [8]byte
-	frame := func(w io.Writer, v []byte) {
-		if v == nil {
-			w.Write([]byte{0})
-			return
-		}
-		w.Write([]byte{1})
-		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
-		w.Write(n[:])
-		w.Write(v)
-	}
+	d.rowKey = appendRowKey(d.rowKey[:0], rowKey)
 	for i, v := range values {
-		frame(row, v)
+		d.frame(row, v)
 		one.Reset()
-		binary.BigEndian.PutUint64(n[:], uint64(len(rowKey)))
-		one.Write(n[:])
-		one.Write(rowKey)
-		binary.BigEndian.PutUint64(n[:], uint64(i))
-		one.Write(n[:])
-		frame(one, v)
-		out = append(out, one.Sum(d.buf[:0])[:valueHashLen]...)
+		d.writeLen(one, len(d.rowKey))
+		one.Write(d.rowKey)
+		d.writeLen(one, i)
+		d.frame(one, v)
+		dst = append(dst, one.Sum(d.buf[:0])[:valueHashLen]...)
 	}
 	d.x.SetBytes(row.Sum(d.buf[:0]))
 	d.sum.Add(&d.sum, &d.x)
@@ -181,8 +170,29 @@ func (d *digest) addRow(rowKey []byte, values [][]byte) []byte {
 	if d.sum.Cmp(digestModulus) >= 0 {
 		d.sum.Sub(&d.sum, digestModulus)
 	}
-	return out
+	return dst
 }
+
+// frame writes a value as the digests hash it: a NULL marker, or a
+// present marker, the length and the bytes.
+func (d *digest) frame(w io.Writer, v []byte) {
+	if v == nil {
+		w.Write(nullMark)
+		return
+	}
+	w.Write(presentMark)
+	d.writeLen(w, len(v))
+	w.Write(v)
+}
+
+func (d *digest) writeLen(w io.Writer, n int) {
+	binary.BigEndian.PutUint64(d.n[:], uint64(n))
+	w.Write(d.n[:])
+}
+
+// nullMark and presentMark start a framed value; package variables, so
+// that writing them to a hash does not allocate.
+var nullMark, presentMark = []byte{0}, []byte{1}
 
 func (d *digest) add(o *digest) {
 	d.sum.Add(&d.sum, &o.sum)

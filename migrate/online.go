@@ -452,7 +452,7 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
 				}
 			}
-			hashes = append(hashes, dg.addRow(rowKeyBytes(vals[:nKey]), plain)...)
+			hashes = dg.appendRow(hashes, vals[:nKey], plain)
 			return nil
 		})
 		return dg, hashes, n, err

@@ -97,7 +97,7 @@ func (e *Engine) readRebuilt(ctx context.Context, q dialect.Querier, tj *tableJo
 	for _, c := range cipher {
 		flat = append(flat, c...)
 	}
-	var rebuilt [][]any
+	rebuilt := make([][]any, 0, len(ch.rows))
 	sqlText, args := e.selectChunk(&rt, flat, ch)
 	err := scanRows(ctx, q, "read chunk of the replacement of "+tj.name, sqlText, args, len(tj.key)+len(flat), func(vals []any) error {
 		rebuilt = append(rebuilt, vals)
@@ -123,6 +123,7 @@ func pairRebuilt(tj *tableJob, cipher [][]string, rebuilt [][]any,
 		nFlat += len(c)
 	}
 	next := 0
+	out := rowSlab{width: nk + len(cipher) + nFlat, rows: len(rebuilt)}
 	var byKey map[string]int // the unpaired rest, once rows stopped pairing up
 	err := source(func(vals []any) error {
 		var c []any
@@ -146,7 +147,7 @@ func pairRebuilt(tj *tableJob, cipher [][]string, rebuilt [][]any,
 			delete(byKey, k)
 			c = rebuilt[i]
 		}
-		row := append(make([]any, 0, nk+len(cipher)+nFlat), vals[:nk]...)
+		row := append(out.next(), vals[:nk]...)
 		at := nk
 		for i, cs := range cipher {
 			row = append(row, vals[nk+i])
@@ -201,7 +202,7 @@ func taggedKey(vals []any) string {
 	var b []byte
 	for _, v := range vals {
 		b = append(b, fmt.Sprintf("%T", v)...)
-		b = append(b, rowKeyBytes([]any{v})...)
+		b = appendRowKey(b, []any{v})
 	}
 	return string(b)
 }

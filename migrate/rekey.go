@@ -330,7 +330,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 					}
 				}
 			}
-			_ = dg.addRow(nil, plain)
+			dg.appendRow(nil, nil, plain)
 			out = append(out, row)
 			return nil
 		})

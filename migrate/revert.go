@@ -274,7 +274,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 				}
 				row = append(row, v)
 			}
-			_ = dg.addRow(nil, plain)
+			dg.appendRow(nil, nil, plain)
 			out = append(out, row)
 			return nil
 		})
@@ -324,7 +324,7 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 					plain[i] = p
 				}
 			}
-			_ = dg.addRow(nil, plain)
+			dg.appendRow(nil, nil, plain)
 			return nil
 		})
 		if err != nil {

@@ -51,8 +51,8 @@ func TestDigestIsOrderIndependentAndSensitive(t *testing.T) {
 	key := []byte("test digest key")
 	fwd, rev := newDigest(key), newDigest(key)
 	for i := range rows {
-		fwd.addRow(nil, rows[i])
-		rev.addRow(nil, rows[len(rows)-1-i])
+		fwd.appendRow(nil, nil, rows[i])
+		rev.appendRow(nil, nil, rows[len(rows)-1-i])
 	}
 	if fwd.String() != rev.String() {
 		t.Fatal("digest depends on row order")
@@ -60,10 +60,10 @@ func TestDigestIsOrderIndependentAndSensitive(t *testing.T) {
 	// Split into two chunks and add the chunk digests: same total.
 	c1, c2 := newDigest(key), newDigest(key)
 	var total digest
-	c1.addRow(nil, rows[0])
-	c1.addRow(nil, rows[1])
-	c2.addRow(nil, rows[2])
-	c2.addRow(nil, rows[3])
+	c1.appendRow(nil, nil, rows[0])
+	c1.appendRow(nil, nil, rows[1])
+	c2.appendRow(nil, nil, rows[2])
+	c2.appendRow(nil, nil, rows[3])
 	total.add(c1)
 	total.add(c2)
 	if total.String() != fwd.String() {
@@ -72,8 +72,8 @@ func TestDigestIsOrderIndependentAndSensitive(t *testing.T) {
 	// NULL and empty differ, and so does moving bytes between columns.
 	for _, other := range [][][]byte{{[]byte(""), nil}, {[]byte("a"), []byte("")}, {nil, []byte("a")}} {
 		a, b := newDigest(key), newDigest(key)
-		a.addRow(nil, rows[0])
-		b.addRow(nil, other)
+		a.appendRow(nil, nil, rows[0])
+		b.appendRow(nil, nil, other)
 		if a.String() == b.String() {
 			t.Errorf("rows %q and %q have the same digest", rows[0], other)
 		}
@@ -82,13 +82,13 @@ func TestDigestIsOrderIndependentAndSensitive(t *testing.T) {
 	// from plaintext guesses without the keystore.
 	other := newDigest([]byte("another key"))
 	for _, r := range rows {
-		other.addRow(nil, r)
+		other.appendRow(nil, nil, r)
 	}
 	if other.String() == fwd.String() {
 		t.Fatal("the digest does not depend on its key")
 	}
 	// Equal values in different rows have different per-value MACs.
-	if h1, h2 := fwd.addRow([]byte("row 1"), [][]byte{[]byte("123-45-6789")}), fwd.addRow([]byte("row 2"), [][]byte{[]byte("123-45-6789")}); string(h1) == string(h2) {
+	if h1, h2 := fwd.appendRow(nil, []any{"row 1"}, [][]byte{[]byte("123-45-6789")}), fwd.appendRow(nil, []any{"row 2"}, [][]byte{[]byte("123-45-6789")}); string(h1) == string(h2) {
 		t.Fatal("equal values in two rows show equal hashes")
 	}
 	back, err := parseDigest(fwd.String())
@@ -216,9 +216,20 @@ func TestDigestMatchesItsDefinition(t *testing.T) {
 	mod := new(big.Int).Lsh(big.NewInt(1), 256)
 	d := newDigest(key)
 	for r := 0; r < 300; r++ {
-		rowKey := []byte(fmt.Sprint("row", r))
+		// A key of two columns, framed as appendRowKey must: each value's
+		// 4-byte length, then its bytes (an int64 in 8 big-endian bytes).
+		keyVals := []any{int64(r), fmt.Sprint("row", r)}
+		rowKey := binary.BigEndian.AppendUint32(nil, 8)
+		rowKey = binary.BigEndian.AppendUint64(rowKey, uint64(r))
+		rowKey = binary.BigEndian.AppendUint32(rowKey, uint32(len(keyVals[1].(string))))
+		rowKey = append(rowKey, keyVals[1].(string)...)
 		values := [][]byte{[]byte(fmt.Sprint(r * 7)), nil, {}, bytes.Repeat([]byte{byte(r)}, r%40)}
-		got := d.addRow(rowKey, values)
+		prefix := []byte("hashes of earlier rows")
+		got := d.appendRow(prefix, keyVals, values)
+		if !bytes.HasPrefix(got, []byte("hashes of earlier rows")) {
+			t.Fatalf("row %d: appendRow lost what dst held", r)
+		}
+		got = got[len(prefix):]
 		row := hmac.New(sha256.New, key)
 		for i, v := range values {
 			row.Write(frame(v))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -61,7 +62,9 @@ func Profile(ctx context.Context, r *Runner, rows int64, dir string) error {
 }
 
 // profileJob profiles the phases up to copy, then verify, each into
-// prefix-<phase>.pprof.
+// prefix-<phase>.pprof, and reports what each allocated (the job runs in
+// this process, under Go's default collector settings rather than
+// colcrypt's).
 func (r *Runner) profileJob(ctx context.Context, planPath, dsn, prefix string) error {
 	if err := os.Setenv(dsnVariable, dsn); err != nil {
 		return err
@@ -98,9 +101,13 @@ func (r *Runner) profileJob(ctx context.Context, planPath, dsn, prefix string) e
 			f.Close()
 			return err
 		}
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
 		start := time.Now()
 		_, err = e.Apply(ctx)
 		wall := time.Since(start)
+		runtime.ReadMemStats(&m1)
 		pprof.StopCPUProfile()
 		f.Close()
 		if err != nil {
@@ -111,8 +118,9 @@ func (r *Runner) profileJob(ctx context.Context, planPath, dsn, prefix string) e
 		for sc.Scan() {
 			clock.Observe(sc.Text(), time.Now())
 		}
-		r.logf("profile %s --until %s: %.2f s (%s); go tool pprof -top %s", p.Database.Engine, until, wall.Seconds(),
-			FormatPhases(clock.Phases()), out)
+		r.logf("profile %s --until %s: %.2f s (%s); %.1f M allocations, %.0f MB allocated, %d collections; go tool pprof -top %s",
+			p.Database.Engine, until, wall.Seconds(), FormatPhases(clock.Phases()),
+			float64(m1.Mallocs-m0.Mallocs)/1e6, float64(m1.TotalAlloc-m0.TotalAlloc)/1e6, m1.NumGC-m0.NumGC, out)
 	}
 	return nil
 }

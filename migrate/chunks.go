@@ -578,9 +578,9 @@ func (s *rowScanner) scan(rows *sql.Rows) ([]any, error) {
 	return vals, nil
 }
 
-// rowSlab cuts empty row slices of room width from allocations shared by
-// rows at a time (rows, or 128 when 0), instead of one allocation per row.
-// A row must not grow past width.
+// rowSlab hands out empty row slices with room for width values, cut from
+// one allocation per rows rows (128 when rows is 0) instead of one per row.
+// A row that grows past width gets an array of its own, as append gives.
 type rowSlab struct {
 	width, rows int
 	free        []any

@@ -126,8 +126,13 @@ type TableSwap struct {
 	Online bool
 	// Rebuilt says the job built the table's replacement during the copy
 	// (Rebuilder): Swap drops the table and renames the rebuilt one in its
-	// place instead of copying every row again.
+	// place instead of copying every row again. On Unswap it says the
+	// revert built it (RevertRebuilder).
 	Rebuilt bool
+	// Reverse says the swap is a revert's: the table holds ciphertext, and
+	// a replacement built for it (Rebuilt) has the table's recorded
+	// definition, with no IV columns.
+	Reverse bool
 	// CatchUp, when set, runs in Swap's transaction once the group's tables
 	// are locked against every other writer and before any plaintext is
 	// dropped: the migration engine re-encrypts there the rows other
@@ -179,7 +184,8 @@ type Rebuilder interface {
 
 // RebuiltColumns lists the columns a RebuildChunk of ts writes, in the
 // rebuilt table's order: every stored column of the table (computed ones
-// the rebuilt table computes itself), then the IV columns. from[i] is the
+// the rebuilt table computes itself), then the IV columns, which a
+// revert's replacement does not have (ts.Reverse). from[i] is the
 // index in set of the value column i takes, or -1 where it keeps the
 // table's value. key gives the form in which the engine compares column
 // names. Every IV column must be written, and every written column must be
@@ -206,7 +212,7 @@ func RebuiltColumns(ts TableSwap, set []string, key func(string) string) (cols [
 		}
 	}
 	for _, sc := range ts.Columns {
-		if sc.IV != "" && !add(sc.IV) {
+		if sc.IV != "" && !ts.Reverse && !add(sc.IV) {
 			return nil, nil, fmt.Errorf("no values for IV column %s", sc.IV)
 		}
 	}
@@ -214,6 +220,19 @@ func RebuiltColumns(ts TableSwap, set []string, key func(string) string) (cols [
 		return nil, nil, fmt.Errorf("%d of the %d columns written are not in the table", len(set)-used, len(set))
 	}
 	return cols, from, nil
+}
+
+// RevertRebuilder is a Rebuilder whose revert builds the table's
+// replacement too, for a table the job encrypted through one: the restored
+// rows go into a new table of the recorded definition instead of a new
+// version of every row in place (which on PostgreSQL leaves the table at
+// twice its size). PrepareRebuild, RebuildChunk (with Update.SetExpr,
+// without Update.Carry), FinishRebuild and Unswap then take a TableSwap
+// with Reverse and Rebuilt set.
+type RevertRebuilder interface {
+	Rebuilder
+	// RebuildsRevert marks the engine; it does nothing.
+	RebuildsRevert()
 }
 
 // Carrier is a Rebuilder that can write a chunk's rows whole into the

@@ -270,7 +270,7 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 			err = e.catchUpAll(ctx, tables) // online tables only
 		}
 		if err == nil {
-			err = e.finishRebuilds(ctx, tables)
+			err = e.finishRebuilds(ctx, tables, true)
 		}
 	case phaseVerified:
 		res.Verify, err = e.verifyAll(ctx, j.ID, tables, false)
@@ -367,7 +367,7 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 			}
 		}
 		if t.rebuild {
-			if err := e.prepareRebuild(ctx, j.ID, t); err != nil {
+			if err := e.prepareRebuild(ctx, j.ID, t, true); err != nil {
 				return err
 			}
 			e.note(ctx, j.ID, "prepared table", t.tn.String()+": its replacement is built during the copy; the table is read-only until cut-over")
@@ -661,7 +661,7 @@ func groupNames(group []*tableJob) string {
 // tableSwap describes the swap of one table: forward (cut-over) or back.
 func (e *Engine) tableSwap(t *tableJob, forward bool) dialect.TableSwap {
 	s := dialect.TableSwap{Table: t.model, RowID: t.rowID, KeepPlaintext: e.plan.Job.Plaintext == "null",
-		DropChecks: e.plan.Job.DropCheckConstraints, DropDefaults: e.plan.Job.DropDefaults, Rebuilt: forward && t.rebuild}
+		DropChecks: e.plan.Job.DropCheckConstraints, DropDefaults: e.plan.Job.DropDefaults, Rebuilt: e.rebuilds(t, forward), Reverse: !forward}
 	for _, c := range t.cols {
 		sc := dialect.SwapColumn{Name: c.col.Name, IV: c.state.IVColumn}
 		if forward {

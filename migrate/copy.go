@@ -246,10 +246,10 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 		q = connTx{tx, conn}
 	}
 	switch r, ok := e.d.(dialect.Rebuilder); {
-	case tj.rebuild && ok && phase == phaseCopy:
+	case ok && ((phase == phaseCopy && e.rebuilds(tj, true)) || (phase == phaseDecrypt && e.rebuilds(tj, false))):
 		// Every chunk writes, even one of no rows: the range may hold rows
 		// of an earlier attempt to remove.
-		if err := r.RebuildChunk(ctx, q, e.tableSwap(tj, true), u); err != nil {
+		if err := r.RebuildChunk(ctx, q, e.tableSwap(tj, phase == phaseCopy), u); err != nil {
 			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 		}
 	case len(u.Rows) > 0:

@@ -31,14 +31,35 @@ func (e *Engine) rebuilder(t *tableJob) (dialect.Rebuilder, bool) {
 	return r, planner.OfflineRebuild(e.d, t.model, planned)
 }
 
+// rebuilds reports whether the table's job builds its replacement: on the
+// way to encryption (forward) when it was recorded so at prepare, and on
+// the way back when it did and the engine's revert can build one too
+// (dialect.RevertRebuilder), so that a revert never switches ways either.
+func (e *Engine) rebuilds(t *tableJob, forward bool) bool {
+	if !t.rebuild {
+		return false
+	}
+	if forward {
+		_, ok := e.d.(dialect.Rebuilder)
+		return ok
+	}
+	_, ok := e.d.(dialect.RevertRebuilder)
+	return ok
+}
+
 // prepareRebuild creates the table's replacement and makes the table
-// read-only until the cut-over.
-func (e *Engine) prepareRebuild(ctx context.Context, jobID string, t *tableJob) error {
+// read-only until the cut-over: for the encryption (forward) or its
+// revert.
+func (e *Engine) prepareRebuild(ctx context.Context, jobID string, t *tableJob, forward bool) error {
 	r, _ := e.d.(dialect.Rebuilder)
 	refusal := fmt.Sprintf("colcrypt: %s is read-only while job %s encrypts it offline; run colcrypt apply %s to finish the job, "+
 		"or colcrypt revert %s to stop it", t.name, jobID, e.plan.Path, e.plan.Path)
+	if !forward {
+		refusal = fmt.Sprintf("colcrypt: %s is read-only while job %s decrypts it offline; run colcrypt revert %s to finish the revert",
+			t.name, jobID, e.plan.Path)
+	}
 	return e.ddl(ctx, "build the replacement of "+t.name, func(ctx context.Context) error {
-		return r.PrepareRebuild(ctx, e.db, e.tableSwap(t, true), refusal)
+		return r.PrepareRebuild(ctx, e.db, e.tableSwap(t, forward), refusal)
 	})
 }
 
@@ -54,12 +75,13 @@ func (e *Engine) dropRebuild(ctx context.Context, t *tableJob) error {
 	})
 }
 
-// finishRebuilds completes the replacements the copy filled (their other
-// indexes, on PostgreSQL) before verify reads them.
-func (e *Engine) finishRebuilds(ctx context.Context, tables []*tableJob) error {
-	r, ok := e.d.(dialect.Rebuilder)
+// finishRebuilds completes the replacements the copy (or the revert's
+// decrypt) filled, their other indexes on PostgreSQL, before verify reads
+// them.
+func (e *Engine) finishRebuilds(ctx context.Context, tables []*tableJob, forward bool) error {
+	r, _ := e.d.(dialect.Rebuilder)
 	for _, t := range tables {
-		if !t.rebuild || !ok {
+		if !e.rebuilds(t, forward) {
 			continue
 		}
 		if err := e.ddl(ctx, "finish the replacement of "+t.name, func(ctx context.Context) error {

@@ -159,6 +159,18 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 	switch phase {
 	case phasePrepared:
 		for _, t := range tables {
+			if e.rebuilds(t, false) {
+				// The restored rows go into a replacement of the recorded
+				// definition, which the cut-over swaps in.
+				if err := e.prepareRebuild(ctx, j.ID, t, false); err != nil {
+					return err
+				}
+				if err := e.markDecrypting(ctx, t); err != nil {
+					return err
+				}
+				e.note(ctx, j.ID, "prepared table", t.tn.String()+": the restored rows go into a replacement; the table is read-only until cut-over")
+				continue
+			}
 			// Cut-over dropped the row id a keyless table is paged by:
 			// the decrypt needs it again (Unswap drops it).
 			if t.rowID != "" {
@@ -172,11 +184,9 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 				}); err != nil {
 					return err
 				}
-				c.state.State = StateDecrypting
-				c.state.Percent = 0
-				if err := e.st.putColumn(ctx, c.state); err != nil {
-					return err
-				}
+			}
+			if err := e.markDecrypting(ctx, t); err != nil {
+				return err
 			}
 		}
 	case phaseDecrypt:
@@ -188,6 +198,9 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 				return err
 			}
 			e.saveProgress(ctx, t, StateDecrypting, total, total)
+		}
+		if err := e.finishRebuilds(ctx, tables, false); err != nil {
+			return err
 		}
 	case phaseVerified:
 		vr := &VerifyResult{}
@@ -223,9 +236,31 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 	return nil
 }
 
-// decryptTable decrypts every ciphertext into the restore column, chunk by
-// chunk, with a checkpoint and plaintext digest per chunk in the same
-// transaction.
+// markDecrypting records the table's columns in state 5.
+func (e *Engine) markDecrypting(ctx context.Context, t *tableJob) error {
+	for _, c := range t.cols {
+		c.state.State = StateDecrypting
+		c.state.Percent = 0
+		if err := e.st.putColumn(ctx, c.state); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoredColumn names the column a revert writes a column's plaintext
+// to: the replacement's column of that name when the revert builds one,
+// else the restore column added to the table.
+func (e *Engine) restoredColumn(t *tableJob, c *colJob) string {
+	if e.rebuilds(t, false) {
+		return c.col.Name
+	}
+	return c.col.Name + restoredColumnSuffix
+}
+
+// decryptTable decrypts every ciphertext into the restore column (or the
+// replacement), chunk by chunk, with a checkpoint and plaintext digest per
+// chunk in the same transaction.
 func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, prog *progress) error {
 	done, err := e.st.chunks(ctx, jobID, tj.tn.String(), phaseDecrypt)
 	if err != nil {
@@ -238,7 +273,7 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 		if c.state.IVColumn != "" {
 			exprs = append(exprs, e.d.Quote(c.state.IVColumn))
 		}
-		set = append(set, c.col.Name+restoredColumnSuffix)
+		set = append(set, e.restoredColumn(tj, c))
 		setExpr = append(setExpr, c.codec.RestoreExpr)
 	}
 	nKey := len(tj.key)
@@ -292,15 +327,23 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 // ciphertexts decrypted to: the digest of the values read back from the
 // database through the codec must equal the digest the decrypt phase
 // recorded. (Not the copy's digest: rows may rightly have changed since
-// cut-over.)
+// cut-over.) A replacement must also have as many rows as the decrypt
+// wrote.
 func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob, vr *VerifyResult) error {
-	want, _, err := e.tableDigest(ctx, jobID, tj, phaseDecrypt)
+	want, wantRows, err := e.tableDigest(ctx, jobID, tj, phaseDecrypt)
 	if err != nil {
 		return err
 	}
 	var exprs []string
 	for _, c := range tj.cols {
-		exprs = append(exprs, c.codec.SelectExpr(e.d.Quote(c.col.Name+restoredColumnSuffix)))
+		exprs = append(exprs, c.codec.SelectExpr(e.d.Quote(e.restoredColumn(tj, c))))
+	}
+	read := tj
+	if e.rebuilds(tj, false) {
+		r, _ := e.d.(dialect.Rebuilder)
+		rt := *tj
+		rt.tn, rt.name = r.RebuildName(tj.tn), r.RebuildName(tj.tn).String()
+		read = &rt
 	}
 	nKey := len(tj.key)
 	var total digest
@@ -309,7 +352,7 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 		dg := newDigest(e.digestKey)
 		var n int64
 		plain := make([][]byte, len(tj.cols))
-		err := e.eachRow(ctx, tj, exprs, ch, func(vals []any) error {
+		err := e.eachRow(ctx, read, exprs, ch, func(vals []any) error {
 			n++
 			for i, c := range tj.cols {
 				plain[i] = nil
@@ -337,10 +380,11 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 		return n, nil
 	}
 	noCiphers := func() (*worker, error) { return &worker{}, nil }
-	if err := e.runChunks(ctx, tj, nil, exprs, noCiphers, work, nil); err != nil {
+	start := vr.Rows
+	if err := e.runChunks(ctx, read, nil, exprs, noCiphers, work, nil); err != nil {
 		return err
 	}
-	if total.String() != want.String() {
+	if total.String() != want.String() || (read != tj && vr.Rows-start != wantRows) {
 		vr.Digests = append(vr.Digests, tj.name)
 	}
 	return nil

@@ -13,7 +13,10 @@ import (
 	"github.com/colcrypt/colcrypt/schema"
 )
 
-var _ dialect.Rebuilder = Dialect{}
+var _ dialect.RevertRebuilder = Dialect{}
+
+// RebuildsRevert implements dialect.RevertRebuilder.
+func (Dialect) RebuildsRevert() {}
 
 // An offline job on PostgreSQL builds the table's replacement during the
 // copy (dialect.Rebuilder) instead of updating every row in place, which
@@ -35,6 +38,13 @@ var _ dialect.Rebuilder = Dialect{}
 // (schema.Table.Unmovable: views, triggers, policies, ...) keeps the job in
 // place. Meanwhile a statement trigger keeps t read-only: a row changed
 // after its chunk was copied would be lost by the swap.
+//
+// A revert of such a job builds a replacement the same way
+// (dialect.RevertRebuilder): a copy of the encrypted table's definition
+// with the swapped columns of their recorded types, defaults, nullability
+// and checks, no IV columns, filled by the join with each chunk's restored
+// values (TableSwap.Reverse). Its cut-over also recreates the recorded
+// indexes on the swapped columns.
 const (
 	rebuildSuffix  = "__colcrypt_new"
 	readonlyPrefix = "colcrypt_readonly_"
@@ -96,27 +106,34 @@ func (d Dialect) createRebuilt(ctx context.Context, tx *sql.Tx, ts dialect.Table
 	qt, qn := d.QuoteTable(t.Name), d.QuoteTable(d.RebuildName(t.Name))
 	stmts := []string{"CREATE TABLE " + qn + " (LIKE " + qt +
 		" INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)"}
-	// The checks on planned columns go, as the in-place swap drops them
-	// with the plaintext column (the planner allows that only when the plan
-	// does).
 	var alter []string
-	for _, ck := range t.Checks {
-		if coversAny(ck.Columns, ts.Columns) {
-			alter = append(alter, "DROP CONSTRAINT IF EXISTS "+d.Quote(ck.Name))
+	if ts.Reverse {
+		var err error
+		if alter, err = d.revertedColumnsSQL(ctx, tx, ts); err != nil {
+			return err
 		}
-	}
-	for _, sc := range ts.Columns {
-		qc := d.Quote(sc.Name)
-		alter = append(alter, "ALTER COLUMN "+qc+" DROP DEFAULT", "ALTER COLUMN "+qc+" TYPE "+sc.TempType+" USING NULL")
-		if sc.IV != "" {
-			alter = append(alter, "ADD COLUMN "+d.Quote(sc.IV)+" bytea")
+	} else {
+		// The checks on planned columns go, as the in-place swap drops
+		// them with the plaintext column (the planner allows that only
+		// when the plan does).
+		for _, ck := range t.Checks {
+			if coversAny(ck.Columns, ts.Columns) {
+				alter = append(alter, "DROP CONSTRAINT IF EXISTS "+d.Quote(ck.Name))
+			}
+		}
+		for _, sc := range ts.Columns {
+			qc := d.Quote(sc.Name)
+			alter = append(alter, "ALTER COLUMN "+qc+" DROP DEFAULT", "ALTER COLUMN "+qc+" TYPE "+sc.TempType+" USING NULL")
+			if sc.IV != "" {
+				alter = append(alter, "ADD COLUMN "+d.Quote(sc.IV)+" bytea")
+			}
 		}
 	}
 	stmts = append(stmts, "ALTER TABLE "+qn+" "+strings.Join(alter, ", "))
 	if err := execEach(ctx, tx, stmts); err != nil {
 		return fmt.Errorf("create %s: %w", d.RebuildName(t.Name), err)
 	}
-	if ts.KeepPlaintext {
+	if ts.KeepPlaintext && !ts.Reverse {
 		s := &swapTx{d: d, tx: tx}
 		for _, sc := range ts.Columns {
 			typ, err := s.columnType(ctx, t, sc.Name)
@@ -160,6 +177,49 @@ FROM pg_catalog.pg_class WHERE oid = to_regclass($1)`, qt).Scan(&opts); err != n
 		}
 	}
 	return fmt.Errorf("no index of %s covers its key (%s) exactly", t.Name, strings.Join(key, ", "))
+}
+
+// revertedColumnsSQL gives the ALTER TABLE actions that turn a copy of an
+// encrypted table's definition back into the recorded one: each swapped
+// column gets its recorded type, collation, default and nullability, and
+// the checks on it, and the IV columns and the plaintext columns the job
+// kept go. (The replacement is empty: nothing is rewritten.)
+func (d Dialect) revertedColumnsSQL(ctx context.Context, tx *sql.Tx, ts dialect.TableSwap) ([]string, error) {
+	t := ts.Table
+	s := &swapTx{d: d, tx: tx}
+	var alter []string
+	for _, sc := range ts.Columns {
+		col := columnNamed(t, sc.Name)
+		if col == nil {
+			return nil, fmt.Errorf("column %s is not in the recorded table", sc.Name)
+		}
+		typ, err := s.columnType(ctx, t, sc.Name)
+		if err != nil {
+			return nil, err
+		}
+		qc := d.Quote(sc.Name)
+		alter = append(alter, "ALTER COLUMN "+qc+" DROP DEFAULT", "ALTER COLUMN "+qc+" TYPE "+typ+" USING NULL")
+		if col.Default != "" {
+			alter = append(alter, "ALTER COLUMN "+qc+" SET DEFAULT "+col.Default)
+		}
+		if col.Nullable {
+			alter = append(alter, "ALTER COLUMN "+qc+" DROP NOT NULL")
+		} else {
+			alter = append(alter, "ALTER COLUMN "+qc+" SET NOT NULL")
+		}
+		if sc.IV != "" {
+			alter = append(alter, "DROP COLUMN IF EXISTS "+d.Quote(sc.IV))
+		}
+		if kept := sc.Name + plaintextKeptSuffix; columnNamed(t, kept) == nil {
+			alter = append(alter, "DROP COLUMN IF EXISTS "+d.Quote(kept))
+		}
+	}
+	for _, ck := range t.Checks {
+		if coversAny(ck.Columns, ts.Columns) {
+			alter = append(alter, "ADD CONSTRAINT "+d.Quote(ck.Name)+" "+ck.Definition)
+		}
+	}
+	return alter, nil
 }
 
 // optionName is what a storage parameter's name may be.
@@ -215,8 +275,8 @@ func (d Dialect) DropRebuild(ctx context.Context, db *sql.DB, table schema.Table
 // of the chunk's rows whole (Update.Carry, see carry.go), or else one
 // INSERT ... SELECT joining the table to the chunk's values.
 func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialect.TableSwap, u dialect.Update) error {
-	if u.Guard != "" || len(u.SetExpr) > 0 {
-		return fmt.Errorf("rebuild %s: a guarded or transformed write cannot build the replacement", u.Table)
+	if u.Guard != "" || (len(u.SetExpr) > 0 && u.Carry != nil) {
+		return fmt.Errorf("rebuild %s: a guarded write, or a transformed one carrying its rows, cannot build the replacement", u.Table)
 	}
 	// The bounds alone, in the DELETE and the count, have parameters $1
 	// on; after the arrays', in the INSERT, they are numbered on from
@@ -451,9 +511,16 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	if err != nil {
 		return err
 	}
+	// What the user can do about a refusal depends on the way: an
+	// apply's is undone by a revert; a revert's table still holds its
+	// ciphertext, readable as before.
+	again, undo := "apply", "revert the job, then run apply again"
+	if ts.Reverse {
+		again, undo = "revert", "the table still holds its ciphertext, readable as before"
+	}
 	if !ro {
-		return fmt.Errorf("trigger %s, which keeps %s read-only until its cut-over, was dropped: rows may have changed since the copy "+
-			"and the swap would lose them; nothing was changed: revert the job and apply again", readonlyName(t.Name), t.Name)
+		return fmt.Errorf("trigger %s, which keeps %s read-only until its cut-over, was dropped: rows may have changed since they were copied "+
+			"and the swap would lose them; nothing was changed: %s", readonlyName(t.Name), t.Name, undo)
 	}
 	live, err := s.columns(ctx, t.Name)
 	if err != nil {
@@ -462,13 +529,20 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	for _, c := range t.Columns {
 		if !live[c.Name] {
 			return fmt.Errorf("column %s of %s was dropped after the job started: the cut-over would bring it back; "+
-				"revert the job (or add the column back), then run apply again; nothing was changed", c.Name, t.Name)
+				"add the column back and run %s again; nothing was changed", c.Name, t.Name, again)
 		}
 		delete(live, c.Name)
 	}
+	if ts.Reverse {
+		// What the encryption added goes with the table.
+		for _, sc := range ts.Columns {
+			delete(live, sc.IV)
+			delete(live, sc.Name+plaintextKeptSuffix)
+		}
+	}
 	for name := range live {
 		return fmt.Errorf("column %s was added to %s after the job started, and its replacement has no such column: "+
-			"drop it (or revert the job), then run apply again; nothing was changed", name, t.Name)
+			"drop it and run %s again; nothing was changed", name, t.Name, again)
 	}
 	// Something bound to the table since prepare (a view, a trigger)
 	// would make DROP TABLE fail, or go with it.
@@ -488,8 +562,7 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	}
 	if len(bound) > 0 {
 		return fmt.Errorf("%s: bound to %s itself since the job started, which the cut-over replaces by the table built during the copy; "+
-			"drop it and run apply again (and create it again after the cut-over), or revert the job and apply again, "+
-			"which then encrypts the table in place; nothing was changed", strings.Join(bound, ", "), t.Name)
+			"drop it and run %s again (and create it again after the cut-over); nothing was changed", strings.Join(bound, ", "), t.Name, again)
 	}
 	// An index added since the copy is built now.
 	if err := d.carryIndexes(ctx, s.tx, t.Name); err != nil {
@@ -532,7 +605,15 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	}
 	stmts = append(stmts, settings...)
 	stmts = append(stmts, mv.after...)
-	return s.execAll(ctx, "swap in the replacement of "+t.Name.String(), stmts)
+	if err := s.execAll(ctx, "swap in the replacement of "+t.Name.String(), stmts); err != nil {
+		return err
+	}
+	if !ts.Reverse {
+		return nil
+	}
+	// The replacement has the recorded checks; the recorded indexes on
+	// the swapped columns the encrypted table had lost come back.
+	return s.recreateIndexes(ctx, t, ts.Columns)
 }
 
 // moves are the statements that carry what binds to the table over to its

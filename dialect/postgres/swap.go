@@ -74,9 +74,17 @@ func (d Dialect) swapGroup(ctx context.Context, db *sql.DB, group []dialect.Tabl
 		return fmt.Errorf("%s of %s: commit: %w", what, strings.Join(names, ", "), err)
 	}
 	schemaChanges.Add(1)
-	if forward {
+	rebuilt := false
+	for _, ts := range group {
+		rebuilt = rebuilt || ts.Rebuilt
+	}
+	if forward || rebuilt {
+		again := "apply"
+		if !forward {
+			again = "revert"
+		}
 		if err := d.validateForeignKeys(ctx, db, group); err != nil {
-			return fmt.Errorf("%s of %s: %w (the swap is done; run apply again to finish)", what, strings.Join(names, ", "), err)
+			return fmt.Errorf("%s of %s: %w (the swap is done; run %s again to finish)", what, strings.Join(names, ", "), err, again)
 		}
 	}
 	return nil
@@ -181,7 +189,7 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 	var tables []string
 	for i, ts := range group {
 		tables = append(tables, s.d.QuoteTable(ts.Table.Name))
-		if forward && ts.Rebuilt {
+		if ts.Rebuilt {
 			oid, err := s.d.regclass(ctx, s.tx, s.d.RebuildName(ts.Table.Name))
 			if err != nil {
 				return err
@@ -189,6 +197,12 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 			if oid != 0 {
 				tables = append(tables, s.d.QuoteTable(s.d.RebuildName(ts.Table.Name)))
 				pending[i], anyPending = ts.Columns, true
+			} else if ts.Reverse {
+				// Gone because a run that crashed swapped it in, unless
+				// the table still has what the encryption added.
+				if err := s.refuseLostReplacement(ctx, ts); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -199,7 +213,7 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 		return err
 	}
 	for i, ts := range group {
-		if forward && ts.Rebuilt {
+		if ts.Rebuilt {
 			continue
 		}
 		live, err := s.columns(ctx, ts.Table.Name)
@@ -242,7 +256,7 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 		}
 		var err error
 		switch {
-		case forward && ts.Rebuilt:
+		case ts.Rebuilt:
 			err = s.swapRebuilt(ctx, ts, fks)
 		case forward:
 			err = s.swapTable(ctx, ts, pending[i])
@@ -263,6 +277,29 @@ func (s *swapTx) run(ctx context.Context, group []dialect.TableSwap, forward boo
 		if err := s.exec(ctx, "recreate foreign key "+fk.Name, "ALTER TABLE "+s.d.QuoteTable(fk.Table)+
 			" ADD CONSTRAINT "+s.d.Quote(fk.Name)+" "+def); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// refuseLostReplacement gives an error when a revert's replacement is gone
+// but the table was never swapped: it still has an IV column, or a
+// swapped column of another type than the recorded one.
+func (s *swapTx) refuseLostReplacement(ctx context.Context, ts dialect.TableSwap) error {
+	live, err := s.columns(ctx, ts.Table.Name)
+	if err != nil {
+		return err
+	}
+	for _, sc := range ts.Columns {
+		typ, err := queryStrings(ctx, s.tx, `SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped`, s.d.QuoteTable(ts.Table.Name), sc.Name)
+		if err != nil {
+			return fmt.Errorf("read the type of %s.%s: %w", ts.Table.Name, sc.Name, err)
+		}
+		col := columnNamed(ts.Table, sc.Name)
+		if live[sc.IV] || (len(typ) == 1 && col != nil && typ[0] != col.Declared) {
+			return fmt.Errorf("the replacement %s that revert builds is gone, but %s still holds ciphertext: nothing was changed, "+
+				"and the table is readable as before", s.d.RebuildName(ts.Table.Name), ts.Table.Name)
 		}
 	}
 	return nil

@@ -1,0 +1,136 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/colcrypt/colcrypt/migrate"
+)
+
+// TestRevertBuildsAReplacement reverts a finished job, interrupted in the
+// middle of its decrypt and then run again, on a table the job rebuilt and
+// on one it encrypted in place. Either way the catalog and every value come
+// back. The rebuilt table's revert writes the restored rows into a new
+// table, so the table ends about the size it had before the job; the
+// in-place revert writes a new version of every row, and the table ends
+// at twice its encrypted size or more (the known limit this way avoids). While the rebuilt
+// table's revert is unfinished, the table refuses writes and names the
+// command that finishes it.
+func TestRevertBuildsAReplacement(t *testing.T) {
+	t.Parallel()
+	const rows = 5000
+	for _, inPlace := range []bool{false, true} {
+		name := map[bool]string{false: "rebuilt", true: "in place"}[inPlace]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newFailureRun(t, rows)
+			r.inPlace = inPlace
+			catalog := catalogSnapshot(t, r.admin, "accounts")
+			before := relationSize(t, r, "accounts")
+			if res := r.apply(migrate.Options{}); res.Phase != "done" {
+				t.Fatalf("apply ended at phase %q", res.Phase)
+			}
+			encrypted := relationSize(t, r, "accounts")
+
+			// Each checkpoint of the decrypt lingers, so that the revert
+			// is stopped in its middle.
+			exec(t, r.admin, `CREATE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN
+					PERFORM pg_sleep(0.05);
+					RETURN NULL;
+				END
+				$$`,
+				`CREATE TRIGGER slow_checkpoints AFTER INSERT ON colcrypt_chunks FOR EACH STATEMENT EXECUTE FUNCTION slow_statement()`)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			stopped := make(chan error, 1)
+			go func() {
+				_, err := r.engine(migrate.Options{}).Revert(ctx)
+				stopped <- err
+			}()
+			decrypted := func() int {
+				var n int
+				if err := r.admin.QueryRowContext(t.Context(), `SELECT count(*) FROM colcrypt_chunks WHERE phase = 'decrypt'`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			for deadline := time.Now().Add(time.Minute); decrypted() < 2; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the revert recorded fewer than 2 chunks in a minute")
+				}
+			}
+			cancel()
+			if err := <-stopped; err == nil {
+				t.Fatal("the revert finished before it was stopped")
+			}
+			if n := decrypted(); n*500 >= rows {
+				t.Fatalf("the revert decrypted %d chunks of 500 rows before it stopped: all of them", n)
+			}
+			r.wantJob("prepare", migrate.StateDecrypting)
+			if !inPlace {
+				if !tableExists(t, r.admin, "accounts__colcrypt_new") {
+					t.Error("the stopped revert has no replacement")
+				}
+				_, err := r.admin.ExecContext(t.Context(), `UPDATE accounts SET note = NULL WHERE id = 1`)
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) || pgErr.Code != "25006" {
+					t.Errorf("a write while the revert is unfinished: %v, want SQLSTATE 25006", err)
+				} else {
+					for _, want := range []string{"accounts is read-only", "decrypts", "colcrypt revert " + r.plan.Path} {
+						if !strings.Contains(pgErr.Message, want) {
+							t.Errorf("the refusal %q does not say %q", pgErr.Message, want)
+						}
+					}
+				}
+			}
+			exec(t, r.admin, `DROP TRIGGER slow_checkpoints ON colcrypt_chunks`)
+
+			r.wantRevertedToOriginal(catalog)
+			for _, gone := range []string{"accounts__colcrypt_new", "colcrypt_readonly_accounts"} {
+				var left bool
+				if err := r.admin.QueryRowContext(t.Context(), `SELECT to_regclass($1) IS NOT NULL OR to_regproc($1) IS NOT NULL`, gone).Scan(&left); err != nil || left {
+					t.Errorf("after revert %s is still there (%v)", gone, err)
+				}
+			}
+			if !inPlace {
+				// A run that crashed after the swap committed, before the
+				// job recorded it, is run again: it finds the replacement
+				// gone and the table swapped, and finishes.
+				exec(t, r.admin, `UPDATE colcrypt_job SET phase = 'verify'`)
+				if res, err := r.engine(migrate.Options{}).Revert(t.Context()); err != nil || res.Phase != "done" {
+					t.Fatalf("revert again after a lost record of its cut-over: %+v, %v", res, err)
+				}
+				if got := catalogSnapshot(t, r.admin, "accounts"); !maps.Equal(got, catalog) {
+					t.Errorf("after revert ran again the catalog differs:\n%s", diffSnapshots(catalog, got))
+				}
+				r.wantPlaintextIntact()
+			}
+			after := relationSize(t, r, "accounts")
+			t.Logf("accounts: %d bytes before the job, %d encrypted, %d after the revert", before, encrypted, after)
+			// The chunks the interruption rolled back leave dead rows
+			// behind in either way.
+			if grown := float64(after) / float64(encrypted); inPlace && grown < 1.5 {
+				t.Errorf("in place the revert took the table from %d to %d bytes; a new version of every row should make it about twice", encrypted, after)
+			} else if grown := float64(after) / float64(before); !inPlace && grown > 1.5 {
+				t.Errorf("the rebuilt revert left the table at %.2f times its size before the job, want at most 1.5", grown)
+			}
+		})
+	}
+}
+
+// relationSize is the size of the table's main fork, in bytes.
+func relationSize(t *testing.T, r *failureRun, table string) int64 {
+	t.Helper()
+	var n int64
+	if err := r.admin.QueryRowContext(t.Context(), `SELECT pg_relation_size($1)`, table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -17,9 +17,11 @@ import (
 // middle of its decrypt and then run again, on a table the job rebuilt and
 // on one it encrypted in place. Either way the catalog and every value come
 // back. The rebuilt table's revert writes the restored rows into a new
-// table, so the table ends about the size it had before the job; the
-// in-place revert writes a new version of every row, and the table ends
-// at twice its encrypted size or more (the known limit this way avoids). While the rebuilt
+// table of the recorded definition, so the table ends about the size it
+// had before the job, with its columns in their places; the in-place
+// revert writes a new version of every row, and the table ends at twice
+// its encrypted size or more, with the restored columns last (the known
+// limits this way avoids). While the rebuilt
 // table's revert is unfinished, the table refuses writes and names the
 // command that finishes it.
 func TestRevertBuildsAReplacement(t *testing.T) {
@@ -33,6 +35,7 @@ func TestRevertBuildsAReplacement(t *testing.T) {
 			r.inPlace = inPlace
 			catalog := catalogSnapshot(t, r.admin, "accounts")
 			before := relationSize(t, r, "accounts")
+			order := columnOrder(t, r, "accounts")
 			if res := r.apply(migrate.Options{}); res.Phase != "done" {
 				t.Fatalf("apply ended at phase %q", res.Phase)
 			}
@@ -112,6 +115,13 @@ func TestRevertBuildsAReplacement(t *testing.T) {
 				}
 				r.wantPlaintextIntact()
 			}
+			// A replacement has the recorded columns in their places; in
+			// place, the restored columns come last (a known limit).
+			if got := columnOrder(t, r, "accounts"); !inPlace && got != order {
+				t.Errorf("after the rebuilt revert the columns are %s, want %s", got, order)
+			} else if inPlace && got == order {
+				t.Errorf("after the in-place revert the columns are in their places (%s): PostgreSQL cannot put them there", got)
+			}
 			after := relationSize(t, r, "accounts")
 			t.Logf("accounts: %d bytes before the job, %d encrypted, %d after the revert", before, encrypted, after)
 			// The chunks the interruption rolled back leave dead rows
@@ -133,4 +143,15 @@ func relationSize(t *testing.T, r *failureRun, table string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// columnOrder lists the table's columns in their order.
+func columnOrder(t *testing.T, r *failureRun, table string) string {
+	t.Helper()
+	var cols string
+	if err := r.admin.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
+		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, table).Scan(&cols); err != nil {
+		t.Fatal(err)
+	}
+	return cols
 }

@@ -318,8 +318,15 @@ func killDelay(rng *rand.Rand, longest time.Duration) time.Duration {
 	return killEarlyWindow + time.Duration(rng.Int64N(int64(longest-killEarlyWindow)))
 }
 
-// checkStatus checks that every planned column is in the state.
+// checkStatus checks that every planned column of the kill plan is in the
+// state.
 func checkStatus(t *testing.T, r *runner, plan string, state int) {
+	t.Helper()
+	checkStatusOf(t, r, plan, 6, state)
+}
+
+// checkStatusOf checks that the plan's n columns are in the state.
+func checkStatusOf(t *testing.T, r *runner, plan string, n, state int) {
 	t.Helper()
 	res := r.run("status", "--format", "json", plan)
 	if res.code != 0 {
@@ -334,8 +341,8 @@ func checkStatus(t *testing.T, r *runner, plan string, state int) {
 	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 		t.Fatalf("status --format json: %v\n%s", err, res.stdout)
 	}
-	if len(st.Columns) != 6 {
-		t.Errorf("status lists %d columns, want 6", len(st.Columns))
+	if len(st.Columns) != n {
+		t.Errorf("status lists %d columns, want %d", len(st.Columns), n)
 	}
 	for _, c := range st.Columns {
 		if c.State != state {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/colcrypt/colcrypt/dialect/postgres"
+	"github.com/colcrypt/colcrypt/internal/pgtest"
 	"github.com/colcrypt/colcrypt/migrate"
+	"github.com/colcrypt/colcrypt/planner"
 )
 
 // TestRevertBuildsAReplacement reverts a finished job, interrupted in the
@@ -154,4 +159,87 @@ func columnOrder(t *testing.T, r *failureRun, table string) string {
 		t.Fatal(err)
 	}
 	return cols
+}
+
+// TestRevertRebuildsEveryType runs the round trip of TestEngineRoundTrip's
+// people, without the foreign key on ssn that keeps that job in place,
+// plus a column with a collation: apply and revert both build the
+// table's replacement. The revert's replacement gets every restored value
+// through its type's restore expression (numeric, timestamptz, bytea,
+// padded char, varchar with a collation, text), and the table must come
+// back with every row and every catalog entry as they were, its columns in
+// their places.
+func TestRevertRebuildsEveryType(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	d := postgres.Dialect{}
+	db, err := d.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, stmt := range engineFixture {
+		if !strings.Contains(stmt, "visits") {
+			exec(t, db, stmt)
+		}
+	}
+	exec(t, db, `ALTER TABLE people ADD COLUMN region varchar(8) COLLATE "C" DEFAULT 'EU'`,
+		`UPDATE people SET region = CASE id % 4 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'ü' ELSE 'US ' END`)
+	catalog := catalogSnapshot(t, db, "people")
+	rows := rowSnapshot(t, db, "people")
+	var order string
+	if err := db.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
+		WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped`).Scan(&order); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	ks := engineKeystore(t, filepath.Join(dir, "test.keystore"))
+	plan := enginePlan[:strings.Index(enginePlan, "  - name: visits")] + "      - name: region\n"
+	planPath := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(planPath, []byte(strings.Replace(plan, "%DSN%", dsn, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := func(until string) *migrate.Engine {
+		e, err := migrate.New(p, d, db, ks, migrate.Options{Until: until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	if _, err := engine("prepare").Apply(t.Context()); err != nil {
+		t.Fatalf("apply until prepare: %v", err)
+	}
+	if !tableExists(t, db, "people__colcrypt_new") {
+		t.Fatal("apply did not build a replacement of people: the test would not reach the revert's")
+	}
+	if res, err := engine("").Apply(t.Context()); err != nil || res.Phase != "done" {
+		t.Fatalf("apply: %+v, %v", res, err)
+	}
+	if res, err := engine("").Revert(t.Context()); err != nil || res.Phase != "done" {
+		t.Fatalf("revert: %+v, %v", res, err)
+	}
+	var rebuilt bool
+	if err := db.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT 1 FROM colcrypt_events
+		WHERE event = 'prepared table' AND detail LIKE '%restored rows go into a replacement%')`).Scan(&rebuilt); err != nil || !rebuilt {
+		t.Errorf("the revert's log does not say it built a replacement (%v)", err)
+	}
+	// A check comes back from its recorded definition, which PostgreSQL
+	// parses again into an equal one it may write differently.
+	catalog["constraint people_status_check"] = reparsedCheck(t, db, "people", "people_status_check")
+	if got := catalogSnapshot(t, db, "people"); !maps.Equal(got, catalog) {
+		t.Errorf("after revert the catalog differs:\n%s", diffSnapshots(catalog, got))
+	}
+	if got := rowSnapshot(t, db, "people"); !maps.Equal(got, rows) {
+		t.Errorf("after revert %d rows differ, e.g.:\n%s", countDiff(rows, got), firstDiff(rows, got))
+	}
+	var got string
+	if err := db.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
+		WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped`).Scan(&got); err != nil || got != order {
+		t.Errorf("after revert the columns are %s (%v), want %s", got, err, order)
+	}
 }

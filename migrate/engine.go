@@ -184,6 +184,9 @@ type tableJob struct {
 	// rebuild: the copy builds the table's replacement (dialect.Rebuilder)
 	// instead of filling ciphertext columns added to it.
 	rebuild bool
+	// revertRebuild: the revert builds a replacement too
+	// (dialect.RevertRebuilder), as recorded when it began.
+	revertRebuild bool
 	// checked are the chunks of a rebuilt table this run verified where it
 	// wrote them.
 	checked *checkedChunks
@@ -243,7 +246,8 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 			}
 		}
 		tj := &tableJob{name: tp.Name, tn: tn, model: model, online: recs.has(captureRecord), rebuild: recs.has(rebuildRecord),
-			checked: &checkedChunks{}}
+			revertRebuild: recs.revertsByReplacement(),
+			checked:       &checkedChunks{}}
 		for _, cp := range tp.Columns {
 			col := model.Column(cp.Name)
 			if col == nil {
@@ -357,7 +361,7 @@ const (
 )
 
 // knownRecords are the colcrypt_ddl kinds this colcrypt writes and reads.
-var knownRecords = map[string]bool{modelRecord: true, keyRecord: true, rebuildRecord: true, captureRecord: true}
+var knownRecords = map[string]bool{modelRecord: true, keyRecord: true, rebuildRecord: true, captureRecord: true, revertWayRecord: true}
 
 // tableRecords are what a job recorded for one table, in order.
 type tableRecords []ddlRecord
@@ -385,12 +389,18 @@ func (e *Engine) records(ctx context.Context, jobID, table string) (tableRecords
 
 // has reports whether a definition of that kind was recorded.
 func (rs tableRecords) has(kind string) bool {
+	_, ok := rs.definition(kind)
+	return ok
+}
+
+// definition gives the first definition of that kind recorded.
+func (rs tableRecords) definition(kind string) (string, bool) {
 	for _, r := range rs {
 		if r.Kind == kind {
-			return true
+			return r.Definition, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // model returns the recorded table model, or nil.

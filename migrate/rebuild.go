@@ -8,6 +8,7 @@ import (
 
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/planner"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // rebuildRecord is the colcrypt_ddl kind that marks a table whose copy
@@ -31,10 +32,26 @@ func (e *Engine) rebuilder(t *tableJob) (dialect.Rebuilder, bool) {
 	return r, planner.OfflineRebuild(e.d, t.model, planned)
 }
 
+// revertWayRecord is the colcrypt_ddl kind that records, when a revert
+// of a table the job rebuilt begins, whether it builds a replacement too
+// (revertByReplacement) or decrypts in place (revertInPlace), so that a
+// resumed revert never switches ways.
+const (
+	revertWayRecord     = "revert-way"
+	revertByReplacement = "replacement"
+	revertInPlace       = "in place"
+)
+
+// revertsByReplacement reports whether the revert was recorded to build a
+// replacement.
+func (rs tableRecords) revertsByReplacement() bool {
+	way, _ := rs.definition(revertWayRecord)
+	return way == revertByReplacement
+}
+
 // rebuilds reports whether the table's job builds its replacement: on the
 // way to encryption (forward) when it was recorded so at prepare, and on
-// the way back when it did and the engine's revert can build one too
-// (dialect.RevertRebuilder), so that a revert never switches ways either.
+// the way back when the revert recorded so (chooseRevertWay).
 func (e *Engine) rebuilds(t *tableJob, forward bool) bool {
 	if !t.rebuild {
 		return false
@@ -44,7 +61,73 @@ func (e *Engine) rebuilds(t *tableJob, forward bool) bool {
 		return ok
 	}
 	_, ok := e.d.(dialect.RevertRebuilder)
-	return ok
+	return ok && t.revertRebuild
+}
+
+// chooseRevertWay decides, once, how the revert of a table the job rebuilt
+// goes, and records it: through a replacement of the recorded definition
+// where the engine can (dialect.RevertRebuilder) and the table still has
+// exactly the columns the cut-over left, in place otherwise, since a
+// replacement would lose a column added since (or bring back one
+// dropped), where an in-place revert leaves them be.
+func (e *Engine) chooseRevertWay(ctx context.Context, jobID string, t *tableJob) error {
+	if _, ok := e.d.(dialect.RevertRebuilder); !ok || !t.rebuild {
+		return nil
+	}
+	table := t.tn.String()
+	recs, err := e.records(ctx, jobID, table)
+	if err != nil {
+		return err
+	}
+	if !recs.has(revertWayRecord) {
+		live, err := e.d.ReadTable(ctx, e.db, t.tn)
+		if err != nil {
+			return err
+		}
+		way := revertByReplacement
+		if changed := e.columnsChanged(t, live); changed != "" {
+			way = revertInPlace
+			e.note(ctx, jobID, "revert in place", table+": "+changed+" since the cut-over, which a replacement would not keep")
+		}
+		if err := e.st.addRecord(ctx, jobID, table, ddlRecord{Kind: revertWayRecord, Name: table, Definition: way}); err != nil {
+			return err
+		}
+		if recs, err = e.records(ctx, jobID, table); err != nil {
+			return err
+		}
+	}
+	t.revertRebuild = recs.revertsByReplacement()
+	return nil
+}
+
+// columnsChanged describes how the encrypted table's columns (live)
+// differ from what the cut-over left: the recorded ones, and the IV
+// columns and kept plaintext columns the job added; "" when they do not.
+func (e *Engine) columnsChanged(t *tableJob, live *schema.Table) string {
+	left, added := map[string]bool{}, map[string]bool{}
+	for _, c := range t.model.Columns {
+		left[c.Name] = true
+	}
+	for _, c := range t.cols {
+		if c.state != nil && c.state.IVColumn != "" {
+			added[c.state.IVColumn] = true
+		}
+		if e.plan.Job.Plaintext == "null" {
+			added[c.col.Name+plaintextKeptSuffix] = true
+		}
+	}
+	for _, c := range live.Columns {
+		switch {
+		case left[c.Name]:
+			delete(left, c.Name)
+		case !added[c.Name]:
+			return "column " + c.Name + " was added"
+		}
+	}
+	for name := range left {
+		return "column " + name + " was dropped"
+	}
+	return ""
 }
 
 // prepareRebuild creates the table's replacement and makes the table

@@ -159,6 +159,9 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 	switch phase {
 	case phasePrepared:
 		for _, t := range tables {
+			if err := e.chooseRevertWay(ctx, j.ID, t); err != nil {
+				return err
+			}
 			if e.rebuilds(t, false) {
 				// The restored rows go into a replacement of the recorded
 				// definition, which the cut-over swaps in.

@@ -165,6 +165,12 @@ func (s *store) recordDDL(ctx context.Context, jobID, table string, defs []ddlRe
 	return retry(ctx, s.logger(), "record DDL", func(ctx context.Context) error { return s.recordDDLOnce(ctx, jobID, table, defs) })
 }
 
+// addRecord records one more definition of the table, unless one of its
+// kind is recorded already.
+func (s *store) addRecord(ctx context.Context, jobID, table string, rec ddlRecord) error {
+	return retry(ctx, s.logger(), "record DDL", func(ctx context.Context) error { return s.addRecordOnce(ctx, jobID, table, rec) })
+}
+
 func (s *store) clearChunks(ctx context.Context, jobID, table, phase string) error {
 	return retry(ctx, s.logger(), "clear checkpoints", func(ctx context.Context) error { return s.clearChunksOnce(ctx, jobID, table, phase) })
 }
@@ -437,6 +443,27 @@ func (s *store) recordDDLOnce(ctx context.Context, jobID, table string, defs []d
 			s.placeholders(1, 6)+")", jobID, table, i+1, d.Kind, d.Name, d.Definition); err != nil {
 			return fmt.Errorf("record DDL of %s: %w", table, err)
 		}
+	}
+	return tx.Commit()
+}
+
+func (s *store) addRecordOnce(ctx context.Context, jobID, table string, rec ddlRecord) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var n, last int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(CASE WHEN kind = "+s.ph(1)+" THEN 1 END), COALESCE(MAX(seq), 0) FROM "+s.table(ddlTableName)+
+		" WHERE job_id = "+s.ph(2)+" AND table_name = "+s.ph(3), rec.Kind, jobID, table).Scan(&n, &last); err != nil {
+		return fmt.Errorf("read recorded DDL of %s: %w", table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+s.table(ddlTableName)+" (job_id, table_name, seq, kind, name, definition) VALUES ("+
+		s.placeholders(1, 6)+")", jobID, table, last+1, rec.Kind, rec.Name, rec.Definition); err != nil {
+		return fmt.Errorf("record DDL of %s: %w", table, err)
 	}
 	return tx.Commit()
 }

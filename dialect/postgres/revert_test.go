@@ -18,15 +18,15 @@ import (
 	"github.com/colcrypt/colcrypt/planner"
 )
 
-// TestRevertBuildsAReplacement reverts a finished job, interrupted in the
-// middle of its decrypt and then run again, on a table the job rebuilt and
-// on one it encrypted in place. Either way the catalog and every value come
-// back. The rebuilt table's revert writes the restored rows into a new
-// table of the recorded definition, so the table ends about the size it
-// had before the job, with its columns in their places; the in-place
-// revert writes a new version of every row, and the table ends at twice
-// its encrypted size or more, with the restored columns last (the known
-// limits this way avoids). While the rebuilt
+// TestRevertBuildsAReplacement reverts a finished job on a table the job
+// rebuilt and on one it encrypted in place, twice: once straight through,
+// once interrupted in the middle of its decrypt and run again. Either way
+// the catalog and every value come back. The rebuilt table's revert writes
+// the restored rows into a new table of the recorded definition, so the
+// table ends about the size it had before the job, with its columns in
+// their places; the in-place revert writes a new version of every row, and
+// the table ends at twice its encrypted size or more, with the restored
+// columns last (the known limits this way avoids). While the rebuilt
 // table's revert is unfinished, the table refuses writes and names the
 // command that finishes it.
 func TestRevertBuildsAReplacement(t *testing.T) {
@@ -41,13 +41,34 @@ func TestRevertBuildsAReplacement(t *testing.T) {
 			catalog := catalogSnapshot(t, r.admin, "accounts")
 			before := relationSize(t, r, "accounts")
 			order := columnOrder(t, r, "accounts")
+
+			// Straight through.
 			if res := r.apply(migrate.Options{}); res.Phase != "done" {
 				t.Fatalf("apply ended at phase %q", res.Phase)
 			}
 			encrypted := relationSize(t, r, "accounts")
+			r.wantRevertedToOriginal(catalog)
+			after := relationSize(t, r, "accounts")
+			t.Logf("accounts: %d bytes before the job, %d encrypted, %d after the revert", before, encrypted, after)
+			if grown := float64(after) / float64(encrypted); inPlace && grown < 1.5 {
+				t.Errorf("in place the revert took the table from %d to %d bytes; a new version of every row should make it about twice", encrypted, after)
+			} else if grown := float64(after) / float64(before); !inPlace && grown > 1.25 {
+				t.Errorf("the rebuilt revert left the table at %.2f times its size before the job, want at most 1.25", grown)
+			}
+			// A replacement has the recorded columns in their places; in
+			// place, the restored columns come last (a known limit).
+			if got := columnOrder(t, r, "accounts"); !inPlace && got != order {
+				t.Errorf("after the rebuilt revert the columns are %s, want %s", got, order)
+			} else if inPlace && got == order {
+				t.Errorf("after the in-place revert the columns are in their places (%s): PostgreSQL cannot put them there", got)
+			}
 
-			// Each checkpoint of the decrypt lingers, so that the revert
-			// is stopped in its middle.
+			// Interrupted. Each checkpoint of the decrypt lingers, so that
+			// the revert is stopped in its middle.
+			catalog = catalogSnapshot(t, r.admin, "accounts") // in place, with the columns moved
+			if res := r.apply(migrate.Options{}); res.Phase != "done" {
+				t.Fatalf("apply again ended at phase %q", res.Phase)
+			}
 			exec(t, r.admin, `CREATE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$
 				BEGIN
 					PERFORM pg_sleep(0.05);
@@ -119,22 +140,6 @@ func TestRevertBuildsAReplacement(t *testing.T) {
 					t.Errorf("after revert ran again the catalog differs:\n%s", diffSnapshots(catalog, got))
 				}
 				r.wantPlaintextIntact()
-			}
-			// A replacement has the recorded columns in their places; in
-			// place, the restored columns come last (a known limit).
-			if got := columnOrder(t, r, "accounts"); !inPlace && got != order {
-				t.Errorf("after the rebuilt revert the columns are %s, want %s", got, order)
-			} else if inPlace && got == order {
-				t.Errorf("after the in-place revert the columns are in their places (%s): PostgreSQL cannot put them there", got)
-			}
-			after := relationSize(t, r, "accounts")
-			t.Logf("accounts: %d bytes before the job, %d encrypted, %d after the revert", before, encrypted, after)
-			// The chunks the interruption rolled back leave dead rows
-			// behind in either way.
-			if grown := float64(after) / float64(encrypted); inPlace && grown < 1.5 {
-				t.Errorf("in place the revert took the table from %d to %d bytes; a new version of every row should make it about twice", encrypted, after)
-			} else if grown := float64(after) / float64(before); !inPlace && grown > 1.5 {
-				t.Errorf("the rebuilt revert left the table at %.2f times its size before the job, want at most 1.5", grown)
 			}
 		})
 	}
@@ -241,5 +246,33 @@ func TestRevertRebuildsEveryType(t *testing.T) {
 	if err := db.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
 		WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped`).Scan(&got); err != nil || got != order {
 		t.Errorf("after revert the columns are %s (%v), want %s", got, err, order)
+	}
+}
+
+// TestRevertKeepsAColumnAddedAfterTheCutover: a column added to the
+// encrypted table after the cut-over is not in the recorded definition a
+// replacement would have, so the revert of that rebuilt table decrypts in
+// place instead, says so in the job's log, and the added column keeps its
+// values.
+func TestRevertKeepsAColumnAddedAfterTheCutover(t *testing.T) {
+	t.Parallel()
+	r := newFailureRun(t, 2000)
+	if res := r.apply(migrate.Options{}); res.Phase != "done" {
+		t.Fatalf("apply ended at phase %q", res.Phase)
+	}
+	exec(t, r.admin, `ALTER TABLE accounts ADD COLUMN tier int DEFAULT 3`, `UPDATE accounts SET tier = id % 7`)
+	if _, err := r.engine(migrate.Options{}).Revert(t.Context()); err != nil {
+		t.Fatalf("revert: %v", err)
+	}
+	r.wantPlaintextIntact()
+	var wrong int
+	if err := r.admin.QueryRowContext(t.Context(), `SELECT count(*) FROM accounts WHERE tier IS DISTINCT FROM id % 7`).Scan(&wrong); err != nil || wrong != 0 {
+		t.Errorf("after revert %d rows lost their tier (%v)", wrong, err)
+	}
+	var note string
+	if err := r.admin.QueryRowContext(t.Context(), `SELECT detail FROM colcrypt_events WHERE event = 'revert in place'`).Scan(&note); err != nil {
+		t.Errorf("the job's log has no note of the revert in place: %v", err)
+	} else if !strings.Contains(note, "column tier was added") {
+		t.Errorf("the note %q does not name the added column", note)
 	}
 }

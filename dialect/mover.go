@@ -235,6 +235,25 @@ type RevertRebuilder interface {
 	RebuildsRevert()
 }
 
+// WriteGuard is implemented by engines that can refuse, while an offline
+// job changes a table in place, the writes the job would lose: a value of
+// a planned column written after its chunk was copied (or, on revert,
+// decrypted) would be dropped at the cut-over, and a row inserted then
+// would have none. Other columns, and deletes, stay writable. The
+// engine's Swap and Unswap drop the guard in their transaction.
+type WriteGuard interface {
+	// GuardWrites makes the table refuse, with the refusal message, every
+	// INSERT and every UPDATE that sets one of columns, unless it does
+	// already.
+	GuardWrites(ctx context.Context, db *sql.DB, table schema.TableName, columns []string, refusal string) error
+	// DropWriteGuard lifts the guard, if there is one.
+	DropWriteGuard(ctx context.Context, db *sql.DB, table schema.TableName) error
+}
+
+// GuardPrefix begins the names of the objects a WriteGuard creates; the
+// catalog readers leave them out of a table's triggers.
+const GuardPrefix = "colcrypt_guard_"
+
 // Carrier is a Rebuilder that can write a chunk's rows whole into the
 // rebuilt table from values read with the chunk (Update.Carry), in one
 // bulk load, instead of joining the table to the chunk's values on the

@@ -391,6 +391,8 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 			if err := e.prepareCapture(ctx, j, t); err != nil {
 				return err
 			}
+		} else if err := e.guardWrites(ctx, j.ID, t, true); err != nil {
+			return err
 		}
 		e.note(ctx, j.ID, "prepared table", t.tn.String())
 	}

@@ -118,6 +118,9 @@ func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tabl
 		if err := e.dropRebuild(ctx, t); err != nil {
 			return err
 		}
+		if err := e.liftGuard(ctx, t); err != nil {
+			return err
+		}
 		drop := []string{}
 		for _, c := range t.cols {
 			if t.rebuild {
@@ -187,6 +190,9 @@ func (e *Engine) runRevertPhase(ctx context.Context, j *job, phase string, table
 				}); err != nil {
 					return err
 				}
+			}
+			if err := e.guardWrites(ctx, j.ID, t, false); err != nil {
+				return err
 			}
 			if err := e.markDecrypting(ctx, t); err != nil {
 				return err

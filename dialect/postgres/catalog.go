@@ -347,6 +347,10 @@ ORDER BY ic.relname`, func(rows *sql.Rows) error {
 	})
 }
 
+// guardLike matches the names of WriteGuard triggers in LIKE, which are
+// colcrypt's own, not the user's.
+var guardLike = strings.ReplaceAll(dialect.GuardPrefix, "_", `\_`) + "%"
+
 // triggers reads the user's triggers. A trigger references a column when it
 // fires on UPDATE OF it or mentions it in its WHEN clause (both recorded in
 // pg_depend), or when its function's source names it outside strings and
@@ -365,7 +369,7 @@ SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid),
 FROM pg_catalog.pg_trigger t
 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-WHERE t.tgrelid = $1 AND NOT t.tgisinternal
+WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgname NOT LIKE '`+guardLike+`'
 ORDER BY t.tgname`, func(rows *sql.Rows) error {
 		var (
 			tg               schema.Trigger
@@ -579,7 +583,7 @@ func (r *catalogReader) unmovable(ctx context.Context) error {
 }
 
 // unmovableSQL lists what unmovable describes, for the table of OID $1.
-const unmovableSQL = `
+var unmovableSQL = `
 SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0)
 FROM pg_catalog.pg_depend d
 WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1
@@ -587,7 +591,7 @@ WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1
   AND NOT (d.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (
         SELECT 1 FROM pg_catalog.pg_class o WHERE o.oid = d.objid AND o.relkind IN ('i', 'I', 'S', 't')))
   AND NOT (d.classid = 'pg_catalog.pg_trigger'::regclass AND EXISTS (
-        SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.oid = d.objid AND g.tgname LIKE '` + readonlyPrefix + `%'))
+        SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.oid = d.objid AND (g.tgname LIKE '` + readonlyPrefix + `%' OR g.tgname LIKE '` + guardLike + `')))
 UNION
 SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' (uses its row type)'
 FROM pg_catalog.pg_depend d

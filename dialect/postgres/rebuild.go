@@ -13,7 +13,10 @@ import (
 	"github.com/colcrypt/colcrypt/schema"
 )
 
-var _ dialect.RevertRebuilder = Dialect{}
+var (
+	_ dialect.RevertRebuilder = Dialect{}
+	_ dialect.WriteGuard      = Dialect{}
+)
 
 // RebuildsRevert implements dialect.RevertRebuilder.
 func (Dialect) RebuildsRevert() {}
@@ -68,7 +71,7 @@ func readonlyName(table schema.TableName) string {
 
 // readonlyFunction is the schema-qualified trigger function.
 func (d Dialect) readonlyFunction(table schema.TableName) string {
-	return d.QuoteTable(schema.TableName{Schema: table.Schema, Name: readonlyName(table)}) + "()"
+	return d.triggerFunction(table, readonlyName(table))
 }
 
 // regclass gives the table's OID, or 0 when it does not exist.
@@ -228,28 +231,84 @@ var optionName = regexp.MustCompile(`^[a-z_][a-z0-9_.]*$`)
 // makeReadOnly adds the statement trigger that refuses every write to the
 // table with the refusal message, unless it is there.
 func (d Dialect) makeReadOnly(ctx context.Context, tx *sql.Tx, table schema.TableName, refusal string) error {
-	body := "\nBEGIN\n  RAISE EXCEPTION USING ERRCODE = '" + readOnlySQLState + "', MESSAGE = " + quoteLiteral(refusal) + ";\nEND\n"
-	name := readonlyName(table)
-	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE FUNCTION "+d.readonlyFunction(table)+
-		" RETURNS trigger LANGUAGE plpgsql AS "+dollarQuote(body)); err != nil {
-		return fmt.Errorf("make %s read-only: %w", table, err)
-	}
-	if exists, err := d.readOnly(ctx, tx, table); err != nil || exists {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "CREATE TRIGGER "+d.Quote(name)+" BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON "+
-		d.QuoteTable(table)+" FOR EACH STATEMENT EXECUTE FUNCTION "+d.readonlyFunction(table)); err != nil {
+	if err := d.refuseWrites(ctx, tx, table, readonlyName(table), "INSERT OR UPDATE OR DELETE OR TRUNCATE", refusal); err != nil {
 		return fmt.Errorf("make %s read-only: %w", table, err)
 	}
 	return nil
 }
 
+// refuseWrites creates, unless the table has it, the statement trigger
+// name firing BEFORE events, and its function of the same name in the
+// table's schema, which fails every such statement with SQLSTATE 25006
+// (read_only_sql_transaction) and the refusal message.
+func (d Dialect) refuseWrites(ctx context.Context, tx *sql.Tx, table schema.TableName, name, events, refusal string) error {
+	body := "\nBEGIN\n  RAISE EXCEPTION USING ERRCODE = '" + readOnlySQLState + "', MESSAGE = " + quoteLiteral(refusal) + ";\nEND\n"
+	fn := d.triggerFunction(table, name)
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE FUNCTION "+fn+" RETURNS trigger LANGUAGE plpgsql AS "+dollarQuote(body)); err != nil {
+		return err
+	}
+	if exists, err := d.hasTrigger(ctx, tx, table, name); err != nil || exists {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "CREATE TRIGGER "+d.Quote(name)+" BEFORE "+events+" ON "+d.QuoteTable(table)+
+		" FOR EACH STATEMENT EXECUTE FUNCTION "+fn)
+	return err
+}
+
+// triggerFunction is the schema-qualified function of one of colcrypt's
+// triggers on the table, named like the trigger.
+func (d Dialect) triggerFunction(table schema.TableName, name string) string {
+	return d.QuoteTable(schema.TableName{Schema: table.Schema, Name: name}) + "()"
+}
+
 // readOnly reports whether the table has its read-only trigger.
 func (d Dialect) readOnly(ctx context.Context, q dialect.Querier, table schema.TableName) (bool, error) {
+	return d.hasTrigger(ctx, q, table, readonlyName(table))
+}
+
+// hasTrigger reports whether the table has the trigger.
+func (d Dialect) hasTrigger(ctx context.Context, q dialect.Querier, table schema.TableName, name string) (bool, error) {
 	var exists bool
 	err := queryRow(ctx, q, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)`,
-		[]any{d.QuoteTable(table), readonlyName(table)}, &exists)
+		[]any{d.QuoteTable(table), name}, &exists)
 	return exists, err
+}
+
+// guardName names the trigger, and its function, of a WriteGuard.
+func guardName(table schema.TableName) string {
+	return boundedIdent(dialect.GuardPrefix+table.Name, table.Name)
+}
+
+// GuardWrites implements dialect.WriteGuard with a statement trigger
+// BEFORE INSERT OR UPDATE OF the columns.
+func (d Dialect) GuardWrites(ctx context.Context, db *sql.DB, table schema.TableName, columns []string, refusal string) error {
+	quoted := make([]string, len(columns))
+	for i, c := range columns {
+		quoted[i] = d.Quote(c)
+	}
+	err := inDDLTx(ctx, db, func(tx *sql.Tx) error {
+		return d.refuseWrites(ctx, tx, table, guardName(table), "INSERT OR UPDATE OF "+strings.Join(quoted, ", "), refusal)
+	})
+	if err != nil {
+		return fmt.Errorf("guard %s against lost writes: %w", table, err)
+	}
+	return nil
+}
+
+// DropWriteGuard implements dialect.WriteGuard.
+func (d Dialect) DropWriteGuard(ctx context.Context, db *sql.DB, table schema.TableName) error {
+	err := inDDLTx(ctx, db, func(tx *sql.Tx) error { return execEach(ctx, tx, d.dropGuardSQL(table)) })
+	if err != nil {
+		return fmt.Errorf("lift the guard on %s: %w", table, err)
+	}
+	return nil
+}
+
+// dropGuardSQL drops a WriteGuard's trigger and function, if they exist,
+// the trigger first: it fires on UPDATE OF columns a swap drops.
+func (d Dialect) dropGuardSQL(table schema.TableName) []string {
+	return []string{"DROP TRIGGER IF EXISTS " + d.Quote(guardName(table)) + " ON " + d.QuoteTable(table),
+		"DROP FUNCTION IF EXISTS " + d.triggerFunction(table, guardName(table))}
 }
 
 // DropRebuild implements dialect.Rebuilder.

@@ -331,6 +331,9 @@ func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dia
 	if err != nil {
 		return err
 	}
+	if err := s.execAll(ctx, "lift the guard on "+t.Name.String(), s.d.dropGuardSQL(t.Name)); err != nil {
+		return err
+	}
 	if err := s.exec(ctx, "drop plaintext columns", "ALTER TABLE "+qt+" "+strings.Join(drop, ", ")); err != nil {
 		return err
 	}
@@ -404,6 +407,9 @@ func (s *swapTx) unswapTable(ctx context.Context, ts dialect.TableSwap, cols []d
 	}
 	keep, err := s.columnCommentsAndGrants(ctx, t.Name, cols)
 	if err != nil {
+		return err
+	}
+	if err := s.execAll(ctx, "lift the guard on "+t.Name.String(), s.d.dropGuardSQL(t.Name)); err != nil {
 		return err
 	}
 	if err := s.exec(ctx, "drop ciphertext columns", "ALTER TABLE "+qt+" "+strings.Join(drop, ", ")); err != nil {

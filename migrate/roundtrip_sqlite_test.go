@@ -742,13 +742,18 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		}
 	})
 	t.Run("plaintext before cut-over (in place)", func(t *testing.T) {
-		// Rebuilt, the table is read-only until its cut-over: only the
-		// in-place way lets a writer change a copied value.
+		// Rebuilt, the table is read-only until its cut-over; in place,
+		// its planned columns are guarded: only a writer who drops the
+		// guard changes a copied value.
 		t.Parallel()
 		f := newFixture(t, customersSetup(300)...)
 		p := customersPlan(f, "plan.yaml", "")
 		f.apply(p, migrate.Options{Until: "copy", InPlace: true})
-		f.exec(fmt.Sprintf(`UPDATE customers SET email = 'changed@example.com' WHERE id = %d`, row))
+		change := fmt.Sprintf(`UPDATE customers SET email = 'changed@example.com' WHERE id = %d`, row)
+		if err := f.execErr(change); err == nil || !strings.Contains(err.Error(), "would be lost at its cut-over") {
+			t.Fatalf("a write to a planned column after the copy: %v, want the guard's refusal", err)
+		}
+		f.exec(`DROP TRIGGER colcrypt_guard_customers__update`, change)
 		wantNamed(t, f.verify(p), "email")
 
 		// Apply must not cut over on top of it: plaintext is destroyed only

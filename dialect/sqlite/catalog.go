@@ -543,6 +543,9 @@ func (r *catalogReader) readTriggers(ctx context.Context, t *schema.Table) error
 			if err := rows.Scan(&name, &on, &createSQL); err != nil {
 				return err
 			}
+			if strings.HasPrefix(name, dialect.GuardPrefix) {
+				return nil // colcrypt's own, for the job running
+			}
 			updateOf, _, body := triggerParts(createSQL)
 			if strings.EqualFold(on, t.Name.Name) {
 				refs := columnRefs(append(append([]token(nil), updateOf...), body...), names)

@@ -118,10 +118,11 @@ func TestKillApplyAndRevertOnPostgres(t *testing.T) {
 		}
 	}
 	kills := map[string]int{}
+	landed := map[string]int{} // where the kills landed: the job's last event
 	longest := map[string]time.Duration{"apply": killMaxDelay, "revert": killMaxDelay}
 	enough := func() bool { return kills["apply"] >= minKillsPerJob && kills["revert"] >= minKillsPerJob }
 	for cycle := 1; cycle <= maxCycles && (cycle == 1 || !enough()); cycle++ {
-		kills["apply"] += pgRunUntilDone(t, r, rng, db, "apply", planPath, longest, untouched(originalRows))
+		kills["apply"] += runUntilDone(t, r, rng, pgWhere(db), "apply", planPath, true, longest, landed, untouched(originalRows))
 		r.mustRun(0, "verify", planPath)
 		checkStatusOf(t, r, planPath, 3, 3)
 		var typ string
@@ -130,7 +131,7 @@ func TestKillApplyAndRevertOnPostgres(t *testing.T) {
 			t.Fatalf("after apply email is of type %q (%v), want the ciphertext's bytea", typ, err)
 		}
 
-		kills["revert"] += pgRunUntilDone(t, r, rng, db, "revert", planPath, longest, untouched(pgRowsDigest(t, db)))
+		kills["revert"] += runUntilDone(t, r, rng, pgWhere(db), "revert", planPath, true, longest, landed, untouched(pgRowsDigest(t, db)))
 		if got := pgTableState(t, db); got != original {
 			t.Fatalf("cycle %d: after the killed and resumed revert the table differs.\nbefore:\n%s\nafter:\n%s", cycle, original, got)
 		}
@@ -144,48 +145,21 @@ func TestKillApplyAndRevertOnPostgres(t *testing.T) {
 		t.Errorf("only %d kills during apply and %d during revert landed in %d cycles, want %d of each",
 			kills["apply"], kills["revert"], maxCycles, minKillsPerJob)
 	}
+	t.Logf("the kills landed after: %v", landed)
 }
 
-// pgRunUntilDone runs the command, killing it after a random delay, until
-// a run finishes; check runs after each kill. It gives the number of runs
-// killed.
-func pgRunUntilDone(t *testing.T, r *runner, rng *rand.Rand, db *sql.DB, cmd, plan string, longest map[string]time.Duration,
-	check func(*testing.T)) int {
-	t.Helper()
-	kills := 0
-	for run := 1; ; run++ {
-		delay := time.Duration(-1)
-		if run <= maxRunsPerJob {
-			delay = killDelay(rng, longest[cmd])
+// pgWhere says how far the job got (its kind, last phase and last event),
+// and its last event.
+func pgWhere(db *sql.DB) func(*testing.T) (string, string) {
+	return func(t *testing.T) (string, string) {
+		var kind, phase, event sql.NullString
+		err := db.QueryRowContext(t.Context(), `SELECT (SELECT kind FROM colcrypt_job), (SELECT phase FROM colcrypt_job),
+			(SELECT event FROM colcrypt_events ORDER BY seq DESC LIMIT 1)`).Scan(&kind, &phase, &event)
+		if err != nil {
+			return "no job recorded yet", "nothing"
 		}
-		res := r.runKill(delay, cmd, plan)
-		switch {
-		case res.killed:
-			kills++
-			t.Logf("%s run %d: killed after %s: %s", cmd, run, delay.Round(time.Millisecond), pgWhere(t, db))
-			check(t)
-		case res.code == 0:
-			t.Logf("%s run %d: finished in %s (kill was due at %s)", cmd, run, res.took.Round(time.Millisecond), delay.Round(time.Millisecond))
-			if run == 1 && delay >= 0 {
-				longest[cmd] = min(longest[cmd], res.took)
-			}
-			return kills
-		default:
-			t.Fatalf("%s run %d (kill due at %s) failed with exit %d: %s\n%s", cmd, run, delay.Round(time.Millisecond), res.code, res.stderr, pgWhere(t, db))
-		}
+		return fmt.Sprintf("%s job, last phase completed %q, last event %q", kind.String, phase.String, event.String), event.String
 	}
-}
-
-// pgWhere says how far the job got: its kind, last phase and last event.
-func pgWhere(t *testing.T, db *sql.DB) string {
-	t.Helper()
-	var kind, phase, event sql.NullString
-	err := db.QueryRowContext(t.Context(), `SELECT (SELECT kind FROM colcrypt_job), (SELECT phase FROM colcrypt_job),
-		(SELECT event FROM colcrypt_events ORDER BY seq DESC LIMIT 1)`).Scan(&kind, &phase, &event)
-	if err != nil {
-		return "no job recorded yet"
-	}
-	return fmt.Sprintf("%s job, last phase completed %q, last event %q", kind.String, phase.String, event.String)
 }
 
 // pgTableState describes people and what binds to it: its columns in

@@ -170,6 +170,11 @@ func where(t *testing.T, path string) (string, string) {
 	return fmt.Sprintf("%s job, last phase completed %q, last event %q", row[0], row[1], event), event
 }
 
+// sqliteWhere is where for the database file at path.
+func sqliteWhere(path string) func(*testing.T) (string, string) {
+	return func(t *testing.T) (string, string) { return where(t, path) }
+}
+
 // TestKillAndResume kills apply and revert with SIGKILL at random moments
 // until each finishes, and checks after every kill that nothing the job
 // must not touch was touched, after apply that every value decrypts once
@@ -210,7 +215,7 @@ func TestKillAndResume(t *testing.T) {
 	enough := func() bool { return !need("apply") && !need("revert") }
 	for cycle := 1; cycle <= maxCycles && (cycle == 1 || !enough()); cycle++ {
 		// Apply, killed until it exits 0.
-		applyKills := runUntilDone(t, r, rng, dbPath, "apply", planPath, need("apply"), longest, landed, func(t *testing.T) {
+		applyKills := runUntilDone(t, r, rng, sqliteWhere(dbPath), "apply", planPath, need("apply"), longest, landed, func(t *testing.T) {
 			// Before a table's cut-over its plaintext columns and the rest
 			// of its data are exactly the original.
 			for table, cols := range plannedColumns {
@@ -241,7 +246,7 @@ func TestKillAndResume(t *testing.T) {
 		encryptedColumns := copyDatabase(t, dbPath, encryptedCopy)
 
 		// Revert, killed until it exits 0.
-		revertKills := runUntilDone(t, r, rng, dbPath, "revert", planPath, need("revert"), longest, landed, func(t *testing.T) {
+		revertKills := runUntilDone(t, r, rng, sqliteWhere(dbPath), "revert", planPath, need("revert"), longest, landed, func(t *testing.T) {
 			// Before its own cut-over, revert writes only the restore
 			// columns: the ciphertexts stay as apply left them.
 			for table, cols := range plannedColumns {
@@ -272,10 +277,11 @@ func TestKillAndResume(t *testing.T) {
 
 // runUntilDone runs `colcrypt cmd plan`, when kill is set killing it after
 // a random delay up to longest[cmd], until a run exits 0; after each kill
-// it counts where it landed and runs check. It returns the number of runs
+// it counts where it landed (where: how far the job got, and its last
+// event) and runs check. It returns the number of runs
 // the kill ended.
-func runUntilDone(t *testing.T, r *runner, rng *rand.Rand, dbPath, cmd, plan string, kill bool, longest map[string]time.Duration,
-	landed map[string]int, check func(*testing.T)) int {
+func runUntilDone(t *testing.T, r *runner, rng *rand.Rand, where func(*testing.T) (string, string), cmd, plan string, kill bool,
+	longest map[string]time.Duration, landed map[string]int, check func(*testing.T)) int {
 	t.Helper()
 	kills := 0
 	for run := 1; ; run++ {
@@ -287,7 +293,7 @@ func runUntilDone(t *testing.T, r *runner, rng *rand.Rand, dbPath, cmd, plan str
 		switch {
 		case res.killed:
 			kills++
-			w, event := where(t, dbPath)
+			w, event := where(t)
 			landed[cmd+": "+event]++
 			t.Logf("%s run %d: killed after %s: %s", cmd, run, delay.Round(time.Millisecond), w)
 			check(t)
@@ -298,7 +304,7 @@ func runUntilDone(t *testing.T, r *runner, rng *rand.Rand, dbPath, cmd, plan str
 			}
 			return kills
 		default:
-			w, _ := where(t, dbPath)
+			w, _ := where(t)
 			t.Fatalf("%s run %d (kill due at %s) failed with exit %d: %s\n%s", cmd, run, delay.Round(time.Millisecond), res.code, res.stderr, w)
 		}
 	}

@@ -302,6 +302,13 @@ func (r *engineRun) applyUntil(t *testing.T, phase string) {
 
 func newEngineRun(t *testing.T, tables string, ddl ...string) *engineRun {
 	t.Helper()
+	return newEngineRunPlan(t, enginePlanHead+tables, ddl...)
+}
+
+// newEngineRunPlan is newEngineRun with the whole plan, whose "%DSN%" is
+// replaced by the database's.
+func newEngineRunPlan(t *testing.T, plan string, ddl ...string) *engineRun {
+	t.Helper()
 	dsn := pgtest.DSN(t)
 	d := postgres.Dialect{}
 	db, err := d.Open(t.Context(), dsn)
@@ -313,7 +320,7 @@ func newEngineRun(t *testing.T, tables string, ddl ...string) *engineRun {
 	dir := t.TempDir()
 	ks := engineKeystore(t, filepath.Join(dir, "test.keystore"))
 	planPath := filepath.Join(dir, "plan.yaml")
-	if err := os.WriteFile(planPath, []byte(strings.Replace(enginePlanHead, "%DSN%", dsn, 1)+tables), 0o600); err != nil {
+	if err := os.WriteFile(planPath, []byte(strings.Replace(plan, "%DSN%", dsn, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p, err := planner.Load(planPath)

@@ -2,20 +2,16 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/colcrypt/colcrypt/dialect/postgres"
-	"github.com/colcrypt/colcrypt/internal/pgtest"
 	"github.com/colcrypt/colcrypt/migrate"
-	"github.com/colcrypt/colcrypt/planner"
 )
 
 // TestRevertBuildsAReplacement reverts a finished job on a table the job
@@ -40,7 +36,7 @@ func TestRevertBuildsAReplacement(t *testing.T) {
 			r.inPlace = inPlace
 			catalog := catalogSnapshot(t, r.admin, "accounts")
 			before := relationSize(t, r, "accounts")
-			order := columnOrder(t, r, "accounts")
+			order := columnOrder(t, r.admin, "accounts")
 
 			// Straight through, with one worker: two sessions inserting
 			// into a table make PostgreSQL extend it by many pages at
@@ -68,7 +64,7 @@ func TestRevertBuildsAReplacement(t *testing.T) {
 			}
 			// A replacement has the recorded columns in their places; in
 			// place, the restored columns come last (a known limit).
-			if got := columnOrder(t, r, "accounts"); !inPlace && got != order {
+			if got := columnOrder(t, r.admin, "accounts"); !inPlace && got != order {
 				t.Errorf("after the rebuilt revert the columns are %s, want %s", got, order)
 			} else if inPlace && got == order {
 				t.Errorf("after the in-place revert the columns are in their places (%s): PostgreSQL cannot put them there", got)
@@ -174,10 +170,10 @@ func relationSize(t *testing.T, r *failureRun, table string) int64 {
 }
 
 // columnOrder lists the table's columns in their order.
-func columnOrder(t *testing.T, r *failureRun, table string) string {
+func columnOrder(t *testing.T, db *sql.DB, table string) string {
 	t.Helper()
 	var cols string
-	if err := r.admin.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
+	if err := db.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
 		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, table).Scan(&cols); err != nil {
 		t.Fatal(err)
 	}
@@ -194,76 +190,46 @@ func columnOrder(t *testing.T, r *failureRun, table string) string {
 // their places.
 func TestRevertRebuildsEveryType(t *testing.T) {
 	t.Parallel()
-	dsn := pgtest.DSN(t)
-	d := postgres.Dialect{}
-	db, err := d.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	var fixture []string
 	for _, stmt := range engineFixture {
 		if !strings.Contains(stmt, "visits") {
-			exec(t, db, stmt)
+			fixture = append(fixture, stmt)
 		}
 	}
-	exec(t, db, `ALTER TABLE people ADD COLUMN region varchar(8) COLLATE "C" DEFAULT 'EU'`,
+	fixture = append(fixture, `ALTER TABLE people ADD COLUMN region varchar(8) COLLATE "C" DEFAULT 'EU'`,
 		`UPDATE people SET region = CASE id % 4 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'ü' ELSE 'US ' END`)
-	catalog := catalogSnapshot(t, db, "people")
-	rows := rowSnapshot(t, db, "people")
-	var order string
-	if err := db.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
-		WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped`).Scan(&order); err != nil {
-		t.Fatal(err)
-	}
+	r := newEngineRunPlan(t, enginePlan[:strings.Index(enginePlan, "  - name: visits")]+"      - name: region\n", fixture...)
+	catalog := catalogSnapshot(t, r.db, "people")
+	rows := rowSnapshot(t, r.db, "people")
+	order := columnOrder(t, r.db, "people")
 
-	dir := t.TempDir()
-	ks := engineKeystore(t, filepath.Join(dir, "test.keystore"))
-	plan := enginePlan[:strings.Index(enginePlan, "  - name: visits")] + "      - name: region\n"
-	planPath := filepath.Join(dir, "plan.yaml")
-	if err := os.WriteFile(planPath, []byte(strings.Replace(plan, "%DSN%", dsn, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := planner.Load(planPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := func(until string) *migrate.Engine {
-		e, err := migrate.New(p, d, db, ks, migrate.Options{Until: until})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	if _, err := engine("prepare").Apply(t.Context()); err != nil {
-		t.Fatalf("apply until prepare: %v", err)
-	}
-	if !tableExists(t, db, "people__colcrypt_new") {
+	r.applyUntil(t, "prepare")
+	if !tableExists(t, r.db, "people__colcrypt_new") {
 		t.Fatal("apply did not build a replacement of people: the test would not reach the revert's")
 	}
-	if res, err := engine("").Apply(t.Context()); err != nil || res.Phase != "done" {
+	r.opt.Until = ""
+	if res, err := r.eng().Apply(t.Context()); err != nil || res.Phase != "done" {
 		t.Fatalf("apply: %+v, %v", res, err)
 	}
-	if res, err := engine("").Revert(t.Context()); err != nil || res.Phase != "done" {
+	if res, err := r.eng().Revert(t.Context()); err != nil || res.Phase != "done" {
 		t.Fatalf("revert: %+v, %v", res, err)
 	}
 	var rebuilt bool
-	if err := db.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT 1 FROM colcrypt_events
+	if err := r.db.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT 1 FROM colcrypt_events
 		WHERE event = 'prepared table' AND detail LIKE '%restored rows go into a replacement%')`).Scan(&rebuilt); err != nil || !rebuilt {
 		t.Errorf("the revert's log does not say it built a replacement (%v)", err)
 	}
 	// A check comes back from its recorded definition, which PostgreSQL
 	// parses again into an equal one it may write differently.
-	catalog["constraint people_status_check"] = reparsedCheck(t, db, "people", "people_status_check")
-	if got := catalogSnapshot(t, db, "people"); !maps.Equal(got, catalog) {
+	catalog["constraint people_status_check"] = reparsedCheck(t, r.db, "people", "people_status_check")
+	if got := catalogSnapshot(t, r.db, "people"); !maps.Equal(got, catalog) {
 		t.Errorf("after revert the catalog differs:\n%s", diffSnapshots(catalog, got))
 	}
-	if got := rowSnapshot(t, db, "people"); !maps.Equal(got, rows) {
+	if got := rowSnapshot(t, r.db, "people"); !maps.Equal(got, rows) {
 		t.Errorf("after revert %d rows differ, e.g.:\n%s", countDiff(rows, got), firstDiff(rows, got))
 	}
-	var got string
-	if err := db.QueryRowContext(t.Context(), `SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute
-		WHERE attrelid = 'people'::regclass AND attnum > 0 AND NOT attisdropped`).Scan(&got); err != nil || got != order {
-		t.Errorf("after revert the columns are %s (%v), want %s", got, err, order)
+	if got := columnOrder(t, r.db, "people"); got != order {
+		t.Errorf("after revert the columns are %s, want %s", got, order)
 	}
 }
 

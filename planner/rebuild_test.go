@@ -10,8 +10,9 @@ import (
 )
 
 // TestReadOnlyRule: the plan tells a DBA beforehand which tables an
-// offline job keeps read-only (SQLite builds their replacement during the
-// copy), and no other.
+// offline job keeps read-only (SQLite and PostgreSQL build their
+// replacement during the copy), and which it guards instead (encrypted in
+// place: no new rows, no new values of planned columns), and no other.
 func TestReadOnlyRule(t *testing.T) {
 	lite, err := dialect.Get("sqlite")
 	if err != nil {
@@ -46,18 +47,21 @@ func TestReadOnlyRule(t *testing.T) {
 		table  *schema.Table
 		col    string
 		want   bool
+		// guarded: encrypted in place offline on an engine with a
+		// dialect.WriteGuard.
+		guarded bool
 	}{
-		{"SQLite, offline", lite, offline, customers(), "email", true},
-		{"SQLite, online", lite, online, customers(), "email", false},
-		{"SQLite, the key is planned", lite, offline, customers(), "id", false},
-		{"SQLite, a foreign key references the planned column", lite, offline, withFK(), "ssn", false},
-		{"SQLite, a foreign key references another column", lite, offline, withFK(), "email", true},
-		{"PostgreSQL, offline", pg, offline, customers(), "email", true},
-		{"PostgreSQL, online", pg, online, customers(), "email", false},
-		{"PostgreSQL, a view bound to the table", pg, offline, withView(), "email", false},
-		{"PostgreSQL, no key: a row-id column is added in place", pg, offline, withoutKey(), "email", false},
-		{"SQLite, no key: paged by rowid", lite, offline, withoutKey(), "email", true},
-		{"SQL Server, offline", sqlServer(t), offline, customers(), "email", false},
+		{"SQLite, offline", lite, offline, customers(), "email", true, false},
+		{"SQLite, online", lite, online, customers(), "email", false, false},
+		{"SQLite, the key is planned", lite, offline, customers(), "id", false, true},
+		{"SQLite, a foreign key references the planned column", lite, offline, withFK(), "ssn", false, true},
+		{"SQLite, a foreign key references another column", lite, offline, withFK(), "email", true, false},
+		{"PostgreSQL, offline", pg, offline, customers(), "email", true, false},
+		{"PostgreSQL, online", pg, online, customers(), "email", false, false},
+		{"PostgreSQL, a view bound to the table", pg, offline, withView(), "email", false, true},
+		{"PostgreSQL, no key: a row-id column is added in place", pg, offline, withoutKey(), "email", false, true},
+		{"SQLite, no key: paged by rowid", lite, offline, withoutKey(), "email", true, false},
+		{"SQL Server, offline (no guard there)", sqlServer(t), offline, customers(), "email", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +70,11 @@ func TestReadOnlyRule(t *testing.T) {
 				requireFinding(t, fs, want{SeverityAction, RuleReadOnly, "dbo.customers", "", "read-only from prepare"})
 			} else {
 				requireNoRule(t, fs, RuleReadOnly)
+			}
+			if tc.guarded {
+				requireFinding(t, fs, want{SeverityAction, RuleGuarded, "dbo.customers", "", "a new row or a new value of a planned column fails"})
+			} else {
+				requireNoRule(t, fs, RuleGuarded)
 			}
 		})
 	}

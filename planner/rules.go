@@ -60,6 +60,7 @@ const (
 	RuleLegacySuite      = "legacy-suite"
 	RuleColumnCount      = "column-count"
 	RuleReadOnly         = "read-only"
+	RuleGuarded          = "guarded"
 )
 
 const (
@@ -185,6 +186,12 @@ func (c *checker) table(t *Target) []Finding {
 			add(SeverityAction, RuleReadOnly, name, "",
 				"an offline job builds the replacement of %s during the copy and swaps it in at cut-over, so the table is read-only from prepare until then "+
 					"(a write fails with a message naming the plan); run the job online (apply --online, or job.online: true) if other sessions must keep writing",
+				name)
+		} else if _, ok := c.engine.(dialect.WriteGuard); ok {
+			add(SeverityAction, RuleGuarded, name, "",
+				"an offline job encrypts %s in place, so from prepare until cut-over a new row or a new value of a planned column fails with a message naming the plan "+
+					"(the cut-over would lose it); other columns and deletes stay writable; run the job online (apply --online, or job.online: true) "+
+					"if other sessions must keep inserting",
 				name)
 		}
 	}

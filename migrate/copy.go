@@ -245,11 +245,12 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 	if conn != nil {
 		q = connTx{tx, conn}
 	}
+	forward := phase == phaseCopy // else a revert's decrypt, or a rekey
 	switch r, ok := e.d.(dialect.Rebuilder); {
-	case ok && ((phase == phaseCopy && e.rebuilds(tj, true)) || (phase == phaseDecrypt && e.rebuilds(tj, false))):
+	case ok && (forward || phase == phaseDecrypt) && e.rebuilds(tj, forward):
 		// Every chunk writes, even one of no rows: the range may hold rows
 		// of an earlier attempt to remove.
-		if err := r.RebuildChunk(ctx, q, e.tableSwap(tj, phase == phaseCopy), u); err != nil {
+		if err := r.RebuildChunk(ctx, q, e.tableSwap(tj, forward), u); err != nil {
 			return fmt.Errorf("write chunk of %s: %w", tj.name, err)
 		}
 	case len(u.Rows) > 0:

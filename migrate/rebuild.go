@@ -195,20 +195,28 @@ func (e *Engine) rebuiltExists(ctx context.Context, t *tableJob) (bool, error) {
 // column (cipher, as rebuiltCipherExprs gives them), in key order. One
 // range scan of the chunk costs far less than a search per row.
 func (e *Engine) readRebuilt(ctx context.Context, q dialect.Querier, tj *tableJob, cipher [][]string, ch chunk) ([][]any, error) {
-	r, _ := e.d.(dialect.Rebuilder)
-	rt := *tj
-	rt.tn = r.RebuildName(tj.tn)
+	rt := e.replacementJob(tj)
 	var flat []string
 	for _, c := range cipher {
 		flat = append(flat, c...)
 	}
 	rebuilt := make([][]any, 0, len(ch.rows))
-	sqlText, args := e.selectChunk(&rt, flat, ch)
+	sqlText, args := e.selectChunk(rt, flat, ch)
 	err := scanRows(ctx, q, "read chunk of the replacement of "+tj.name, sqlText, args, len(tj.key)+len(flat), func(vals []any) error {
 		rebuilt = append(rebuilt, vals)
 		return nil
 	})
 	return rebuilt, err
+}
+
+// replacementJob is the table's job pointed at its replacement, for
+// reading the replacement as the table is read.
+func (e *Engine) replacementJob(tj *tableJob) *tableJob {
+	r, _ := e.d.(dialect.Rebuilder)
+	rt := *tj
+	rt.tn = r.RebuildName(tj.tn)
+	rt.name = rt.tn.String()
+	return &rt
 }
 
 // pairRebuilt calls fn with each row of a chunk of the table joined with

@@ -349,10 +349,7 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 	}
 	read := tj
 	if e.rebuilds(tj, false) {
-		r, _ := e.d.(dialect.Rebuilder)
-		rt := *tj
-		rt.tn, rt.name = r.RebuildName(tj.tn), r.RebuildName(tj.tn).String()
-		read = &rt
+		read = e.replacementJob(tj)
 	}
 	nKey := len(tj.key)
 	var total digest

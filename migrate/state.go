@@ -439,12 +439,20 @@ func (s *store) recordDDLOnce(ctx context.Context, jobID, table string, defs []d
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	for i, d := range defs {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO "+s.table(ddlTableName)+" (job_id, table_name, seq, kind, name, definition) VALUES ("+
-			s.placeholders(1, 6)+")", jobID, table, i+1, d.Kind, d.Name, d.Definition); err != nil {
-			return fmt.Errorf("record DDL of %s: %w", table, err)
+		if err := s.insertRecord(ctx, tx, jobID, table, i+1, d); err != nil {
+			return err
 		}
 	}
 	return tx.Commit()
+}
+
+// insertRecord writes one recorded definition, number seq of the table's.
+func (s *store) insertRecord(ctx context.Context, tx *sql.Tx, jobID, table string, seq int, d ddlRecord) error {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+s.table(ddlTableName)+" (job_id, table_name, seq, kind, name, definition) VALUES ("+
+		s.placeholders(1, 6)+")", jobID, table, seq, d.Kind, d.Name, d.Definition); err != nil {
+		return fmt.Errorf("record DDL of %s: %w", table, err)
+	}
+	return nil
 }
 
 func (s *store) addRecordOnce(ctx context.Context, jobID, table string, rec ddlRecord) error {
@@ -461,9 +469,8 @@ func (s *store) addRecordOnce(ctx context.Context, jobID, table string, rec ddlR
 	if n > 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO "+s.table(ddlTableName)+" (job_id, table_name, seq, kind, name, definition) VALUES ("+
-		s.placeholders(1, 6)+")", jobID, table, last+1, rec.Kind, rec.Name, rec.Definition); err != nil {
-		return fmt.Errorf("record DDL of %s: %w", table, err)
+	if err := s.insertRecord(ctx, tx, jobID, table, last+1, rec); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

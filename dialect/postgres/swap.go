@@ -74,18 +74,14 @@ func (d Dialect) swapGroup(ctx context.Context, db *sql.DB, group []dialect.Tabl
 		return fmt.Errorf("%s of %s: commit: %w", what, strings.Join(names, ", "), err)
 	}
 	schemaChanges.Add(1)
-	rebuilt := false
-	for _, ts := range group {
-		rebuilt = rebuilt || ts.Rebuilt
+	// A swap that built a replacement, either way, recreated the foreign
+	// keys NOT VALID (an in-place revert recreates none so).
+	again := "apply"
+	if !forward {
+		again = "revert"
 	}
-	if forward || rebuilt {
-		again := "apply"
-		if !forward {
-			again = "revert"
-		}
-		if err := d.validateForeignKeys(ctx, db, group); err != nil {
-			return fmt.Errorf("%s of %s: %w (the swap is done; run %s again to finish)", what, strings.Join(names, ", "), err, again)
-		}
+	if err := d.validateForeignKeys(ctx, db, group); err != nil {
+		return fmt.Errorf("%s of %s: %w (the swap is done; run %s again to finish)", what, strings.Join(names, ", "), err, again)
 	}
 	return nil
 }

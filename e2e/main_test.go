@@ -125,6 +125,23 @@ func (r *runner) run(args ...string) result {
 // negative). A process that ended before the kill just reports its exit.
 func (r *runner) runKill(killAfter time.Duration, args ...string) result {
 	r.t.Helper()
+	return r.runDuring(func(p *os.Process, exited <-chan struct{}) {
+		if killAfter < 0 {
+			return
+		}
+		select {
+		case <-time.After(killAfter):
+			_ = p.Signal(syscall.SIGKILL)
+		case <-exited:
+		}
+	}, args...)
+}
+
+// runDuring runs colcrypt (at most a minute) and, in the test's goroutine
+// while it runs, during, which may stop it with SIGKILL; exited is closed
+// when the process has ended. It returns once both have.
+func (r *runner) runDuring(during func(p *os.Process, exited <-chan struct{}), args ...string) result {
+	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, colcryptBin, args...)
@@ -137,11 +154,14 @@ func (r *runner) runKill(killAfter time.Duration, args ...string) result {
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start colcrypt %s: %v", strings.Join(args, " "), err)
 	}
-	if killAfter >= 0 {
-		timer := time.AfterFunc(killAfter, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-		defer timer.Stop()
-	}
-	err := cmd.Wait()
+	exited := make(chan struct{})
+	var err error
+	go func() {
+		err = cmd.Wait()
+		close(exited)
+	}()
+	during(cmd.Process, exited)
+	<-exited
 	res := result{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
 	var ee *exec.ExitError
 	switch {

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/colcrypt/colcrypt/internal/pgtest"
+)
+
+// crashRows and crashAtChunk place the server crash: the kill plan writes
+// chunks of 500 rows, so a job of crashRows rows writes 60 chunks a phase,
+// and the crash comes once crashAtChunk of them are recorded.
+const (
+	crashRows    = 30_000
+	crashAtChunk = 20
+)
+
+// TestServerCrashDuringJobs crashes PostgreSQL itself in the middle of
+// apply, rekey and revert: every server process ends at once, without a
+// checkpoint (pg_ctl stop -m immediate), and the server is started again
+// at once and recovers from its write-ahead log. Every connection of the
+// running colcrypt dies, its walker's and its writers' alike, and for a
+// moment the server refuses new ones while it recovers. The job must ride
+// this out with its retries and finish in the same process, and lose
+// nothing: verify passes after apply and after rekey, every value is then
+// under the new key, and after revert the table, what binds to it and
+// every row are as they were.
+func TestServerCrashDuringJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crashes and restarts a PostgreSQL cluster three times")
+	}
+	cluster := pgtest.NewCluster(t)
+	dsn, err := pgtest.WithDatabase(cluster.DSN, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := openPG(t, cluster.DSN)
+	if _, err := admin.ExecContext(t.Context(), "CREATE DATABASE crash"); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	db := openPG(t, dsn)
+	for _, stmt := range pgKillSetup(crashRows) {
+		if _, err := db.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	original, originalRows := pgTableState(t, db), pgRowsDigest(t, db)
+	db.Close()
+
+	dir := t.TempDir()
+	newKeystore(t, filepath.Join(dir, "kill.keystore"))
+	planPath := filepath.Join(dir, "kill.yaml")
+	if err := os.WriteFile(planPath, []byte(fmt.Sprintf(pgKillPlan, dsn)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t, dir, "COLCRYPT_PASSPHRASE="+passphrase, "COLCRYPT_BACKUP_PASSPHRASE=backup "+passphrase)
+
+	// crashThrough runs colcrypt args and crashes the server once the
+	// job has recorded crashAtChunk chunks of phase; the process must
+	// then finish by itself, having seen the crash.
+	crashThrough := func(phase string, args ...string) {
+		t.Helper()
+		crashed := false
+		res := r.runDuring(func(_ *os.Process, exited <-chan struct{}) {
+			crashed = crashWhenRecorded(t, cluster, dsn, phase, exited)
+		}, args...)
+		if !crashed {
+			t.Fatalf("colcrypt %s ended (exit %d) before it recorded %d chunks of %s: nothing to crash\n%s",
+				args[0], res.code, crashAtChunk, phase, lastLines(res.stderr, 5))
+		}
+		if res.code != 0 {
+			t.Fatalf("colcrypt %s did not ride out the server's crash: exit %d\n%s", args[0], res.code, lastLines(res.stderr, 8))
+		}
+		if !strings.Contains(res.stderr, "transient error, retrying") {
+			t.Fatalf("colcrypt %s finished without retrying anything: the crash missed the job\n%s", args[0], lastLines(res.stderr, 8))
+		}
+		t.Logf("colcrypt %s rode out a server crash in %s in %s", args[0], phase, res.took.Round(time.Millisecond))
+	}
+
+	crashThrough("copy", "apply", planPath)
+	r.mustRun(0, "verify", planPath)
+	checkStatusOf(t, r, planPath, 3, 3)
+
+	r.mustRun(0, "keys", "add", "kill.keystore", "pii")
+	r.mustRun(0, "keys", "backup", "kill.keystore", "kill.keystore.after-v2")
+	crashThrough("rekey", "rekey", planPath, "--all")
+	r.mustRun(0, "verify", planPath)
+	checkAllUnderVersion(t, r, planPath, 2)
+
+	crashThrough("decrypt", "revert", planPath)
+	db = openPG(t, dsn)
+	defer db.Close()
+	if got := pgTableState(t, db); got != original {
+		t.Fatalf("after the crashed revert the table differs.\nbefore:\n%s\nafter:\n%s", original, got)
+	}
+	if pgRowsDigest(t, db) != originalRows {
+		t.Fatal("after the crashed revert the rows differ")
+	}
+	checkStatusOf(t, r, planPath, 3, 1)
+}
+
+// crashWhenRecorded polls the job's chunk checkpoints of phase and, once
+// there are crashAtChunk, crashes the cluster and starts it again. It
+// reports whether it did, or returns false when the process exited first.
+func crashWhenRecorded(t *testing.T, cluster *pgtest.Cluster, dsn, phase string, exited <-chan struct{}) bool {
+	t.Helper()
+	db := openPG(t, dsn)
+	defer db.Close()
+	for {
+		select {
+		case <-exited:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+		var n int
+		// Until the job creates its tables the query fails: poll on.
+		if db.QueryRowContext(t.Context(), `SELECT count(*) FROM colcrypt_chunks WHERE phase = $1`, phase).Scan(&n) != nil || n < crashAtChunk {
+			continue
+		}
+		cluster.Crash(t)
+		time.Sleep(300 * time.Millisecond) // the job's connections fail, and its reconnects are refused
+		cluster.Start(t)
+		return true
+	}
+}
+
+// checkAllUnderVersion asserts, from status, that every value of every
+// planned column is under key version v.
+func checkAllUnderVersion(t *testing.T, r *runner, plan string, v int) {
+	t.Helper()
+	res := r.mustRun(0, "status", "--format", "json", plan)
+	var st rekeyStatus
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+		t.Fatalf("status --format json: %v\n%s", err, res.stdout)
+	}
+	for _, c := range st.Columns {
+		for _, ver := range c.Versions {
+			if ver.Version != v && ver.Values > 0 {
+				t.Errorf("%s.%s: %d values still under key version %d, want all under %d", c.Table, c.Column, ver.Values, ver.Version, v)
+			}
+		}
+	}
+}
+
+func openPG(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}

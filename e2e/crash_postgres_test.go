@@ -19,12 +19,17 @@ import (
 const (
 	crashRows    = 30_000
 	crashAtChunk = 20
+	// crashLongOutage keeps the server down during the rekey longer than
+	// a job's retry attempts take (about 11 s): only its outage budget
+	// (two minutes) lets it ride that out.
+	crashLongOutage = 15 * time.Second
 )
 
 // TestServerCrashDuringJobs crashes PostgreSQL itself in the middle of
 // apply, rekey and revert: every server process ends at once, without a
 // checkpoint (pg_ctl stop -m immediate), and the server is started again
-// at once and recovers from its write-ahead log. Every connection of the
+// again and recovers from its write-ahead log: at once during apply and
+// revert, after crashLongOutage during the rekey. Every connection of the
 // running colcrypt dies, its walker's and its writers' alike, and for a
 // moment the server refuses new ones while it recovers. The job must ride
 // this out with its retries and finish in the same process, and lose
@@ -62,14 +67,14 @@ func TestServerCrashDuringJobs(t *testing.T) {
 	}
 	r := newRunner(t, dir, "COLCRYPT_PASSPHRASE="+passphrase, "COLCRYPT_BACKUP_PASSPHRASE=backup "+passphrase)
 
-	// crashThrough runs colcrypt args and crashes the server once the
-	// job has recorded crashAtChunk chunks of phase; the process must
-	// then finish by itself, having seen the crash.
-	crashThrough := func(phase string, args ...string) {
+	// crashThrough runs colcrypt args and crashes the server for down
+	// once the job has recorded crashAtChunk chunks of phase; the process
+	// must then finish by itself, having seen the crash.
+	crashThrough := func(phase string, down time.Duration, args ...string) {
 		t.Helper()
 		crashed := false
 		res := r.runDuring(func(_ *os.Process, exited <-chan struct{}) {
-			crashed = crashWhenRecorded(t, cluster, dsn, phase, exited)
+			crashed = crashWhenRecorded(t, cluster, dsn, phase, down, exited)
 		}, args...)
 		if !crashed {
 			t.Fatalf("colcrypt %s ended (exit %d) before it recorded %d chunks of %s: nothing to crash\n%s",
@@ -81,20 +86,20 @@ func TestServerCrashDuringJobs(t *testing.T) {
 		if !strings.Contains(res.stderr, "transient error, retrying") {
 			t.Fatalf("colcrypt %s finished without retrying anything: the crash missed the job\n%s", args[0], lastLines(res.stderr, 8))
 		}
-		t.Logf("colcrypt %s rode out a server crash in %s in %s", args[0], phase, res.took.Round(time.Millisecond))
+		t.Logf("colcrypt %s rode out a server crash in %s, down for %s, and finished in %s", args[0], phase, down, res.took.Round(time.Millisecond))
 	}
 
-	crashThrough("copy", "apply", planPath)
+	crashThrough("copy", 300*time.Millisecond, "apply", planPath)
 	r.mustRun(0, "verify", planPath)
 	checkStatusOf(t, r, planPath, 3, 3)
 
 	r.mustRun(0, "keys", "add", "kill.keystore", "pii")
 	r.mustRun(0, "keys", "backup", "kill.keystore", "kill.keystore.after-v2")
-	crashThrough("rekey", "rekey", planPath, "--all")
+	crashThrough("rekey", crashLongOutage, "rekey", planPath, "--all")
 	r.mustRun(0, "verify", planPath)
 	checkAllUnderVersion(t, r, planPath, 2)
 
-	crashThrough("decrypt", "revert", planPath)
+	crashThrough("decrypt", 300*time.Millisecond, "revert", planPath)
 	db = openPG(t, dsn)
 	defer db.Close()
 	if got := pgTableState(t, db); got != original {
@@ -107,9 +112,10 @@ func TestServerCrashDuringJobs(t *testing.T) {
 }
 
 // crashWhenRecorded polls the job's chunk checkpoints of phase and, once
-// there are crashAtChunk, crashes the cluster and starts it again. It
-// reports whether it did, or returns false when the process exited first.
-func crashWhenRecorded(t *testing.T, cluster *pgtest.Cluster, dsn, phase string, exited <-chan struct{}) bool {
+// there are crashAtChunk, crashes the cluster and starts it again after
+// down. It reports whether it did, or returns false when the process
+// exited first.
+func crashWhenRecorded(t *testing.T, cluster *pgtest.Cluster, dsn, phase string, down time.Duration, exited <-chan struct{}) bool {
 	t.Helper()
 	db := openPG(t, dsn)
 	defer db.Close()
@@ -125,7 +131,7 @@ func crashWhenRecorded(t *testing.T, cluster *pgtest.Cluster, dsn, phase string,
 			continue
 		}
 		cluster.Crash(t)
-		time.Sleep(300 * time.Millisecond) // the job's connections fail, and its reconnects are refused
+		time.Sleep(down) // the job's connections fail, and its reconnects are refused
 		cluster.Start(t)
 		return true
 	}

@@ -16,10 +16,43 @@ import (
 // limits only decide how long a job waits out a lock or a failover before
 // giving up with the error.
 const (
-	retryAttempts  = 8                      // enough to ride out a server restart of ~30 s with the backoff below
+	retryAttempts  = 8                      // about 11 s of waits with the backoff below
 	retryBaseDelay = 100 * time.Millisecond // first wait; doubles each attempt
 	retryMaxDelay  = 5 * time.Second        // cap, so a long outage is polled, not slept through
+	// retryOutage is how long a job keeps trying while the server cannot
+	// be reached or is still recovering (isOutage), past retryAttempts: a
+	// failover or a restart after a crash takes tens of seconds.
+	retryOutage = 2 * time.Minute
 )
+
+// outageMarkers are fragments of error text that mean the server is not
+// there yet: refused connections, and PostgreSQL starting up or
+// recovering (57P03) or failing to connect (08001, 08006).
+var outageMarkers = []string{"connection refused", "sqlstate 57p03", "sqlstate 08001", "sqlstate 08006"}
+
+// isOutage tells a transient error that means the server is down or
+// coming back, which a job waits out for up to retryOutage.
+func isOutage(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	// SQL Server: database cannot be opened, failover in progress,
+	// database not currently available.
+	var numbered interface{ SQLErrorNumber() int32 }
+	if errors.As(err, &numbered) {
+		switch numbered.SQLErrorNumber() {
+		case 4060, 40197, 40613:
+			return true
+		}
+	}
+	msg := strings.ToLower(err.Error())
+	for _, m := range outageMarkers {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}
 
 // transientMarkers are fragments of error text that mean "try again": lock
 // timeouts, deadlocks, serialization failures, a busy SQLite file, and
@@ -73,13 +106,17 @@ func isTransient(err error) bool {
 }
 
 // retry runs op until it succeeds, fails with a non-transient error, runs
-// out of attempts, or ctx ends. Every wait selects on ctx.Done().
+// out of attempts (an outage: also of retryOutage), or ctx ends. Every wait selects on ctx.Done().
 func retry(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
 	delay := retryBaseDelay
+	start := time.Now()
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = op(ctx)
-		if err == nil || !isTransient(err) || attempt == retryAttempts {
+		if err == nil || !isTransient(err) {
+			return err
+		}
+		if attempt >= retryAttempts && (!isOutage(err) || time.Since(start) >= retryOutage) {
 			return err
 		}
 		log.Warn("transient error, retrying", "op", what, "attempt", attempt, "wait", delay, "err", err)

@@ -13,6 +13,9 @@ import (
 	"log/slog"
 	"math"
 	"math/big"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,6 +142,23 @@ func TestRetryClassifiesAndBacksOff(t *testing.T) {
 	for _, err := range fatal {
 		if isTransient(err) {
 			t.Errorf("%q must not be retried", err)
+		}
+	}
+	// An outage is waited out past the attempts; a lock, a conflict or a
+	// killed session is not.
+	outage := []error{
+		fmt.Errorf("read chunk: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}),
+		errors.New("failed to connect to `user=postgres database=crash`: dial error: dial tcp 127.0.0.1:5432: connect: connection refused"),
+		errors.New("FATAL: the database system is in recovery mode (SQLSTATE 57P03)"),
+	}
+	for _, err := range outage {
+		if !isTransient(err) || !isOutage(err) {
+			t.Errorf("%q should be waited out as an outage", err)
+		}
+	}
+	for _, err := range transient {
+		if isOutage(err) {
+			t.Errorf("%q is not an outage", err)
 		}
 	}
 	calls := 0

@@ -26,7 +26,7 @@ const (
 )
 
 // TestServerCrashDuringJobs crashes PostgreSQL itself in the middle of
-// apply, rekey and revert: every server process ends at once, without a
+// apply, rekey and revert, and then of an apply's cut-over: every server process ends at once, without a
 // checkpoint (pg_ctl stop -m immediate), and the server is started again
 // again and recovers from its write-ahead log: at once during apply and
 // revert, after crashLongOutage during the rekey. Every connection of the
@@ -38,7 +38,7 @@ const (
 // every row are as they were.
 func TestServerCrashDuringJobs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("crashes and restarts a PostgreSQL cluster three times")
+		t.Skip("crashes and restarts a PostgreSQL cluster four times")
 	}
 	cluster := pgtest.NewCluster(t)
 	dsn, err := pgtest.WithDatabase(cluster.DSN, "crash")
@@ -109,6 +109,70 @@ func TestServerCrashDuringJobs(t *testing.T) {
 		t.Fatal("after the crashed revert the rows differ")
 	}
 	checkStatusOf(t, r, planPath, 3, 1)
+
+	// Again, with the crash in the cut-over: a reader holds the table
+	// from the copy on, so the swap's transaction waits for its lock
+	// (up to the mover's lock_timeout of 5 s) when the server goes.
+	res := r.runDuring(func(_ *os.Process, exited <-chan struct{}) {
+		crashInCutover(t, cluster, dsn, exited)
+	}, "apply", planPath)
+	if res.code != 0 {
+		t.Fatalf("colcrypt apply did not ride out the server's crash in its cut-over: exit %d\n%s", res.code, lastLines(res.stderr, 8))
+	}
+	if !strings.Contains(res.stderr, `op=cut-over`) {
+		t.Fatalf("colcrypt apply never retried its cut-over: the crash missed it\n%s", lastLines(res.stderr, 8))
+	}
+	t.Logf("colcrypt apply rode out a server crash in its cut-over and finished in %s", res.took.Round(time.Millisecond))
+	r.mustRun(0, "verify", planPath)
+	checkStatusOf(t, r, planPath, 3, 3)
+	r.mustRun(0, "revert", planPath)
+	if got := pgTableState(t, db); got != original {
+		t.Fatalf("after the apply crashed in its cut-over and a revert the table differs.\nbefore:\n%s\nafter:\n%s", original, got)
+	}
+	if pgRowsDigest(t, db) != originalRows {
+		t.Fatal("after the apply crashed in its cut-over and a revert the rows differ")
+	}
+}
+
+// crashInCutover takes a reader's lock on people once the job has
+// recorded its first chunk, waits until another session waits for a
+// lock on it (the cut-over's swap), then crashes the cluster and starts
+// it again.
+func crashInCutover(t *testing.T, cluster *pgtest.Cluster, dsn string, exited <-chan struct{}) {
+	t.Helper()
+	db := openPG(t, dsn)
+	defer db.Close()
+	var reader *sql.Tx
+	for {
+		select {
+		case <-exited:
+			t.Fatal("colcrypt apply ended before its cut-over waited for the reader's lock")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if reader == nil {
+			var n int
+			if db.QueryRowContext(t.Context(), `SELECT count(*) FROM colcrypt_chunks WHERE phase = 'copy'`).Scan(&n) != nil || n == 0 {
+				continue
+			}
+			var err error
+			if reader, err = db.BeginTx(t.Context(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reader.ExecContext(t.Context(), `SELECT count(*) FROM people WHERE id = 1`); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		var waiting int
+		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_locks WHERE relation = 'people'::regclass AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			cluster.Crash(t)
+			cluster.Start(t)
+			return
+		}
+	}
 }
 
 // crashWhenRecorded polls the job's chunk checkpoints of phase and, once

@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,4 +62,78 @@ func TestPurgeLeavesNoPlaintextInTheFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRekeyPurgeLeavesNoOldCiphertextInTheFiles: a rekey rewrites every
+// value, and the values under the old key version stay in the file's free
+// pages, readable by whoever holds that version, unless the plan says
+// purge: true; then none of them is left anywhere in the files.
+func TestRekeyPurgeLeavesNoOldCiphertextInTheFiles(t *testing.T) {
+	for _, purge := range []bool{false, true} {
+		name := "no purge"
+		if purge {
+			name = "purge"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, customersSetup(500)...)
+			job := "  drop_defaults: true\n"
+			if purge {
+				job += "  purge: true\n"
+			}
+			p := f.plan("plan.yaml", planSpec{job: job, tables: []planTable{{name: "customers", columns: []planColumn{{name: "email"}}}}})
+			f.apply(p, migrate.Options{})
+			old := f.sample(`SELECT email FROM customers WHERE id % 25 = 0 AND email IS NOT NULL`) // values under v1
+			if len(old) < 10 {
+				t.Fatalf("only %d sampled ciphertexts", len(old))
+			}
+			if _, err := f.ks.Add("pii"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.engine(p, f.ks, migrate.Options{BatchRows: 100, NoBackupCheck: true}).Rekey(context.Background(), nil); err != nil {
+				t.Fatalf("rekey: %v", err)
+			}
+			for h := range f.headers("customers", "email") {
+				if !strings.HasSuffix(h, "/v2") {
+					t.Fatalf("customers.email holds values under %s after the rekey", h)
+				}
+			}
+			left := 0
+			for _, ct := range old {
+				if len(f.filesContain(ct)) > 0 {
+					left++
+				}
+			}
+			t.Logf("%d of %d sampled v1 ciphertexts still in the files", left, len(old))
+			if purge && left > 0 {
+				t.Fatalf("after a rekey with purge %d of %d values under key version 1 are still readable in the files", left, len(old))
+			}
+			if !purge && left == 0 {
+				t.Fatal("without purge no old ciphertext was left: this test no longer shows what purge removes")
+			}
+		})
+	}
+}
+
+// sample returns the first column of a query's rows as strings.
+func (f *fixture) sample(query string) []string {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	rows, err := db.Query(query)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v []byte
+		if err := rows.Scan(&v); err != nil {
+			f.t.Fatal(err)
+		}
+		out = append(out, string(v))
+	}
+	if err := rows.Err(); err != nil {
+		f.t.Fatal(err)
+	}
+	return out
 }

@@ -347,6 +347,20 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 	if err != nil {
 		return err
 	}
+	// The rewritten rows left the old ciphertexts in the table's files:
+	// dead row versions on PostgreSQL, free pages on SQLite and SQL
+	// Server. With purge: true the table is rebuilt before its columns
+	// leave state 4, so that a retired or compromised key version opens
+	// nothing left there, and a rekey stopped during the purge purges
+	// again when resumed.
+	if e.plan.Job.Purge {
+		if err := e.ddl(ctx, "purge "+t.name+" of the old ciphertexts", func(ctx context.Context) error {
+			return e.m.Purge(ctx, e.db, t.tn)
+		}); err != nil {
+			return err
+		}
+		e.note(ctx, j.ID, "purged", t.tn.String())
+	}
 	// Every value is under the target now: it becomes the column's state.
 	for _, c := range cols {
 		st, tg := c.state, c.state.Target

@@ -36,12 +36,13 @@ func isOutage(err error) bool {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true
 	}
-	// SQL Server: database cannot be opened, failover in progress,
-	// database not currently available.
+	// SQL Server: failover in progress, database not currently available.
+	// Not 4060 (cannot open the database): a dropped database or a lost
+	// permission gives it too, and those do not come back.
 	var numbered interface{ SQLErrorNumber() int32 }
 	if errors.As(err, &numbered) {
 		switch numbered.SQLErrorNumber() {
-		case 4060, 40197, 40613:
+		case 40197, 40613:
 			return true
 		}
 	}
@@ -106,7 +107,9 @@ func isTransient(err error) bool {
 }
 
 // retry runs op until it succeeds, fails with a non-transient error, runs
-// out of attempts (an outage: also of retryOutage), or ctx ends. Every wait selects on ctx.Done().
+// out of attempts (an outage: also of retryOutage), or ctx ends. Every
+// wait selects on ctx.Done(). Opening the database is not retried: a
+// wrong host or port fails at once, before the job starts.
 func retry(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
 	delay := retryBaseDelay
 	start := time.Now()

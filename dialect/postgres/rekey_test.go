@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -503,3 +504,84 @@ func suiteOf(column, email string) string {
 }
 
 var cheapRekeyKDF = keystore.WithKDF(keystore.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1})
+
+// TestRekeyPurge: a rekey rewrites every row in place, so the table's
+// file keeps each old row version, and with it each value under the old
+// key version, until vacuum reuses the space, and stays at about twice its
+// size. With purge: true the rekey rebuilds the table (VACUUM FULL) before
+// the columns leave state 4: after a checkpoint, none of a sample of the
+// values under v1 is left in the table's file, and the table is back to
+// its size before the rekey.
+func TestRekeyPurge(t *testing.T) {
+	t.Parallel()
+	for _, purge := range []bool{false, true} {
+		name := "no purge"
+		if purge {
+			name = "purge"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			r, _, _, _ := newRekeyRun(t)
+			text := strings.ReplaceAll(rekeyPlan, "%EMAIL%", "aes-256-cbc")
+			if purge {
+				text = strings.Replace(text, "  drop_defaults: true\n", "  drop_defaults: true\n  purge: true\n", 1)
+			}
+			p := r.writePlan("rekey.yaml", text)
+			var old [][]byte // a sample of the values under v1
+			for _, row := range queryRows(t, r.db, `SELECT email FROM accounts WHERE id % 50 = 1 AND email IS NOT NULL`) {
+				old = append(old, row[0].([]byte))
+			}
+			before := tableBytes(t, r.db, "accounts")
+			if _, err := r.engine(p).Rekey(ctx, nil); err != nil {
+				t.Fatalf("rekey: %v", err)
+			}
+			r.wantVerified(p, "after the rekey")
+			states, counts := r.versions(p)
+			if states["email"] != migrate.StateEncrypted || len(counts["email"]) != 1 || counts["email"]["v2"] == 0 {
+				t.Fatalf("after the rekey email is in state %d with %v, want state 3 and only v2", states["email"], counts["email"])
+			}
+			file := heapFile(t, r.db, "accounts")
+			left := 0
+			for _, ct := range old {
+				if bytes.Contains(file, ct) {
+					left++
+				}
+			}
+			after := tableBytes(t, r.db, "accounts")
+			t.Logf("%d of %d sampled v1 values left in the table's file; table %d bytes before the rekey, %d after", left, len(old), before, after)
+			switch {
+			case purge && left > 0:
+				t.Errorf("after a rekey with purge %d of %d values under key version 1 are still in the table's file", left, len(old))
+			case purge && after > before*11/10:
+				t.Errorf("after a rekey with purge the table takes %d bytes, %d before: not rebuilt", after, before)
+			case !purge && (left == 0 || after < before*3/2):
+				t.Errorf("without purge %d old values are left and the table grew from %d to %d bytes: this test no longer shows what purge removes", left, before, after)
+			}
+		})
+	}
+}
+
+// tableBytes is the size of a table's files, TOAST included, indexes not.
+func tableBytes(t *testing.T, db *sql.DB, table string) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRowContext(t.Context(), `SELECT pg_table_size($1::regclass)`, table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// heapFile writes every dirty page to disk (CHECKPOINT) and returns the
+// bytes of a table's main file, free space and dead row versions included.
+func heapFile(t *testing.T, db *sql.DB, table string) []byte {
+	t.Helper()
+	if _, err := db.ExecContext(t.Context(), `CHECKPOINT`); err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	if err := db.QueryRowContext(t.Context(), `SELECT pg_read_binary_file(pg_relation_filepath($1::regclass))`, table).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -26,16 +26,16 @@ const (
 )
 
 // TestServerCrashDuringJobs crashes PostgreSQL itself in the middle of
-// apply, rekey and revert, and then of an apply's cut-over: every server process ends at once, without a
-// checkpoint (pg_ctl stop -m immediate), and the server is started again
-// again and recovers from its write-ahead log: at once during apply and
-// revert, after crashLongOutage during the rekey. Every connection of the
-// running colcrypt dies, its walker's and its writers' alike, and for a
-// moment the server refuses new ones while it recovers. The job must ride
-// this out with its retries and finish in the same process, and lose
-// nothing: verify passes after apply and after rekey, every value is then
-// under the new key, and after revert the table, what binds to it and
-// every row are as they were.
+// apply, rekey and revert, and then of an apply's cut-over: every server
+// process ends at once, without a checkpoint (pg_ctl stop -m immediate),
+// and the server is started again and recovers from its write-ahead log:
+// at once, or after crashLongOutage during the rekey. Every connection of
+// the running colcrypt dies, its walker's and its writers' alike, and the
+// server refuses new ones until it has recovered. The job must ride this
+// out with its retries and finish in the same process, and lose nothing:
+// verify passes after apply and after rekey, every value is then under
+// the new key, and after revert the table, what binds to it and every row
+// are as they were.
 func TestServerCrashDuringJobs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crashes and restarts a PostgreSQL cluster four times")

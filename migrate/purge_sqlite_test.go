@@ -35,32 +35,34 @@ func (f *fixture) filesContain(needle string) []string {
 // purge: true no e-mail address survives anywhere, not even in free pages;
 // without it, the old pages still hold them (which is why purge exists).
 func TestPurgeLeavesNoPlaintextInTheFiles(t *testing.T) {
-	for _, purge := range []bool{false, true} {
-		name := "no purge"
-		if purge {
-			name = "purge"
+	eachPurge(t, func(t *testing.T, purge bool, job string) {
+		f := newFixture(t, customersSetup(500)...)
+		const marker = "user123@example.com"
+		if len(f.filesContain(marker)) == 0 {
+			t.Fatal("the fixture does not hold the marker e-mail in its files")
 		}
-		t.Run(name, func(t *testing.T) {
-			f := newFixture(t, customersSetup(500)...)
-			const marker = "user123@example.com"
-			if len(f.filesContain(marker)) == 0 {
-				t.Fatal("the fixture does not hold the marker e-mail in its files")
-			}
-			job := "  drop_defaults: true\n"
-			if purge {
-				job += "  purge: true\n"
-			}
-			p := f.plan("plan.yaml", planSpec{job: job, tables: []planTable{{name: "customers", columns: []planColumn{
-				{name: "ssn", iv: "column"}, {name: "email"}, {name: "notes"}}}}})
-			f.apply(p, migrate.Options{})
-			left := f.filesContain(marker)
-			if purge && len(left) > 0 {
-				t.Fatalf("after purge the plaintext e-mail is still readable in %s", strings.Join(left, ", "))
-			}
-			if !purge && len(left) == 0 {
-				t.Log("without purge no plaintext was left either (SQLite reused the pages)")
-			}
-		})
+		p := f.plan("plan.yaml", planSpec{job: job, tables: []planTable{{name: "customers", columns: []planColumn{
+			{name: "ssn", iv: "column"}, {name: "email"}, {name: "notes"}}}}})
+		f.apply(p, migrate.Options{})
+		left := f.filesContain(marker)
+		if purge && len(left) > 0 {
+			t.Fatalf("after purge the plaintext e-mail is still readable in %s", strings.Join(left, ", "))
+		}
+		if !purge && len(left) == 0 {
+			t.Log("without purge no plaintext was left either (SQLite reused the pages)")
+		}
+	})
+}
+
+// eachPurge runs test twice, as subtests: without and with purge: true,
+// job being the plan's job lines for each.
+func eachPurge(t *testing.T, test func(t *testing.T, purge bool, job string)) {
+	for _, purge := range []bool{false, true} {
+		name, job := "no purge", "  drop_defaults: true\n"
+		if purge {
+			name, job = "purge", job+"  purge: true\n"
+		}
+		t.Run(name, func(t *testing.T) { test(t, purge, job) })
 	}
 }
 
@@ -69,49 +71,39 @@ func TestPurgeLeavesNoPlaintextInTheFiles(t *testing.T) {
 // pages, readable by whoever holds that version, unless the plan says
 // purge: true; then none of them is left anywhere in the files.
 func TestRekeyPurgeLeavesNoOldCiphertextInTheFiles(t *testing.T) {
-	for _, purge := range []bool{false, true} {
-		name := "no purge"
-		if purge {
-			name = "purge"
+	eachPurge(t, func(t *testing.T, purge bool, job string) {
+		f := newFixture(t, customersSetup(500)...)
+		p := f.plan("plan.yaml", planSpec{job: job, tables: []planTable{{name: "customers", columns: []planColumn{{name: "email"}}}}})
+		f.apply(p, migrate.Options{})
+		old := f.sample(`SELECT email FROM customers WHERE id % 25 = 0 AND email IS NOT NULL`) // values under v1
+		if len(old) < 10 {
+			t.Fatalf("only %d sampled ciphertexts", len(old))
 		}
-		t.Run(name, func(t *testing.T) {
-			f := newFixture(t, customersSetup(500)...)
-			job := "  drop_defaults: true\n"
-			if purge {
-				job += "  purge: true\n"
+		if _, err := f.ks.Add("pii"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.engine(p, f.ks, migrate.Options{BatchRows: 100, NoBackupCheck: true}).Rekey(context.Background(), nil); err != nil {
+			t.Fatalf("rekey: %v", err)
+		}
+		for h := range f.headers("customers", "email") {
+			if !strings.HasSuffix(h, "/v2") {
+				t.Fatalf("customers.email holds values under %s after the rekey", h)
 			}
-			p := f.plan("plan.yaml", planSpec{job: job, tables: []planTable{{name: "customers", columns: []planColumn{{name: "email"}}}}})
-			f.apply(p, migrate.Options{})
-			old := f.sample(`SELECT email FROM customers WHERE id % 25 = 0 AND email IS NOT NULL`) // values under v1
-			if len(old) < 10 {
-				t.Fatalf("only %d sampled ciphertexts", len(old))
+		}
+		left := 0
+		for _, ct := range old {
+			if len(f.filesContain(ct)) > 0 {
+				left++
 			}
-			if _, err := f.ks.Add("pii"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.engine(p, f.ks, migrate.Options{BatchRows: 100, NoBackupCheck: true}).Rekey(context.Background(), nil); err != nil {
-				t.Fatalf("rekey: %v", err)
-			}
-			for h := range f.headers("customers", "email") {
-				if !strings.HasSuffix(h, "/v2") {
-					t.Fatalf("customers.email holds values under %s after the rekey", h)
-				}
-			}
-			left := 0
-			for _, ct := range old {
-				if len(f.filesContain(ct)) > 0 {
-					left++
-				}
-			}
-			t.Logf("%d of %d sampled v1 ciphertexts still in the files", left, len(old))
-			if purge && left > 0 {
-				t.Fatalf("after a rekey with purge %d of %d values under key version 1 are still readable in the files", left, len(old))
-			}
-			if !purge && left == 0 {
-				t.Fatal("without purge no old ciphertext was left: this test no longer shows what purge removes")
-			}
-		})
-	}
+		}
+		t.Logf("%d of %d sampled v1 ciphertexts still in the files", left, len(old))
+		if purge && left > 0 {
+			t.Fatalf("after a rekey with purge %d of %d values under key version 1 are still readable in the files", left, len(old))
+		}
+		if !purge && left == 0 {
+			t.Fatal("without purge no old ciphertext was left: this test no longer shows what purge removes")
+		}
+	})
 }
 
 // sample returns the first column of a query's rows as strings.

@@ -113,6 +113,12 @@ func (r *Runner) profileJob(ctx context.Context, planPath, dsn, prefix string) e
 		if err != nil {
 			return fmt.Errorf("apply --until %s in process: %w", until, err)
 		}
+		// Where the bytes were allocated (go tool pprof -sample_index=alloc_space):
+		// the counts are since the process started, so the copy's file
+		// includes the start-up's few and the verify's the copy's.
+		if err := writeAllocs(prefix + "-" + until + "-allocs.pprof"); err != nil {
+			return err
+		}
 		clock := &PhaseClock{}
 		sc := bufio.NewScanner(&logBuf)
 		for sc.Scan() {
@@ -123,4 +129,16 @@ func (r *Runner) profileJob(ctx context.Context, planPath, dsn, prefix string) e
 			float64(m1.Mallocs-m0.Mallocs)/1e6, float64(m1.TotalAlloc-m0.TotalAlloc)/1e6, m1.NumGC-m0.NumGC, out)
 	}
 	return nil
+}
+
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

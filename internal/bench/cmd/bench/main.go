@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&o.colcrypt, "colcrypt", "", "the built colcrypt binary (required unless --profile)")
 	flag.StringVar(&o.workDir, "work-dir", "", "folder for keystore, plans, logs and SQLite files (default: a new temporary folder)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (colcrypt's logs) afterwards")
-	flag.StringVar(&o.profile, "profile", "", "instead of benchmarking, write CPU profiles of colcrypt's copy phase, run in process, to this folder")
+	flag.StringVar(&o.profile, "profile", "", "instead of benchmarking, write CPU and allocation profiles of colcrypt's copy and verify phases, run in process, to this folder")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each way this many times and keep the median (the machine may be shared)")
 	flag.StringVar(&o.ways, "ways", "", "measure only these ways, comma-separated: "+strings.Join(bench.WayNames, ", ")+" (default: all)")
 	flag.Parse()

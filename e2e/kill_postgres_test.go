@@ -67,14 +67,17 @@ func pgKillSetup(rows int) []string {
 	}
 }
 
-// TestKillApplyAndRevertOnPostgres kills apply and then revert of a
-// PostgreSQL job with SIGKILL at random moments until each finishes. Both
-// build a replacement of the table, so until a cut-over the table itself
-// must hold exactly what it held when the job (or the revert) began;
-// after apply every value must decrypt to the original (verify), and
-// after revert the table, what binds to it and every row must be as they
-// were.
-func TestKillApplyAndRevertOnPostgres(t *testing.T) {
+// TestKillApplyRekeyAndRevertOnPostgres kills apply, then a rekey under
+// a new key version, then revert of a PostgreSQL job with SIGKILL at
+// random moments until each finishes. Apply and revert build a
+// replacement of the table, so until a cut-over the table itself must
+// hold exactly what it held when the job (or the revert) began; the rekey
+// rewrites values in place, so after each of its kills every value must
+// still decrypt (verify). After apply every value must decrypt to the
+// original, after the rekey every value must be under the new version,
+// and after revert the table, what binds to it and every row must be as
+// they were.
+func TestKillApplyRekeyAndRevertOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a 50,000-row job many times")
 	}
@@ -100,7 +103,7 @@ func TestKillApplyAndRevertOnPostgres(t *testing.T) {
 	if err := os.WriteFile(planPath, []byte(fmt.Sprintf(pgKillPlan, dsn)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := newRunner(t, dir, "COLCRYPT_PASSPHRASE="+passphrase)
+	r := newRunner(t, dir, "COLCRYPT_PASSPHRASE="+passphrase, "COLCRYPT_BACKUP_PASSPHRASE=backup "+passphrase)
 
 	original := pgTableState(t, db)
 	originalRows := pgRowsDigest(t, db)
@@ -117,10 +120,21 @@ func TestKillApplyAndRevertOnPostgres(t *testing.T) {
 			}
 		}
 	}
+	// A rekey rewrites the table in place: after each kill every value
+	// must still decrypt, under whichever key version holds it.
+	readable := func(t *testing.T) {
+		t.Helper()
+		if res := r.run("verify", planPath); res.code != 0 {
+			t.Fatalf("verify after a killed rekey: exit %d\n%s", res.code, lastLines(res.stderr, 5))
+		}
+	}
 	kills := map[string]int{}
 	landed := map[string]int{} // where the kills landed: the job's last event
-	longest := map[string]time.Duration{"apply": killMaxDelay, "revert": killMaxDelay}
-	enough := func() bool { return kills["apply"] >= minKillsPerJob && kills["revert"] >= minKillsPerJob }
+	longest := map[string]time.Duration{"apply": killMaxDelay, "rekey": killMaxDelay, "revert": killMaxDelay}
+	enough := func() bool {
+		return kills["apply"] >= minKillsPerJob && kills["rekey"] >= minKillsPerJob && kills["revert"] >= minKillsPerJob
+	}
+	version := 1 // the newest version of key pii
 	for cycle := 1; cycle <= maxCycles && (cycle == 1 || !enough()); cycle++ {
 		kills["apply"] += runUntilDone(t, r, rng, pgWhere(db), "apply", planPath, true, longest, landed, untouched(originalRows))
 		r.mustRun(0, "verify", planPath)
@@ -131,6 +145,13 @@ func TestKillApplyAndRevertOnPostgres(t *testing.T) {
 			t.Fatalf("after apply email is of type %q (%v), want the ciphertext's bytea", typ, err)
 		}
 
+		version++
+		r.mustRun(0, "keys", "add", "kill.keystore", "pii")
+		r.mustRun(0, "keys", "backup", "kill.keystore", fmt.Sprintf("kill.keystore.v%d", version))
+		kills["rekey"] += runUntilDone(t, r, rng, pgWhere(db), "rekey", planPath, true, longest, landed, readable, "--all")
+		r.mustRun(0, "verify", planPath)
+		checkAllUnderVersion(t, r, planPath, version)
+
 		kills["revert"] += runUntilDone(t, r, rng, pgWhere(db), "revert", planPath, true, longest, landed, untouched(pgRowsDigest(t, db)))
 		if got := pgTableState(t, db); got != original {
 			t.Fatalf("cycle %d: after the killed and resumed revert the table differs.\nbefore:\n%s\nafter:\n%s", cycle, original, got)
@@ -139,22 +160,24 @@ func TestKillApplyAndRevertOnPostgres(t *testing.T) {
 			t.Fatalf("cycle %d: after the killed and resumed revert the rows differ", cycle)
 		}
 		checkStatusOf(t, r, planPath, 3, 1)
-		t.Logf("cycle %d: %d kills during apply, %d during revert so far; table and rows identical to the original", cycle, kills["apply"], kills["revert"])
+		t.Logf("cycle %d: %d kills during apply, %d during rekey, %d during revert so far; table and rows identical to the original",
+			cycle, kills["apply"], kills["rekey"], kills["revert"])
 	}
 	if !enough() {
-		t.Errorf("only %d kills during apply and %d during revert landed in %d cycles, want %d of each",
-			kills["apply"], kills["revert"], maxCycles, minKillsPerJob)
+		t.Errorf("only %d kills during apply, %d during rekey and %d during revert landed in %d cycles, want %d of each",
+			kills["apply"], kills["rekey"], kills["revert"], maxCycles, minKillsPerJob)
 	}
 	t.Logf("the kills landed after: %v", landed)
 }
 
 // pgWhere says how far the job got (its kind, last phase and last event),
-// and its last event.
+// and its last event; the events of the test's own verify runs do not
+// count.
 func pgWhere(db *sql.DB) func(*testing.T) (string, string) {
 	return func(t *testing.T) (string, string) {
 		var kind, phase, event sql.NullString
 		err := db.QueryRowContext(t.Context(), `SELECT (SELECT kind FROM colcrypt_job), (SELECT phase FROM colcrypt_job),
-			(SELECT event FROM colcrypt_events ORDER BY seq DESC LIMIT 1)`).Scan(&kind, &phase, &event)
+			(SELECT event FROM colcrypt_events WHERE event <> 'verify' ORDER BY seq DESC LIMIT 1)`).Scan(&kind, &phase, &event)
 		if err != nil {
 			return "no job recorded yet", "nothing"
 		}

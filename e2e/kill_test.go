@@ -275,13 +275,13 @@ func TestKillAndResume(t *testing.T) {
 		time.Since(testStart).Round(time.Millisecond), strings.Join(spots, ", "))
 }
 
-// runUntilDone runs `colcrypt cmd plan`, when kill is set killing it after
-// a random delay up to longest[cmd], until a run exits 0; after each kill
-// it counts where it landed (where: how far the job got, and its last
-// event) and runs check. It returns the number of runs
-// the kill ended.
+// runUntilDone runs `colcrypt cmd plan extra...`, when kill is set killing
+// it after a random delay up to longest[cmd], until a run exits 0; after
+// each kill it counts where it landed (where: how far the job got, and its
+// last event) and runs check. It returns the number of runs the kill
+// ended.
 func runUntilDone(t *testing.T, r *runner, rng *rand.Rand, where func(*testing.T) (string, string), cmd, plan string, kill bool,
-	longest map[string]time.Duration, landed map[string]int, check func(*testing.T)) int {
+	longest map[string]time.Duration, landed map[string]int, check func(*testing.T), extra ...string) int {
 	t.Helper()
 	kills := 0
 	for run := 1; ; run++ {
@@ -289,7 +289,7 @@ func runUntilDone(t *testing.T, r *runner, rng *rand.Rand, where func(*testing.T
 		if kill && run <= maxRunsPerJob {
 			delay = killDelay(rng, longest[cmd])
 		}
-		res := r.runKill(delay, cmd, plan)
+		res := r.runKill(delay, append([]string{cmd, plan}, extra...)...)
 		switch {
 		case res.killed:
 			kills++

@@ -116,10 +116,16 @@ func retry(ctx context.Context, log *slog.Logger, what string, op func(context.C
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = op(ctx)
-		if err == nil || !isTransient(err) {
+		if err == nil {
+			return nil
+		}
+		// A deadline inside op while the job's own context is live is a
+		// server that did not answer in time (connect_timeout in the DSN).
+		timedOut := ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
+		if !timedOut && !isTransient(err) {
 			return err
 		}
-		if attempt >= retryAttempts && (!isOutage(err) || time.Since(start) >= retryOutage) {
+		if attempt >= retryAttempts && (!(timedOut || isOutage(err)) || time.Since(start) >= retryOutage) {
 			return err
 		}
 		log.Warn("transient error, retrying", "op", what, "attempt", attempt, "wait", delay, "err", err)

@@ -161,8 +161,27 @@ func TestRetryClassifiesAndBacksOff(t *testing.T) {
 			t.Errorf("%q is not an outage", err)
 		}
 	}
-	calls := 0
+	// A connect that timed out (connect_timeout in the DSN) is retried
+	// while the job's own context lives, and not once it ended.
+	timeouts := 0
 	err := retry(context.Background(), log, "test", func(context.Context) error {
+		if timeouts++; timeouts < 3 {
+			return fmt.Errorf("failed to connect: timeout: %w", context.DeadlineExceeded)
+		}
+		return nil
+	})
+	if err != nil || timeouts != 3 {
+		t.Fatalf("retry after connect timeouts: err=%v calls=%d, want success on the third call", err, timeouts)
+	}
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelExpired()
+	timeouts = 0
+	err = retry(expired, log, "test", func(ctx context.Context) error { timeouts++; return ctx.Err() })
+	if timeouts != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the job's own deadline was retried (%d calls) or lost: %v", timeouts, err)
+	}
+	calls := 0
+	err = retry(context.Background(), log, "test", func(context.Context) error {
 		calls++
 		if calls < 3 {
 			return transient[0]

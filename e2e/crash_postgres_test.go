@@ -3,9 +3,7 @@ package e2e
 import (
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,21 +49,9 @@ func TestServerCrashDuringJobs(t *testing.T) {
 	}
 	admin.Close()
 	db := openPG(t, dsn)
-	for _, stmt := range pgKillSetup(crashRows) {
-		if _, err := db.ExecContext(t.Context(), stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
+	planPath, r := pgKillJob(t, db, dsn, crashRows)
 	original, originalRows := pgTableState(t, db), pgRowsDigest(t, db)
 	db.Close()
-
-	dir := t.TempDir()
-	newKeystore(t, filepath.Join(dir, "kill.keystore"))
-	planPath := filepath.Join(dir, "kill.yaml")
-	if err := os.WriteFile(planPath, []byte(fmt.Sprintf(pgKillPlan, dsn)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := newRunner(t, dir, "COLCRYPT_PASSPHRASE="+passphrase, "COLCRYPT_BACKUP_PASSPHRASE=backup "+passphrase)
 
 	// crashThrough runs colcrypt args and crashes the server for down
 	// once the job has recorded crashAtChunk chunks of phase; the process

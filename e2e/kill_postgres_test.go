@@ -92,19 +92,7 @@ func TestKillApplyRekeyAndRevertOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	for _, stmt := range pgKillSetup(rows) {
-		if _, err := db.ExecContext(t.Context(), stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	dir := t.TempDir()
-	newKeystore(t, filepath.Join(dir, "kill.keystore"))
-	planPath := filepath.Join(dir, "kill.yaml")
-	if err := os.WriteFile(planPath, []byte(fmt.Sprintf(pgKillPlan, dsn)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := newRunner(t, dir, "COLCRYPT_PASSPHRASE="+passphrase, "COLCRYPT_BACKUP_PASSPHRASE=backup "+passphrase)
-
+	planPath, r := pgKillJob(t, db, dsn, rows)
 	original := pgTableState(t, db)
 	originalRows := pgRowsDigest(t, db)
 	// Until its cut-over, a job that builds a replacement never writes
@@ -168,6 +156,25 @@ func TestKillApplyRekeyAndRevertOnPostgres(t *testing.T) {
 			kills["apply"], kills["rekey"], kills["revert"], maxCycles, minKillsPerJob)
 	}
 	t.Logf("the kills landed after: %v", landed)
+}
+
+// pgKillJob creates the kill table of rows rows in db (whose DSN is dsn),
+// a keystore and the kill plan in a new folder, and returns the plan's
+// path and a runner there with the keystore's passphrases.
+func pgKillJob(t *testing.T, db *sql.DB, dsn string, rows int) (string, *runner) {
+	t.Helper()
+	for _, stmt := range pgKillSetup(rows) {
+		if _, err := db.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	dir := t.TempDir()
+	newKeystore(t, filepath.Join(dir, "kill.keystore"))
+	planPath := filepath.Join(dir, "kill.yaml")
+	if err := os.WriteFile(planPath, []byte(fmt.Sprintf(pgKillPlan, dsn)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return planPath, newRunner(t, dir, "COLCRYPT_PASSPHRASE="+passphrase, "COLCRYPT_BACKUP_PASSPHRASE=backup "+passphrase)
 }
 
 // pgWhere says how far the job got (its kind, last phase and last event),

@@ -99,8 +99,9 @@ func TestServerCrashDuringJobs(t *testing.T) {
 	// Again, with the crash in the cut-over: a reader holds the table
 	// from the copy on, so the swap's transaction waits for its lock
 	// (up to the mover's lock_timeout of 5 s) when the server goes.
+	since := time.Now()
 	res := r.runDuring(func(_ *os.Process, exited <-chan struct{}) {
-		crashInCutover(t, cluster, dsn, exited)
+		crashInCutover(t, cluster, dsn, since, exited)
 	}, "apply", planPath)
 	if res.code != 0 {
 		t.Fatalf("colcrypt apply did not ride out the server's crash in its cut-over: exit %d\n%s", res.code, lastLines(res.stderr, 8))
@@ -120,11 +121,13 @@ func TestServerCrashDuringJobs(t *testing.T) {
 	}
 }
 
-// crashInCutover takes a reader's lock on people once the job has
-// recorded its first chunk, waits until another session waits for a
-// lock on it (the cut-over's swap), then crashes the cluster and starts
-// it again.
-func crashInCutover(t *testing.T, cluster *pgtest.Cluster, dsn string, exited <-chan struct{}) {
+// crashInCutover takes a reader's lock on people once the job is copying
+// (a copy chunk recorded since since), waits until the job has recorded
+// its verify and another session waits for a lock on the table (the
+// cut-over's swap), then crashes the cluster and starts it again. Earlier
+// jobs' chunks do not count: a lock taken before prepare would make
+// prepare's own DDL wait instead.
+func crashInCutover(t *testing.T, cluster *pgtest.Cluster, dsn string, since time.Time, exited <-chan struct{}) {
 	t.Helper()
 	db := openPG(t, dsn)
 	defer db.Close()
@@ -137,7 +140,8 @@ func crashInCutover(t *testing.T, cluster *pgtest.Cluster, dsn string, exited <-
 		}
 		if reader == nil {
 			var n int
-			if db.QueryRowContext(t.Context(), `SELECT count(*) FROM colcrypt_chunks WHERE phase = 'copy'`).Scan(&n) != nil || n == 0 {
+			if db.QueryRowContext(t.Context(), `SELECT count(*) FROM colcrypt_chunks WHERE phase = 'copy' AND done_at::timestamptz > $1`,
+				since).Scan(&n) != nil || n == 0 {
 				continue
 			}
 			var err error
@@ -149,11 +153,12 @@ func crashInCutover(t *testing.T, cluster *pgtest.Cluster, dsn string, exited <-
 			}
 			continue
 		}
-		var waiting int
-		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_locks WHERE relation = 'people'::regclass AND NOT granted`).Scan(&waiting); err != nil {
+		var inCutover bool
+		if err := db.QueryRowContext(t.Context(), `SELECT (SELECT phase FROM colcrypt_job) = 'verify'
+			AND EXISTS (SELECT FROM pg_locks WHERE relation = 'people'::regclass AND NOT granted)`).Scan(&inCutover); err != nil {
 			t.Fatal(err)
 		}
-		if waiting > 0 {
+		if inCutover {
 			cluster.Crash(t)
 			cluster.Start(t)
 			return

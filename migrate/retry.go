@@ -39,15 +39,26 @@ func isOutage(err error) bool {
 	// SQL Server: failover in progress, database not currently available.
 	// Not 4060 (cannot open the database): a dropped database or a lost
 	// permission gives it too, and those do not come back.
+	if n, ok := sqlErrorNumber(err); ok && (n == 40197 || n == 40613) {
+		return true
+	}
+	return hasMarker(err, outageMarkers)
+}
+
+// sqlErrorNumber gives the error number SQL Server's errors carry.
+func sqlErrorNumber(err error) (int32, bool) {
 	var numbered interface{ SQLErrorNumber() int32 }
 	if errors.As(err, &numbered) {
-		switch numbered.SQLErrorNumber() {
-		case 40197, 40613:
-			return true
-		}
+		return numbered.SQLErrorNumber(), true
 	}
+	return 0, false
+}
+
+// hasMarker reports whether err's text holds one of the (lower-case)
+// markers.
+func hasMarker(err error, markers []string) bool {
 	msg := strings.ToLower(err.Error())
-	for _, m := range outageMarkers {
+	for _, m := range markers {
 		if strings.Contains(msg, m) {
 			return true
 		}
@@ -85,25 +96,29 @@ func isTransient(err error) bool {
 	}
 	// SQL Server errors carry their number: deadlock victim, lock request
 	// timeout, and the connection-level failures of a failover.
-	var numbered interface{ SQLErrorNumber() int32 }
-	if errors.As(err, &numbered) {
-		switch numbered.SQLErrorNumber() {
+	if n, ok := sqlErrorNumber(err); ok {
+		switch n {
 		case 1205, 1222, 40197, 40501, 40613, 49918, 49919, 49920, 4060, 233, 10053, 10054, 10060:
 			return true
 		}
 	}
-	msg := strings.ToLower(err.Error())
 	// A protocol violation is in PostgreSQL's connection-exception class
 	// but is the client's own mistake: another attempt sends the same.
-	if strings.Contains(msg, "sqlstate 08p01") {
+	if hasMarker(err, []string{"sqlstate 08p01"}) {
 		return false
 	}
-	for _, m := range transientMarkers {
-		if strings.Contains(msg, m) {
-			return true
-		}
+	return hasMarker(err, transientMarkers)
+}
+
+// retryKind says whether op's error is worth another attempt, and whether
+// it means the server is not there yet (an outage). A deadline inside op
+// while the job's own context is live is a server that did not answer in
+// time (connect_timeout in the DSN): an outage.
+func retryKind(ctx context.Context, err error) (retryable, outage bool) {
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return true, true
 	}
-	return false
+	return isTransient(err), isOutage(err)
 }
 
 // retry runs op until it succeeds, fails with a non-transient error, runs
@@ -119,13 +134,8 @@ func retry(ctx context.Context, log *slog.Logger, what string, op func(context.C
 		if err == nil {
 			return nil
 		}
-		// A deadline inside op while the job's own context is live is a
-		// server that did not answer in time (connect_timeout in the DSN).
-		timedOut := ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
-		if !timedOut && !isTransient(err) {
-			return err
-		}
-		if attempt >= retryAttempts && (!(timedOut || isOutage(err)) || time.Since(start) >= retryOutage) {
+		retryable, outage := retryKind(ctx, err)
+		if !retryable || (attempt >= retryAttempts && (!outage || time.Since(start) >= retryOutage)) {
 			return err
 		}
 		log.Warn("transient error, retrying", "op", what, "attempt", attempt, "wait", delay, "err", err)

@@ -102,9 +102,8 @@ func (p *Postgres) floor(ctx context.Context, m Measurement, name, setup string,
 const rebuildFloorTable = `CREATE TABLE t_new (id bigint PRIMARY KEY, ssn char(11), email bytea, notes text)`
 
 // rebuildCarried reads t's other columns as colcrypt's walker does for a
-// rebuilt table: in one record, each field in binary as its type's send
-// function gives it.
-const rebuildCarried = `record_send(ROW(id, ssn, notes))`
+// rebuilt table: each in binary, as its type's send function gives it.
+var rebuildCarried = []string{"pg_catalog.int8send(id)", "pg_catalog.bpcharsend(ssn)", "pg_catalog.textsend(notes)"}
 
 // rebuildChunk writes one chunk into t_new with one COPY in binary and
 // reads it back, in one transaction.
@@ -123,11 +122,13 @@ func rebuildChunk(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) 
 	buf := []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 	for i, v := range c.vals {
 		buf = binary.BigEndian.AppendUint16(buf, 4)
-		rec := c.carried[i]
-		for at := 4; at < len(rec); { // each field's OID, length and bytes: keep the last two
-			n := int(int32(binary.BigEndian.Uint32(rec[at+4:])))
-			buf = append(buf, rec[at+4:at+8+max(n, 0)]...)
-			at += 8 + max(n, 0)
+		for _, f := range c.carried[i] {
+			if f == nil {
+				buf = binary.BigEndian.AppendUint32(buf, 0xFFFFFFFF)
+				continue
+			}
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(f)))
+			buf = append(buf, f...)
 		}
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(v)))
 		buf = append(buf, v...)
@@ -173,12 +174,12 @@ func rebuildChunk(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) 
 type floorChunk struct {
 	ids     []int64
 	vals    [][]byte
-	carried [][]byte // the other columns (rebuildCarried)
+	carried [][][]byte // each row's other columns (rebuildCarried)
 }
 
 // clientCopy walks t by id and writes each chunk's bytes back into copy.
 func clientCopy(ctx context.Context, db *sql.DB) (int64, error) {
-	return walkChunks(ctx, db, "", func(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) {
+	return walkChunks(ctx, db, nil, func(ctx context.Context, db *sql.DB, c floorChunk) (int64, error) {
 		res, err := db.ExecContext(ctx, `UPDATE t SET copy = v.c FROM unnest($1::bigint[], $2::bytea[]) AS v(k, c)
 WHERE t.id = v.k AND t.id BETWEEN $3 AND $4`, c.ids, c.vals, c.ids[0], c.ids[len(c.ids)-1])
 		if err != nil {
@@ -189,14 +190,14 @@ WHERE t.id = v.k AND t.id BETWEEN $3 AND $4`, c.ids, c.vals, c.ids[0], c.ids[len
 }
 
 // walkChunks walks t by id, in chunks of the e-mail's bytes (and of
-// carried, when set: an expression read with each row), and has
-// floorWriters writers write them; it returns the rows they wrote.
-func walkChunks(ctx context.Context, db *sql.DB, carried string, write func(context.Context, *sql.DB, floorChunk) (int64, error)) (int64, error) {
+// carried: expressions read with each row), and has floorWriters writers
+// write them; it returns the rows they wrote.
+func walkChunks(ctx context.Context, db *sql.DB, carried []string, write func(context.Context, *sql.DB, floorChunk) (int64, error)) (int64, error) {
 	g, ctx := errgroup.WithContext(ctx)
 	chunks := make(chan floorChunk, floorWriters)
-	extra := ", NULL"
-	if carried != "" {
-		extra = ", " + carried
+	extra := ""
+	for _, c := range carried {
+		extra += ", " + c
 	}
 	g.Go(func() error {
 		defer close(chunks)
@@ -209,8 +210,13 @@ func walkChunks(ctx context.Context, db *sql.DB, carried string, write func(cont
 			var c floorChunk
 			for rs.Next() {
 				var id int64
-				var v, more []byte
-				if err := rs.Scan(&id, &v, &more); err != nil {
+				var v []byte
+				more := make([][]byte, len(carried))
+				dest := []any{&id, &v}
+				for i := range more {
+					dest = append(dest, &more[i])
+				}
+				if err := rs.Scan(dest...); err != nil {
 					rs.Close()
 					return err
 				}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/binary"
@@ -27,7 +28,11 @@ import (
 // h is a handle to the chunk's rows, registered in bulkChunks for the
 // statement's duration; the rows are found by their key values exactly as
 // read (storage class included), so a row not in the chunk, or whose guard
-// column changed since it was read, is left alone.
+// column changed since it was read, is left alone. SQLite visits the rows
+// in key order, the order the walker read them in, so each lookup first
+// tries the row after the last one found, and only a miss indexes the
+// chunk by key (on 1M rows the index of every chunk and a hashed lookup
+// per call took 0.6 s of the one writer's time).
 const (
 	bulkHasFunction   = "colcrypt_bulk_has"
 	bulkValueFunction = "colcrypt_bulk_value"
@@ -37,11 +42,17 @@ const (
 	bulkMinRows = 256
 )
 
-// bulkChunk is one chunk's rows by key.
+// bulkChunk is one chunk's rows, in the order they were read. A chunk is
+// used by one statement at a time, which calls the functions one row
+// after another.
 type bulkChunk struct {
-	rows    map[string]bulkRow
+	rows    []bulkRow
+	keys    []driver.Value // row i's key values at keys[i*nKey:(i+1)*nKey]
+	nKey    int
 	nSet    int
 	guarded bool
+	next    int            // the row the last lookup found
+	byKey   map[string]int // row by encodeKey, built at the first miss
 }
 
 type bulkRow struct {
@@ -91,7 +102,7 @@ func bulkHas(args []driver.Value) (driver.Value, error) {
 	if c.guarded {
 		keys, guard = keys[:len(keys)-1], keys[len(keys)-1]
 	}
-	r, ok := c.rows[encodeKey(keys)]
+	r, ok := c.find(keys)
 	if ok && c.guarded && r.guard != encodeKey([]driver.Value{guard}) {
 		ok = false
 	}
@@ -111,7 +122,7 @@ func bulkValue(args []driver.Value) (driver.Value, error) {
 	if !ok || i < 0 || int(i) >= c.nSet {
 		return nil, fmt.Errorf("%s: bad column index %v", bulkValueFunction, args[1])
 	}
-	r, ok := c.rows[encodeKey(args[2:])]
+	r, ok := c.find(args[2:])
 	if !ok {
 		return nil, fmt.Errorf("%s: row not in the chunk", bulkValueFunction)
 	}
@@ -184,7 +195,8 @@ func newBulkChunk(u dialect.Update) (c *bulkChunk, ok bool, err error) {
 	if u.Guard != "" {
 		guard = 1
 	}
-	c = &bulkChunk{rows: make(map[string]bulkRow, len(u.Rows)), nSet: ns, guarded: guard == 1}
+	c = &bulkChunk{rows: make([]bulkRow, 0, len(u.Rows)), keys: make([]driver.Value, 0, len(u.Rows)*nk),
+		nKey: nk, nSet: ns, guarded: guard == 1}
 	for i, row := range u.Rows {
 		if len(row) != nk+ns+guard {
 			return nil, false, fmt.Errorf("bulk write of %s: row %d has %d values, want %d", u.Table, i+1, len(row), nk+ns+guard)
@@ -204,9 +216,73 @@ func newBulkChunk(u dialect.Update) (c *bulkChunk, ok bool, err error) {
 		if !ok {
 			return nil, false, nil
 		}
-		c.rows[encodeKey(keys)] = r
+		c.rows, c.keys = append(c.rows, r), append(c.keys, keys...)
 	}
 	return c, true, nil
+}
+
+// find gives the row whose key values are key, exactly.
+func (c *bulkChunk) find(key []driver.Value) (bulkRow, bool) {
+	if len(key) != c.nKey {
+		return bulkRow{}, false
+	}
+	for _, i := range [2]int{c.next, c.next + 1} {
+		if i < len(c.rows) && sameValues(c.keys[i*c.nKey:(i+1)*c.nKey], key) {
+			c.next = i
+			return c.rows[i], true
+		}
+	}
+	if c.byKey == nil {
+		c.byKey = make(map[string]int, len(c.rows))
+		for i := range c.rows {
+			c.byKey[encodeKey(c.keys[i*c.nKey:(i+1)*c.nKey])] = i
+		}
+	}
+	i, ok := c.byKey[encodeKey(key)]
+	if !ok {
+		return bulkRow{}, false
+	}
+	c.next = i
+	return c.rows[i], true
+}
+
+// sameValues reports whether a and b are the same values, storage class
+// included, as encodeKey tells them apart.
+func sameValues(a, b []driver.Value) bool {
+	for i := range a {
+		if !sameValue(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameValue(a, b driver.Value) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
+	case float64:
+		y, ok := b.(float64)
+		return ok && math.Float64bits(x) == math.Float64bits(y)
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	case bool:
+		// The driver binds booleans as integers.
+		n := int64(0)
+		if x {
+			n = 1
+		}
+		y, ok := b.(int64)
+		return ok && y == n
+	}
+	return false
 }
 
 // register makes c visible to the functions under a new handle until

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"testing"
@@ -205,5 +206,37 @@ func TestKeyValuesRefusesTime(t *testing.T) {
 	vals, ok, err := keyValues([]any{int64(1), "a", []byte("b"), 1.5, nil, true})
 	if !ok || err != nil || len(vals) != 6 {
 		t.Errorf("keyValues(basic values) = %v, %v, %v", vals, ok, err)
+	}
+}
+
+// TestBulkChunkFind: a chunk's rows are found by their key values exactly,
+// storage class included, whether SQLite asks for them in the chunk's
+// order (the cursor), out of it, or for a key the chunk does not hold.
+func TestBulkChunkFind(t *testing.T) {
+	keys := [][]any{{int64(5)}, {"5"}, {[]byte("5")}, {5.0}, {true}, {nil}, {int64(7)}}
+	u := dialect.Update{Table: schema.TableName{Name: "t"}, Key: []string{"k"}, Set: []string{"ct"}}
+	for i, k := range keys {
+		u.Rows = append(u.Rows, append(k, fmt.Sprint("row ", i)))
+	}
+	c, ok, err := newBulkChunk(u)
+	if !ok || err != nil {
+		t.Fatalf("newBulkChunk = %v, %v", ok, err)
+	}
+	// As SQLite hands them to the functions: a boolean as an integer.
+	asked := []driver.Value{int64(5), "5", []byte("5"), 5.0, int64(1), nil, int64(7)}
+	order := []int{0, 1, 2, 3, 4, 5, 6, 6, 3, 0, 5, 1, 4, 2}
+	for _, i := range order {
+		r, ok := c.find([]driver.Value{asked[i]})
+		if want := fmt.Sprint("row ", i); !ok || r.set[0] != want {
+			t.Errorf("find(%#v) = %v, %v; want %q", asked[i], r.set, ok, want)
+		}
+	}
+	for _, k := range []driver.Value{int64(6), "7", []byte("7"), 7.0, int64(0), int64(2)} {
+		if r, ok := c.find([]driver.Value{k}); ok {
+			t.Errorf("find(%#v) = %v; want no row", k, r.set)
+		}
+	}
+	if _, ok := c.find([]driver.Value{int64(5), int64(5)}); ok {
+		t.Error("find with two key values in a chunk keyed by one found a row")
 	}
 }

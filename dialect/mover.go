@@ -56,6 +56,20 @@ type Mover interface {
 	Purge(ctx context.Context, db *sql.DB, table schema.TableName) error
 }
 
+// VersionKeeper is a Mover whose Purge keeps the old row versions that an
+// open transaction can still read: PostgreSQL's VACUUM FULL copies every
+// row version a snapshot older than its own may see, so a long report, an
+// idle session left in a transaction or a standby's feedback would keep
+// the plaintext or the old ciphertexts the purge is there to remove.
+// Before purging, the engine waits until nothing is listed.
+type VersionKeeper interface {
+	// VersionHolders returns a function that lists, each time it is
+	// called, what can still read row versions replaced before
+	// VersionHolders was called (sessions, prepared transactions,
+	// replication slots), each described with how to end it.
+	VersionHolders(ctx context.Context, db *sql.DB) (func(context.Context) ([]string, error), error)
+}
+
 // StateTypes are portable column types for colcrypt's own tables.
 type StateTypes struct {
 	Text   string // unbounded text

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
@@ -290,7 +291,7 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 					e.note(ctx, j.ID, "nothing to purge", t.tn.String()+": rebuilt, and the table that held the plaintext was dropped")
 					continue
 				}
-				if err = e.m.Purge(ctx, e.db, t.tn); err != nil {
+				if err = e.purge(ctx, j.ID, t, "the plaintext"); err != nil {
 					break
 				}
 			}
@@ -407,6 +408,62 @@ func (e *Engine) ddl(ctx context.Context, what string, op func(context.Context) 
 	}
 	return nil
 }
+
+// purge rebuilds table t so that what the job replaced (what: the
+// plaintext, the old ciphertexts) is gone from its files. Where the
+// rebuild keeps the row versions an open transaction may still need
+// (dialect.VersionKeeper), it first waits, up to Options.PurgeWait, until
+// no transaction begun before it is left, and says what it waits for.
+func (e *Engine) purge(ctx context.Context, jobID string, t *tableJob, what string) error {
+	if vk, ok := e.m.(dialect.VersionKeeper); ok {
+		holders, err := vk.VersionHolders(ctx, e.db)
+		if err != nil {
+			return fmt.Errorf("purge %s: %w", t.name, err)
+		}
+		wait := e.opt.PurgeWait
+		if wait <= 0 {
+			wait = defaultPurgeWait
+		}
+		deadline := time.Now().Add(wait)
+		var logged time.Time
+		for {
+			list, err := holders(ctx)
+			if err != nil {
+				return fmt.Errorf("purge %s: %w", t.name, err)
+			}
+			if len(list) == 0 {
+				break
+			}
+			if !time.Now().Before(deadline) {
+				return fmt.Errorf("purge %s: after %s, %d transaction(s) begun before the purge still keep the row versions holding %s from being removed: %s. End them, then run the command again: the job resumes at the purge",
+					t.name, wait.Round(time.Second), len(list), what, strings.Join(list, "; "))
+			}
+			if time.Since(logged) >= purgeWaitLog {
+				e.log.Warn("purge waits: transactions begun before it keep the row versions holding "+what+" from being removed",
+					"table", t.name, "holders", strings.Join(list, "; "), "gives up in", time.Until(deadline).Round(time.Second))
+				e.note(ctx, jobID, "purge waits", t.name+": "+strings.Join(list, "; "))
+				logged = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(purgePoll):
+			}
+		}
+	}
+	return e.ddl(ctx, "purge "+t.name+" of "+what, func(ctx context.Context) error {
+		return e.m.Purge(ctx, e.db, t.tn)
+	})
+}
+
+// How long purge waits for the transactions that keep old row versions
+// (Options.PurgeWait overrides the default), how often it looks, and how
+// often it says so.
+const (
+	defaultPurgeWait = 5 * time.Minute
+	purgePoll        = time.Second
+	purgeWaitLog     = 30 * time.Second
+)
 
 // copyAll runs the copy (or another chunked phase) over every table and
 // keeps the columns' percent complete current for status.

@@ -53,6 +53,9 @@ type Options struct {
 	// engine could build its replacement during the copy instead
 	// (dialect.Rebuilder); it decides only when the job is prepared.
 	InPlace bool
+	// PurgeWait bounds how long a purge waits for transactions that can
+	// still read the row versions it removes (0: five minutes).
+	PurgeWait time.Duration
 }
 
 // Engine runs the jobs of one plan against one database.

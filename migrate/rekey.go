@@ -354,9 +354,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 	// nothing left there, and a rekey stopped during the purge purges
 	// again when resumed.
 	if e.plan.Job.Purge {
-		if err := e.ddl(ctx, "purge "+t.name+" of the old ciphertexts", func(ctx context.Context) error {
-			return e.m.Purge(ctx, e.db, t.tn)
-		}); err != nil {
+		if err := e.purge(ctx, j.ID, t, "the old ciphertexts"); err != nil {
 			return err
 		}
 		e.note(ctx, j.ID, "purged", t.tn.String())

@@ -159,6 +159,62 @@ func (d Dialect) Purge(ctx context.Context, db *sql.DB, table schema.TableName) 
 	return nil
 }
 
+var _ dialect.VersionKeeper = Dialect{}
+
+// VersionHolders implements dialect.VersionKeeper. Every transaction the
+// job committed has an xid below the xmax of a snapshot taken now, and
+// VACUUM FULL keeps a row version whose deleting xid does not precede its
+// horizon: the xmin and xid of every session of the table's database,
+// walsenders (a standby's feedback) and replication slots, and its own
+// snapshot's xmin, which is held back by any transaction with an xid in any
+// database, prepared ones included. (Measured: a write waiting for a lock
+// in another database kept every old version of a purged table.) A plain
+// (auto)vacuum does not count: the server leaves it out too. Comparing
+// ages keeps the comparison right across xid wraparound.
+func (Dialect) VersionHolders(ctx context.Context, db *sql.DB) (func(context.Context) ([]string, error), error) {
+	var horizon string
+	if err := db.QueryRowContext(ctx, `SELECT (pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()) % 4294967296)::text`).Scan(&horizon); err != nil {
+		return nil, fmt.Errorf("read the transaction horizon: %w", err)
+	}
+	return func(ctx context.Context) ([]string, error) {
+		rows, err := db.QueryContext(ctx, versionHoldersSQL, horizon)
+		if err != nil {
+			return nil, fmt.Errorf("list the transactions that can read old row versions: %w", err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				return nil, fmt.Errorf("list the transactions that can read old row versions: %w", err)
+			}
+			out = append(out, s)
+		}
+		return out, rows.Err()
+	}, nil
+}
+
+// versionHoldersSQL lists what holds back the horizon of $1 (an xid, as
+// text). A session's query text is left out: it may hold the very values
+// being purged.
+const versionHoldersSQL = `WITH h AS (SELECT pg_catalog.age($1::text::xid) AS age)
+SELECT pg_catalog.format('session %s (database %s, user %s, application %s, %s, in a transaction since %s; pg_terminate_backend(%s) ends it)',
+	a.pid, coalesce(a.datname::text, '-'), coalesce(a.usename::text, '?'), coalesce(nullif(a.application_name, ''), '?'),
+	coalesce(a.state, a.backend_type, '?'), coalesce(a.xact_start::text, '?'), a.pid)
+FROM pg_catalog.pg_stat_activity a, h
+WHERE a.pid <> pg_catalog.pg_backend_pid()
+  AND (pg_catalog.age(a.backend_xid) > h.age
+    OR (pg_catalog.age(a.backend_xmin) > h.age AND (a.datname = pg_catalog.current_database() OR a.backend_type = 'walsender')))
+  AND NOT (a.backend_type = 'autovacuum worker' AND a.query LIKE 'autovacuum: VACUUM %' AND a.query NOT LIKE '%ANALYZE%')
+UNION ALL
+SELECT pg_catalog.format('prepared transaction %L (database %s, prepared at %s; COMMIT PREPARED or ROLLBACK PREPARED ends it)', p.gid, p.database, p.prepared)
+FROM pg_catalog.pg_prepared_xacts p, h
+WHERE pg_catalog.age(p.transaction) > h.age
+UNION ALL
+SELECT pg_catalog.format('replication slot %L (a standby with hot_standby_feedback, or the slot''s consumer, holds it back)', s.slot_name)
+FROM pg_catalog.pg_replication_slots s, h
+WHERE pg_catalog.age(s.xmin) > h.age`
+
 var _ dialect.Slicer = Dialect{}
 
 // Substr implements dialect.Slicer: substring on bytea counts bytes, so

@@ -2,15 +2,18 @@ package postgres_test
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -115,7 +118,12 @@ func (r *rekeyRun) writePlan(name, text string) *planner.Plan {
 
 func (r *rekeyRun) engine(p *planner.Plan) *migrate.Engine {
 	r.t.Helper()
-	e, err := migrate.New(p, postgres.Dialect{}, r.db, r.ks, migrate.Options{})
+	return r.engineWith(p, migrate.Options{})
+}
+
+func (r *rekeyRun) engineWith(p *planner.Plan, opt migrate.Options) *migrate.Engine {
+	r.t.Helper()
+	e, err := migrate.New(p, postgres.Dialect{}, r.db, r.ks, opt)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -584,4 +592,134 @@ func heapFile(t *testing.T, db *sql.DB, table string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRekeyPurgeWaitsForOlderSnapshots: VACUUM FULL keeps every row
+// version that a transaction begun before it may still need: one whose
+// snapshot in the table's database is older, and, through VACUUM FULL's
+// own snapshot, one holding an xid in any database. A purge run beside
+// them would leave the old ciphertexts in the table's file, so it waits for
+// them instead. Given up after Options.PurgeWait, the rekey fails naming
+// both sessions and how to end them, and the column stays in state 4; run
+// again, the rekey waits, says so, purges once they have ended, and no v1
+// value is left in the file.
+func TestRekeyPurgeWaitsForOlderSnapshots(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r, _, _, _ := newRekeyRun(t)
+	text := strings.ReplaceAll(rekeyPlan, "%EMAIL%", "aes-256-cbc")
+	p := r.writePlan("rekey.yaml", strings.Replace(text, "  drop_defaults: true\n", "  drop_defaults: true\n  purge: true\n", 1))
+	var old [][]byte // a sample of the values under v1
+	for _, row := range queryRows(t, r.db, `SELECT email FROM accounts WHERE id % 50 = 1 AND email IS NOT NULL`) {
+		old = append(old, row[0].([]byte))
+	}
+
+	// A report in the table's database whose snapshot is older than the
+	// rekey (it reads no table, so it holds no lock the rekey waits for),
+	// and a transaction in another database that took an xid.
+	otherDSN, err := pgtest.WithDatabase(r.dsn, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := postgres.Dialect{}.Open(ctx, otherDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var pids []int
+	var ends []func()
+	for _, h := range []struct {
+		db    *sql.DB
+		begin string
+	}{
+		{r.db, `SELECT pg_backend_pid()`},
+		{other, `SELECT pg_backend_pid() WHERE pg_current_xact_id() IS NOT NULL`},
+	} {
+		conn, err := h.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var pid int
+		if _, err := conn.ExecContext(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ`); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRowContext(ctx, h.begin).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+		ends = append(ends, func() {
+			if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+
+	_, err = r.engineWith(p, migrate.Options{PurgeWait: 2 * time.Second}).Rekey(ctx, nil)
+	for _, pid := range pids {
+		if want := fmt.Sprintf("session %d (", pid); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fmt.Sprintf("pg_terminate_backend(%d)", pid)) {
+			t.Errorf("rekey with purge beside older transactions: %v; want an error naming %q and how to end it", err, want)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "the job resumes at the purge") {
+		t.Fatalf("rekey with purge beside older transactions: %v; want an error saying how to go on", err)
+	}
+	if states, _ := r.versions(p); states["email"] != migrate.StateKeyChange {
+		t.Errorf("after the purge gave up email is in state %d, want %d", states["email"], migrate.StateKeyChange)
+	}
+
+	waiting := make(chan struct{}, 1)
+	log := slog.New(messageHandler{prefix: "purge waits", seen: waiting})
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.engineWith(p, migrate.Options{PurgeWait: time.Minute, Log: log}).Rekey(ctx, nil)
+		done <- err
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("the rekey ended (%v) while a snapshot from before it was open; want it to wait", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the rekey did not log that its purge waits")
+	}
+	for _, end := range ends {
+		end()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("rekey after the report ended: %v", err)
+	}
+	r.wantVerified(p, "after the rekey")
+	if states, counts := r.versions(p); states["email"] != migrate.StateEncrypted || len(counts["email"]) != 1 || counts["email"]["v2"] == 0 {
+		t.Errorf("after the rekey email is in state %d with %v, want state 3 and only v2", states["email"], counts["email"])
+	}
+	file := heapFile(t, r.db, "accounts")
+	left := 0
+	for _, ct := range old {
+		if bytes.Contains(file, ct) {
+			left++
+		}
+	}
+	if left > 0 {
+		t.Errorf("after the purge %d of %d sampled values under key version 1 are still in the table's file", left, len(old))
+	}
+}
+
+// messageHandler is a slog.Handler that signals seen at each record whose
+// message begins with prefix.
+type messageHandler struct {
+	prefix string
+	seen   chan struct{}
+}
+
+func (h messageHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h messageHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h messageHandler) WithGroup(string) slog.Handler            { return h }
+func (h messageHandler) Handle(_ context.Context, rec slog.Record) error {
+	if strings.HasPrefix(rec.Message, h.prefix) {
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }

@@ -107,6 +107,7 @@ type planSpec struct {
 	versioned *bool
 	job       string // extra lines under job:, already indented by two spaces
 	tables    []planTable
+	dsnQuery  string // appended to the DSN test.db, e.g. "?_pragma=busy_timeout(500)"
 }
 
 type planTable struct {
@@ -129,7 +130,7 @@ func yamlString(s string) string {
 func (f *fixture) plan(name string, s planSpec) *planner.Plan {
 	f.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\ndatabase:\n  engine: sqlite\n  dsn: test.db\nkeystore: test.keystore\ndefaults:\n  key: pii\n")
+	fmt.Fprintf(&b, "version: 1\ndatabase:\n  engine: sqlite\n  dsn: %s\nkeystore: test.keystore\ndefaults:\n  key: pii\n", yamlString("test.db"+s.dsnQuery))
 	if s.suite != "" {
 		fmt.Fprintf(&b, "  suite: %s\n", s.suite)
 	}

@@ -54,6 +54,54 @@ func TestPurgeLeavesNoPlaintextInTheFiles(t *testing.T) {
 	})
 }
 
+// TestPurgeRefusesWhileAReaderHoldsTheOldPages: VACUUM writes the rebuilt
+// pages into the write-ahead log, and only the checkpoint copies them over
+// the old ones in the database file; a connection reading since before the
+// purge keeps that checkpoint from finishing, which SQLite reports without
+// an error. The purge must fail then, saying why, rather than report the
+// plaintext gone while the file still holds it; once the reader has ended,
+// apply run again purges and nothing is left.
+func TestPurgeRefusesWhileAReaderHoldsTheOldPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, customersSetup(500)...)
+	const marker = "user123@example.com"
+	p := f.plan("plan.yaml", planSpec{job: "  drop_defaults: true\n  purge: true\n", dsnQuery: "?_pragma=busy_timeout(300)",
+		tables: []planTable{{name: "customers", columns: []planColumn{{name: "ssn", iv: "column"}, {name: "email"}, {name: "notes"}}}}})
+	ctx := t.Context()
+	// As colcrypt leaves it: in WAL mode, where readers and the one writer
+	// do not wait for each other.
+	if _, err := f.raw().ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := f.raw().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	var n int
+	if _, err := reader.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM customers").Scan(&n); err != nil || n != 500 {
+		t.Fatalf("the reader counts %d rows, %v", n, err)
+	}
+	_, err = f.engine(p, f.ks, migrate.Options{}).Apply(ctx)
+	if err == nil || !strings.Contains(err.Error(), "another connection has been reading the database since before the purge") {
+		t.Fatalf("apply with purge beside an open reader: %v; want the purge to fail, saying why", err)
+	}
+	if left := f.filesContain(marker); len(left) == 0 {
+		t.Error("the purge failed, yet no plaintext is left in the files: this test no longer shows what the reader keeps")
+	}
+	if _, err := reader.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(p, migrate.Options{})
+	if left := f.filesContain(marker); len(left) > 0 {
+		t.Errorf("after the purge ran again the plaintext e-mail is still readable in %s", strings.Join(left, ", "))
+	}
+	f.wantEncrypted("customers", "ssn", "email", "notes")
+}
+
 // eachPurge runs test twice, as subtests: without and with purge: true,
 // job being the plan's job lines for each.
 func eachPurge(t *testing.T, test func(t *testing.T, purge bool, job string)) {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -508,12 +509,24 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 // Purge rebuilds the database file so that no plaintext stays in free
 // pages, then truncates the write-ahead log, which may hold old pages too.
+// VACUUM writes the rebuilt pages into the log, so until the checkpoint
+// copies them over, the database file still holds the old ones; a
+// connection reading since before (another program, a shell left in a
+// transaction) keeps the checkpoint from finishing, and the driver's busy
+// timeout is how long it waits for that reader. The checkpoint's own
+// report says whether it finished: SQLite gives no error when it did not.
 func (Dialect) Purge(ctx context.Context, db *sql.DB, _ schema.TableName) error {
 	if _, err := db.ExecContext(ctx, "VACUUM"); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	var busy, logFrames, copied int64
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &copied); err != nil {
 		return fmt.Errorf("checkpoint the write-ahead log: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("checkpoint the write-ahead log: another connection has been reading the database since before the purge, " +
+			"so the database file still holds the pages the purge replaced. End that connection's transaction " +
+			"(or close the program holding it), then run the command again: the job resumes at the purge")
 	}
 	return nil
 }

@@ -86,6 +86,7 @@ func (d Dialect) captureSQL(table schema.TableName, planned []string) []string {
 		"CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS " + dollarQuote(body),
 		"DROP TRIGGER IF EXISTS " + d.Quote(name) + " ON " + qt,
 		"CREATE TRIGGER " + d.Quote(name) + " BEFORE INSERT OR UPDATE ON " + qt + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()",
+		enableAlways(qt, d.Quote(name)),
 	}
 }
 

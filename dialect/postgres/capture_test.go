@@ -59,6 +59,14 @@ func TestChangeCapture(t *testing.T) {
 			t.Errorf("after %s the version is %d, want %d", s.stmt, v, s.want)
 		}
 	}
+	// As logical replication or a restore writes, which ordinary
+	// triggers let through.
+	if err := execAsReplica(t, db, `UPDATE "we""ird t" SET "e mail" = 'replicated' WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(`"we""ird t"`, 1); v != 5 {
+		t.Errorf("after an update as a replica the version is %d, want 5", v)
+	}
 	exec(t, db, `INSERT INTO "we""ird t" (id, score) VALUES (3, 0), (4, 0)`)
 	if a, b := version(`"we""ird t"`, 3), version(`"we""ird t"`, 4); a == 0 || a == b {
 		t.Errorf("inserted rows have versions %d and %d, want random ones", a, b)

@@ -40,6 +40,11 @@ func TestOfflineInPlaceJobGuardsItsWrites(t *testing.T) {
 				t.Errorf("%s: %s: %v, want SQLSTATE 25006", when, w, err)
 				continue
 			}
+			// As logical replication or a restore writes, which ordinary
+			// triggers let through.
+			if err := execAsReplica(t, r.admin, w); !errors.As(err, &pgErr) || pgErr.Code != "25006" {
+				t.Errorf("%s: %s as a replica: %v, want SQLSTATE 25006", when, w, err)
+			}
 			for _, want := range words {
 				if !strings.Contains(pgErr.Message, want) {
 					t.Errorf("%s: the refusal %q does not say %q", when, pgErr.Message, want)

@@ -247,12 +247,32 @@ func (d Dialect) refuseWrites(ctx context.Context, tx *sql.Tx, table schema.Tabl
 	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE FUNCTION "+fn+" RETURNS trigger LANGUAGE plpgsql AS "+dollarQuote(body)); err != nil {
 		return err
 	}
-	if exists, err := d.hasTrigger(ctx, tx, table, name); err != nil || exists {
+	var enabled string // pg_trigger.tgenabled, "" when there is no such trigger
+	err := queryRow(ctx, tx, `SELECT coalesce((SELECT tgenabled::text FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2), '')`,
+		[]any{d.QuoteTable(table), name}, &enabled)
+	switch {
+	case err != nil:
 		return err
+	case enabled == "":
+		if _, err := tx.ExecContext(ctx, "CREATE TRIGGER "+d.Quote(name)+" BEFORE "+events+" ON "+d.QuoteTable(table)+
+			" FOR EACH STATEMENT EXECUTE FUNCTION "+fn); err != nil {
+			return err
+		}
+	case enabled == "A":
+		return nil
 	}
-	_, err := tx.ExecContext(ctx, "CREATE TRIGGER "+d.Quote(name)+" BEFORE "+events+" ON "+d.QuoteTable(table)+
-		" FOR EACH STATEMENT EXECUTE FUNCTION "+fn)
+	_, err = tx.ExecContext(ctx, enableAlways(d.QuoteTable(table), d.Quote(name)))
 	return err
+}
+
+// enableAlways makes one of colcrypt's triggers fire in every session,
+// those with session_replication_role = replica included: a logical
+// replication subscriber's apply worker runs that way, and so does a
+// restore or a tool that sets it to skip triggers. An ordinary trigger
+// stays silent there, and a write the job must refuse or capture would
+// get past it and be lost at the cut-over.
+func enableAlways(qt, quotedTrigger string) string {
+	return "ALTER TABLE " + qt + " ENABLE ALWAYS TRIGGER " + quotedTrigger
 }
 
 // triggerFunction is the schema-qualified function of one of colcrypt's

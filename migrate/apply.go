@@ -416,7 +416,11 @@ func (e *Engine) ddl(ctx context.Context, what string, op func(context.Context) 
 // no transaction begun before it is left, and says what it waits for.
 func (e *Engine) purge(ctx context.Context, jobID string, t *tableJob, what string) error {
 	if vk, ok := e.m.(dialect.VersionKeeper); ok {
-		holders, err := vk.VersionHolders(ctx, e.db)
+		var holders func(context.Context) ([]string, error)
+		err := retry(ctx, e.log, "purge "+t.name, func(ctx context.Context) (err error) {
+			holders, err = vk.VersionHolders(ctx, e.db)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("purge %s: %w", t.name, err)
 		}
@@ -427,7 +431,11 @@ func (e *Engine) purge(ctx context.Context, jobID string, t *tableJob, what stri
 		deadline := time.Now().Add(wait)
 		var logged time.Time
 		for {
-			list, err := holders(ctx)
+			var list []string
+			err := retry(ctx, e.log, "purge "+t.name, func(ctx context.Context) (err error) {
+				list, err = holders(ctx)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("purge %s: %w", t.name, err)
 			}

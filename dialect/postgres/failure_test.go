@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/dialect/postgres"
 	"github.com/colcrypt/colcrypt/internal/pgtest"
 	"github.com/colcrypt/colcrypt/keystore"
@@ -831,6 +832,45 @@ func TestCutoverStatementFails(t *testing.T) {
 
 			exec(t, r.admin, tc.fix...)
 			r.wantFinished("after the fix", catalog)
+		})
+	}
+}
+
+// TestCutoverRefusesADisabledTrigger: a trigger the job relies on until its
+// cut-over (the read-only trigger of a rebuilt table, the guard of an
+// in-place one, the change capture of an online job) disabled with ALTER
+// TABLE ... DISABLE TRIGGER may have let writes past it, which the
+// cut-over would lose. The cut-over refuses, naming the trigger and how
+// to go on, with nothing changed; once the trigger is enabled again, the
+// job finishes and reverts to the original.
+func TestCutoverRefusesADisabledTrigger(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name            string
+		inPlace, online bool
+		trigger         string
+	}{
+		{"rebuilt", false, false, "colcrypt_readonly_accounts"},
+		{"in place", true, false, dialect.GuardPrefix + "accounts"},
+		{"online", true, true, dialect.CapturePrefix + "accounts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newFailureRun(t, 500)
+			r.inPlace = tc.inPlace
+			catalog := catalogSnapshot(t, r.admin, "accounts")
+			r.apply(migrate.Options{Until: "verify", Online: tc.online})
+			exec(t, r.admin, `ALTER TABLE accounts DISABLE TRIGGER `+tc.trigger)
+			verified := catalogSnapshot(t, r.admin, "accounts")
+			_, err := r.engine(migrate.Options{Online: tc.online}).Apply(t.Context())
+			for _, want := range []string{"trigger " + tc.trigger + ", which", "is disabled", `ENABLE ALWAYS TRIGGER "` + tc.trigger + `"`, "nothing was changed"} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("cut-over with %s disabled: %v; want an error saying %q", tc.trigger, err, want)
+				}
+			}
+			r.wantUntouchedBeforeCutover(verified)
+			exec(t, r.admin, `ALTER TABLE accounts ENABLE ALWAYS TRIGGER `+tc.trigger)
+			r.wantFinished("after the trigger was enabled again", catalog)
 		})
 	}
 }

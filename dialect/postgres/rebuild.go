@@ -247,9 +247,7 @@ func (d Dialect) refuseWrites(ctx context.Context, tx *sql.Tx, table schema.Tabl
 	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE FUNCTION "+fn+" RETURNS trigger LANGUAGE plpgsql AS "+dollarQuote(body)); err != nil {
 		return err
 	}
-	var enabled string // pg_trigger.tgenabled, "" when there is no such trigger
-	err := queryRow(ctx, tx, `SELECT coalesce((SELECT tgenabled::text FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2), '')`,
-		[]any{d.QuoteTable(table), name}, &enabled)
+	enabled, err := d.triggerState(ctx, tx, table, name)
 	switch {
 	case err != nil:
 		return err
@@ -281,17 +279,25 @@ func (d Dialect) triggerFunction(table schema.TableName, name string) string {
 	return d.QuoteTable(schema.TableName{Schema: table.Schema, Name: name}) + "()"
 }
 
-// readOnly reports whether the table has its read-only trigger.
-func (d Dialect) readOnly(ctx context.Context, q dialect.Querier, table schema.TableName) (bool, error) {
-	return d.hasTrigger(ctx, q, table, readonlyName(table))
+// triggerState gives the table's trigger's pg_trigger.tgenabled: "A"
+// (always), "O" or "R" (enabled), "D" (disabled), or "" when the table has
+// no such trigger.
+func (d Dialect) triggerState(ctx context.Context, q dialect.Querier, table schema.TableName, name string) (string, error) {
+	var state string
+	err := queryRow(ctx, q, `SELECT coalesce((SELECT tgenabled::text FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2), '')`,
+		[]any{d.QuoteTable(table), name}, &state)
+	return state, err
 }
 
-// hasTrigger reports whether the table has the trigger.
-func (d Dialect) hasTrigger(ctx context.Context, q dialect.Querier, table schema.TableName, name string) (bool, error) {
-	var exists bool
-	err := queryRow(ctx, q, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)`,
-		[]any{d.QuoteTable(table), name}, &exists)
-	return exists, err
+// triggerDisabled is the cut-over's refusal when one of the job's
+// triggers was disabled (ALTER TABLE ... DISABLE TRIGGER): the writes it
+// exists to stop or capture may have got past it, which the cut-over
+// would lose. what says what the trigger does; again is the command to
+// run once it is enabled, undo the way back otherwise.
+func (d Dialect) triggerDisabled(table schema.TableName, name, what, again, undo string) error {
+	return fmt.Errorf("trigger %s, which %s, is disabled, and a row written while it was disabled would be lost by the cut-over; nothing was changed. "+
+		"If no row was written meanwhile, enable it again (ALTER TABLE %s ENABLE ALWAYS TRIGGER %s) and run %s again; otherwise %s",
+		name, what, d.QuoteTable(table), d.Quote(name), again, undo)
 }
 
 // guardName names the trigger, and its function, of a WriteGuard.
@@ -586,7 +592,7 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	t := ts.Table
 	qt, rebuilt := d.QuoteTable(t.Name), d.RebuildName(t.Name)
 	qn := d.QuoteTable(rebuilt)
-	ro, err := d.readOnly(ctx, s.tx, t.Name)
+	ro, err := d.triggerState(ctx, s.tx, t.Name, readonlyName(t.Name))
 	if err != nil {
 		return err
 	}
@@ -597,9 +603,12 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 	if ts.Reverse {
 		again, undo = "revert", "the table still holds its ciphertext, readable as before"
 	}
-	if !ro {
+	switch ro {
+	case "":
 		return fmt.Errorf("trigger %s, which keeps %s read-only until its cut-over, was dropped: rows may have changed since they were copied "+
 			"and the swap would lose them; nothing was changed: %s", readonlyName(t.Name), t.Name, undo)
+	case "D":
+		return d.triggerDisabled(t.Name, readonlyName(t.Name), "keeps "+t.Name.String()+" read-only until its cut-over", again, undo)
 	}
 	live, err := s.columns(ctx, t.Name)
 	if err != nil {

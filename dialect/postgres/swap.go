@@ -301,6 +301,29 @@ WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped`, s.d.Quo
 	return nil
 }
 
+// refuseDisabledTriggers refuses an in-place cut-over when the job's guard
+// or its change capture is disabled: the writes they exist to stop or
+// capture may have got past them. (A trigger missing altogether is left
+// to the rest of the swap: an earlier attempt of this cut-over may have
+// dropped it.)
+func (s *swapTx) refuseDisabledTriggers(ctx context.Context, ts dialect.TableSwap, again, undo string) error {
+	t := ts.Table.Name
+	triggers := map[string]string{guardName(t): "guards the planned columns of " + t.String() + " until its cut-over"}
+	if ts.Online {
+		triggers[captureName(t)] = "marks the rows other sessions change during the online job"
+	}
+	for name, what := range triggers {
+		state, err := s.d.triggerState(ctx, s.tx, t, name)
+		if err != nil {
+			return err
+		}
+		if state == "D" {
+			return s.d.triggerDisabled(t, name, what, again, undo)
+		}
+	}
+	return nil
+}
+
 // swapTable puts the ciphertext columns in place of the plaintext ones.
 func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dialect.SwapColumn) error {
 	t := ts.Table
@@ -325,6 +348,9 @@ func (s *swapTx) swapTable(ctx context.Context, ts dialect.TableSwap, cols []dia
 	}
 	keep, err := s.columnCommentsAndGrants(ctx, t.Name, cols)
 	if err != nil {
+		return err
+	}
+	if err := s.refuseDisabledTriggers(ctx, ts, "apply", "revert the job, then run apply again"); err != nil {
 		return err
 	}
 	if err := s.execAll(ctx, "lift the guard on "+t.Name.String(), s.d.dropGuardSQL(t.Name)); err != nil {
@@ -403,6 +429,9 @@ func (s *swapTx) unswapTable(ctx context.Context, ts dialect.TableSwap, cols []d
 	}
 	keep, err := s.columnCommentsAndGrants(ctx, t.Name, cols)
 	if err != nil {
+		return err
+	}
+	if err := s.refuseDisabledTriggers(ctx, ts, "revert", "the table still holds its ciphertext, readable as before"); err != nil {
 		return err
 	}
 	if err := s.execAll(ctx, "lift the guard on "+t.Name.String(), s.d.dropGuardSQL(t.Name)); err != nil {

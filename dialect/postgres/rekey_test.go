@@ -536,26 +536,13 @@ func TestRekeyPurge(t *testing.T) {
 				text = strings.Replace(text, "  drop_defaults: true\n", "  drop_defaults: true\n  purge: true\n", 1)
 			}
 			p := r.writePlan("rekey.yaml", text)
-			var old [][]byte // a sample of the values under v1
-			for _, row := range queryRows(t, r.db, `SELECT email FROM accounts WHERE id % 50 = 1 AND email IS NOT NULL`) {
-				old = append(old, row[0].([]byte))
-			}
+			old := r.emailSample()
 			before := tableBytes(t, r.db, "accounts")
 			if _, err := r.engine(p).Rekey(ctx, nil); err != nil {
 				t.Fatalf("rekey: %v", err)
 			}
-			r.wantVerified(p, "after the rekey")
-			states, counts := r.versions(p)
-			if states["email"] != migrate.StateEncrypted || len(counts["email"]) != 1 || counts["email"]["v2"] == 0 {
-				t.Fatalf("after the rekey email is in state %d with %v, want state 3 and only v2", states["email"], counts["email"])
-			}
-			file := heapFile(t, r.db, "accounts")
-			left := 0
-			for _, ct := range old {
-				if bytes.Contains(file, ct) {
-					left++
-				}
-			}
+			r.wantEmailOnV2(p)
+			left := r.leftInFile(old)
 			after := tableBytes(t, r.db, "accounts")
 			t.Logf("%d of %d sampled v1 values left in the table's file; table %d bytes before the rekey, %d after", left, len(old), before, after)
 			switch {
@@ -609,10 +596,7 @@ func TestRekeyPurgeWaitsForOlderSnapshots(t *testing.T) {
 	r, _, _, _ := newRekeyRun(t)
 	text := strings.ReplaceAll(rekeyPlan, "%EMAIL%", "aes-256-cbc")
 	p := r.writePlan("rekey.yaml", strings.Replace(text, "  drop_defaults: true\n", "  drop_defaults: true\n  purge: true\n", 1))
-	var old [][]byte // a sample of the values under v1
-	for _, row := range queryRows(t, r.db, `SELECT email FROM accounts WHERE id % 50 = 1 AND email IS NOT NULL`) {
-		old = append(old, row[0].([]byte))
-	}
+	old := r.emailSample()
 
 	// A report in the table's database whose snapshot is older than the
 	// rekey (it reads no table, so it holds no lock the rekey waits for),
@@ -688,20 +672,45 @@ func TestRekeyPurgeWaitsForOlderSnapshots(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("rekey after the report ended: %v", err)
 	}
+	r.wantEmailOnV2(p)
+	if left := r.leftInFile(old); left > 0 {
+		t.Errorf("after the purge %d of %d sampled values under key version 1 are still in the table's file", left, len(old))
+	}
+}
+
+// emailSample gives a sample of accounts.email's values (under v1 before
+// a rekey).
+func (r *rekeyRun) emailSample() [][]byte {
+	r.t.Helper()
+	var out [][]byte
+	for _, row := range queryRows(r.t, r.db, `SELECT email FROM accounts WHERE id % 50 = 1 AND email IS NOT NULL`) {
+		out = append(out, row[0].([]byte))
+	}
+	return out
+}
+
+// wantEmailOnV2 checks that verify passes and that every value of
+// accounts.email is under v2, as after a finished rekey.
+func (r *rekeyRun) wantEmailOnV2(p *planner.Plan) {
+	r.t.Helper()
 	r.wantVerified(p, "after the rekey")
 	if states, counts := r.versions(p); states["email"] != migrate.StateEncrypted || len(counts["email"]) != 1 || counts["email"]["v2"] == 0 {
-		t.Errorf("after the rekey email is in state %d with %v, want state 3 and only v2", states["email"], counts["email"])
+		r.t.Fatalf("after the rekey email is in state %d with %v, want state 3 and only v2", states["email"], counts["email"])
 	}
-	file := heapFile(t, r.db, "accounts")
+}
+
+// leftInFile counts the values of sample still in the heap file of
+// accounts, after a checkpoint.
+func (r *rekeyRun) leftInFile(sample [][]byte) int {
+	r.t.Helper()
+	file := heapFile(r.t, r.db, "accounts")
 	left := 0
-	for _, ct := range old {
+	for _, ct := range sample {
 		if bytes.Contains(file, ct) {
 			left++
 		}
 	}
-	if left > 0 {
-		t.Errorf("after the purge %d of %d sampled values under key version 1 are still in the table's file", left, len(old))
-	}
+	return left
 }
 
 // messageHandler is a slog.Handler that signals seen at each record whose

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/colcrypt/colcrypt/dialect"
@@ -264,4 +265,73 @@ func TestCopyVerifiesWhatItWrites(t *testing.T) {
 	f.apply(p, migrate.Options{})
 	f.wantEncrypted("members", "email", "notes")
 	f.wantVerifiedAndReverted(p, before, 50-50/9+50)
+}
+
+// reverseCounter is SQLite's dialect, counting the rows the chunks of a
+// revert write into the table's replacement.
+type reverseCounter struct {
+	sqlite.Dialect
+	rows *atomic.Int64
+}
+
+func (d reverseCounter) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialect.TableSwap, u dialect.Update) error {
+	if ts.Reverse {
+		d.rows.Add(int64(len(u.Rows)))
+	}
+	return d.Dialect.RebuildChunk(ctx, tx, ts, u)
+}
+
+// TestRevertRebuildsTheTable: the revert of a table the copy rebuilt
+// writes every restored row into a replacement of the recorded CREATE
+// TABLE, as the copy did, and its cut-over gives back the schema (the
+// CREATE TABLE text included) and the rows exactly. A column added since
+// the cut-over, which a replacement would lose, keeps the revert in place;
+// and since SQLite's in-place revert too rebuilds the table from its
+// recorded definition, its cut-over refuses, naming the column, with
+// nothing changed, until the column is dropped.
+func TestRevertRebuildsTheTable(t *testing.T) {
+	t.Parallel()
+	for _, added := range []bool{false, true} {
+		t.Run(map[bool]string{false: "as the cut-over left it", true: "a column added since"}[added], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, membersSetup(300)...)
+			p := membersPlan(f)
+			before, data := f.snapshot(), f.userData()
+			f.apply(p, migrate.Options{BatchRows: 50})
+			if added {
+				f.exec(`ALTER TABLE members ADD COLUMN visits INTEGER`)
+			}
+			var written atomic.Int64
+			revert := func() error {
+				_, err := f.engineOn(reverseCounter{rows: &written}, p, f.ks, migrate.Options{BatchRows: 50}).Revert(t.Context())
+				return err
+			}
+			if added {
+				err := revert()
+				if err == nil || !strings.Contains(err.Error(), "column visits was added to members after its cut-over") {
+					t.Fatalf("revert after a column was added: %v; want a refusal naming the column", err)
+				}
+				if written.Load() != 0 || !f.columnExists("members", "visits") || !f.columnExists("members", "email__colcrypt_plain") {
+					t.Errorf("revert after a column was added wrote %d rows into a replacement; want it in place, stopped before its cut-over",
+						written.Load())
+				}
+				f.exec(`ALTER TABLE members DROP COLUMN visits`)
+			}
+			if err := revert(); err != nil {
+				t.Fatalf("revert: %v", err)
+			}
+			if !added && written.Load() != 300 {
+				t.Errorf("the revert wrote %d rows into the table's replacement, want 300", written.Load())
+			}
+			if d := before.diff(f.snapshot()); d != "" {
+				t.Errorf("after apply and revert the database differs:\n%s", d)
+			}
+			if d := data.diff(f.userData()); d != "" {
+				t.Errorf("after apply and revert the rows differ:\n%s", d)
+			}
+			if f.tableExists("members__colcrypt_new") {
+				t.Error("the revert's replacement is still there")
+			}
+		})
+	}
 }

@@ -213,10 +213,36 @@ func (d Dialect) rebuildGroup(ctx context.Context, db *sql.DB, group []dialect.T
 	return nil
 }
 
+// noColumnAdded refuses an in-place swap (or its reverse) when the table
+// has a column that neither its recorded definition nor the job gave it:
+// the swap rebuilds the table from the recorded CREATE TABLE, which would
+// drop that column and its values.
+func noColumnAdded(live map[string]bool, ts dialect.TableSwap, forward bool) error {
+	ours := map[string]bool{strings.ToLower(ts.RowID): true, dialect.VersionColumn: true, dialect.EncVersionColumn: true}
+	for _, sc := range ts.Columns {
+		for _, c := range []string{sc.Temp, sc.IV, sc.Plaintext, sc.Name + plaintextKeptSuffix} {
+			ours[strings.ToLower(c)] = true
+		}
+	}
+	for name := range live {
+		if ts.Table.Column(name) != nil || ours[name] {
+			continue
+		}
+		if forward {
+			return fmt.Errorf("column %s was added to %s after the job started, and the cut-over rebuilds the table from its recorded "+
+				"definition, which would drop it: drop it (or revert the job), then run apply again; nothing was changed", name, ts.Table.Name)
+		}
+		return fmt.Errorf("column %s was added to %s after its cut-over, and the revert rebuilds the table from its recorded "+
+			"definition, which would drop it and its values: copy them elsewhere and drop the column, then run revert again; "+
+			"nothing was changed", name, ts.Table.Name)
+	}
+	return nil
+}
+
 func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSwap, forward bool) error {
 	t := ts.Table
-	if forward && ts.Rebuilt {
-		if ts.CatchUp != nil {
+	if ts.Rebuilt {
+		if forward && ts.CatchUp != nil {
 			if err := ts.CatchUp(ctx, conn); err != nil {
 				return fmt.Errorf("catch up: %w", err)
 			}
@@ -233,6 +259,9 @@ func (d Dialect) rebuild(ctx context.Context, conn *sql.Conn, ts dialect.TableSw
 		return nil
 	}
 	if err := columnsKept(live, t); err != nil {
+		return err
+	}
+	if err := noColumnAdded(live, ts, forward); err != nil {
 		return err
 	}
 	if forward && ts.CatchUp != nil {

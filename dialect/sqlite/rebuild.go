@@ -68,12 +68,28 @@ func qualifiedTrigger(table schema.TableName, name string) string {
 	return quoteIdent(table.Schema) + "." + quoteIdent(name)
 }
 
+var _ dialect.RevertRebuilder = Dialect{}
+
+// RebuildsRevert implements dialect.RevertRebuilder: the revert of a table
+// the copy rebuilt writes its restored rows into a new table of the
+// recorded CREATE TABLE, chunk by chunk, as the copy did, instead of a
+// restore column added to every row and a rebuild of the whole table
+// under the cut-over's write lock (measured on 1M rows: 11.4 s).
+func (Dialect) RebuildsRevert() {}
+
+// plaintextKeptSuffix names the column plaintext: null keeps (as the
+// migration engine names it).
+const plaintextKeptSuffix = "_plaintext"
+
 // rebuildCreateSQL is the swapped CREATE TABLE under the rebuilt table's
-// name.
+// name; a revert's is the recorded one.
 func (d Dialect) rebuildCreateSQL(ts dialect.TableSwap) (string, error) {
-	swapped, err := swapCreateSQL(ts.Table, ts)
-	if err != nil {
-		return "", err
+	swapped := ts.Table.CreateSQL
+	if !ts.Reverse {
+		var err error
+		if swapped, err = swapCreateSQL(ts.Table, ts); err != nil {
+			return "", err
+		}
 	}
 	for _, tk := range tokenize(swapped) {
 		if tk.punct("(") {
@@ -156,8 +172,8 @@ func keyRange(keys []string, lo, hi []any) (string, []any) {
 
 // RebuildChunk implements dialect.Rebuilder.
 func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialect.TableSwap, u dialect.Update) error {
-	if u.Guard != "" || len(u.SetExpr) > 0 {
-		return fmt.Errorf("rebuild %s: a guarded or transformed write cannot build the rebuilt table", u.Table)
+	if u.Guard != "" {
+		return fmt.Errorf("rebuild %s: a guarded write cannot build the rebuilt table", u.Table)
 	}
 	c, ok, err := newBulkChunk(u)
 	if err != nil {
@@ -184,8 +200,11 @@ func (d Dialect) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialec
 	}
 	for k, col := range cols {
 		v := d.Quote(col)
-		if at[k] >= 0 {
-			v = bulkValueFunction + "(" + hs + ", " + strconv.Itoa(at[k]) + ", " + keyList + ")"
+		if i := at[k]; i >= 0 {
+			v = bulkValueFunction + "(" + hs + ", " + strconv.Itoa(i) + ", " + keyList + ")"
+			if i < len(u.SetExpr) && u.SetExpr[i] != nil {
+				v = u.SetExpr[i](v)
+			}
 		}
 		into, from = append(into, d.Quote(col)), append(from, v)
 	}
@@ -229,8 +248,19 @@ func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.Tab
 	if err := columnsKept(live, t); err != nil {
 		return err
 	}
+	if ts.Reverse {
+		// What the encryption added goes with the table.
+		for _, sc := range ts.Columns {
+			delete(live, strings.ToLower(sc.IV))
+			delete(live, strings.ToLower(sc.Name+plaintextKeptSuffix))
+		}
+	}
 	for name := range live {
 		if t.Column(name) == nil {
+			if ts.Reverse {
+				return fmt.Errorf("column %s was added to %s while the revert ran, and the restored table has no such column: "+
+					"drop it, then run revert again; nothing was changed", name, t.Name)
+			}
 			return fmt.Errorf("column %s was added to %s after the job started, and the rebuilt table has no such column: "+
 				"drop it (or revert the job), then run apply again; nothing was changed", name, t.Name)
 		}
@@ -264,7 +294,30 @@ func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.Tab
 	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+d.QuoteTable(rebuiltName)+" RENAME TO "+d.Quote(t.Name.Name)); err != nil {
 		return err
 	}
+	if ts.Reverse {
+		if err := d.restoreCreateText(ctx, conn, t); err != nil {
+			return err
+		}
+	}
 	return d.finishRebuild(ctx, conn, t, seq, extras)
+}
+
+// restoreCreateText gives a table renamed into place the recorded text of
+// its CREATE TABLE statement: the rename rewrote the name in it, quoted,
+// and a revert must give the table back exactly as it was. Only the
+// spelling of the name differs, which SQLite parses to the same table.
+func (d Dialect) restoreCreateText(ctx context.Context, conn *sql.Conn, t *schema.Table) error {
+	if _, err := conn.ExecContext(ctx, "PRAGMA writable_schema = ON"); err != nil {
+		return err
+	}
+	_, err := conn.ExecContext(ctx, "UPDATE "+d.master(t.Name)+" SET sql = ? WHERE type = 'table' AND name = ?", t.CreateSQL, t.Name.Name)
+	if _, e := conn.ExecContext(ctx, "PRAGMA writable_schema = OFF"); e != nil && err == nil {
+		err = e
+	}
+	if err != nil {
+		return fmt.Errorf("restore the CREATE TABLE text of %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // columnsKept refuses a rebuild when a column the table had when the job

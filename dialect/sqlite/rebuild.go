@@ -304,17 +304,17 @@ func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.Tab
 
 // restoreCreateText gives a table renamed into place the recorded text of
 // its CREATE TABLE statement: the rename rewrote the name in it, quoted,
-// and a revert must give the table back exactly as it was. Only the
-// spelling of the name differs, which SQLite parses to the same table.
+// and a revert gives the table back exactly as it was. Only the spelling
+// of the name differs, which SQLite parses to the same table; so where the
+// schema cannot be written (a connection in SQLite's defensive mode), the
+// renamed text stays and the revert goes on.
 func (d Dialect) restoreCreateText(ctx context.Context, conn *sql.Conn, t *schema.Table) error {
 	if _, err := conn.ExecContext(ctx, "PRAGMA writable_schema = ON"); err != nil {
 		return err
 	}
-	_, err := conn.ExecContext(ctx, "UPDATE "+d.master(t.Name)+" SET sql = ? WHERE type = 'table' AND name = ?", t.CreateSQL, t.Name.Name)
-	if _, e := conn.ExecContext(ctx, "PRAGMA writable_schema = OFF"); e != nil && err == nil {
-		err = e
-	}
-	if err != nil {
+	// A failed statement rolls back only itself, not the transaction.
+	_, _ = conn.ExecContext(ctx, "UPDATE "+d.master(t.Name)+" SET sql = ? WHERE type = 'table' AND name = ?", t.CreateSQL, t.Name.Name)
+	if _, err := conn.ExecContext(ctx, "PRAGMA writable_schema = OFF"); err != nil {
 		return fmt.Errorf("restore the CREATE TABLE text of %s: %w", t.Name, err)
 	}
 	return nil

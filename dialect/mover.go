@@ -60,8 +60,10 @@ type Mover interface {
 // open transaction can still read: PostgreSQL's VACUUM FULL copies every
 // row version a snapshot older than its own may see, so a long report, an
 // idle session left in a transaction or a standby's feedback would keep
-// the plaintext or the old ciphertexts the purge is there to remove.
-// Before purging, the engine waits until nothing is listed.
+// the old ciphertexts a rekey's purge is there to remove. It writes a
+// dropped column as NULL in every version it keeps, so the plaintext
+// columns a cut-over dropped go regardless. Before a rekey's purge, the
+// engine waits until nothing is listed.
 type VersionKeeper interface {
 	// VersionHolders returns a function that lists, each time it is
 	// called, what can still read row versions replaced before

@@ -291,7 +291,10 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 					e.note(ctx, j.ID, "nothing to purge", t.tn.String()+": rebuilt, and the table that held the plaintext was dropped")
 					continue
 				}
-				if err = e.purge(ctx, j.ID, t, "the plaintext"); err != nil {
+				// The plaintext columns were dropped at the cut-over, and
+				// a VersionKeeper's rebuild drops their values from the
+				// row versions it keeps too: nothing to wait for.
+				if err = e.purge(ctx, j.ID, t, "the plaintext", false); err != nil {
 					break
 				}
 			}
@@ -410,12 +413,12 @@ func (e *Engine) ddl(ctx context.Context, what string, op func(context.Context) 
 }
 
 // purge rebuilds table t so that what the job replaced (what: the
-// plaintext, the old ciphertexts) is gone from its files. Where the
-// rebuild keeps the row versions an open transaction may still need
+// plaintext, the old ciphertexts) is gone from its files. With wait, where
+// the rebuild keeps the row versions an open transaction may still need
 // (dialect.VersionKeeper), it first waits, up to Options.PurgeWait, until
 // no transaction begun before it is left, and says what it waits for.
-func (e *Engine) purge(ctx context.Context, jobID string, t *tableJob, what string) error {
-	if vk, ok := e.m.(dialect.VersionKeeper); ok {
+func (e *Engine) purge(ctx context.Context, jobID string, t *tableJob, what string, wait bool) error {
+	if vk, ok := e.m.(dialect.VersionKeeper); ok && wait {
 		var holders func(context.Context) ([]string, error)
 		err := retry(ctx, e.log, "purge "+t.name, func(ctx context.Context) (err error) {
 			holders, err = vk.VersionHolders(ctx, e.db)

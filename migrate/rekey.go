@@ -354,7 +354,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 	// nothing left there, and a rekey stopped during the purge purges
 	// again when resumed.
 	if e.plan.Job.Purge {
-		if err := e.purge(ctx, j.ID, t, "the old ciphertexts"); err != nil {
+		if err := e.purge(ctx, j.ID, t, "the old ciphertexts", true); err != nil {
 			return err
 		}
 		e.note(ctx, j.ID, "purged", t.tn.String())

@@ -1,12 +1,14 @@
 package postgres_test
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -382,6 +384,50 @@ func TestPurgeSkipsRebuiltTable(t *testing.T) {
 		if vr, err := r.eng().Verify(t.Context()); err != nil || !vr.OK() {
 			t.Errorf("in place %t: verify after purge: %+v, %v", inPlace, vr, err)
 		}
+	}
+}
+
+// TestInPlacePurgeNeedsNoWait: apply's purge removes plaintext columns the
+// cut-over dropped, and VACUUM FULL writes a dropped column as NULL in
+// every row version it keeps, those a snapshot older than the purge may
+// still read included. So apply's purge does not wait for such a
+// snapshot (a rekey's must), and once it ran no plaintext is left in the
+// table's file.
+func TestInPlacePurgeNeedsNoWait(t *testing.T) {
+	t.Parallel()
+	r := newEngineRun(t, boundPlan, boundFixture...)
+	r.p.Job.Purge = true
+	r.opt.InPlace = true
+	r.opt.PurgeWait = time.Second // a purge that waited would fail
+	var sample []string
+	for _, row := range queryRows(t, r.db, `SELECT email FROM acct WHERE id % 100 = 1`) {
+		sample = append(sample, row[0].(string))
+	}
+	if file := heapFile(t, r.db, "acct"); !bytes.Contains(file, []byte(sample[0])) {
+		t.Fatalf("the table's file does not hold %q before the job", sample[0])
+	}
+	report, err := r.db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer report.Close()
+	if _, err := report.ExecContext(t.Context(), `BEGIN ISOLATION LEVEL REPEATABLE READ`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.ExecContext(t.Context(), `SELECT pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.eng().Apply(t.Context()); err != nil || res.Phase != "done" {
+		t.Fatalf("apply with purge beside an older snapshot: %v, %+v", err, res)
+	}
+	file := heapFile(t, r.db, "acct")
+	for _, email := range sample {
+		if bytes.Contains(file, []byte(email)) {
+			t.Errorf("after the purge the table's file still holds %q", email)
+		}
+	}
+	if _, err := report.ExecContext(t.Context(), `COMMIT`); err != nil {
+		t.Fatal(err)
 	}
 }
 

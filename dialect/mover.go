@@ -72,6 +72,10 @@ type VersionKeeper interface {
 	VersionHolders(ctx context.Context, db *sql.DB) (func(context.Context) ([]string, error), error)
 }
 
+// PlaintextKeptSuffix names the column plaintext: null keeps: the
+// original name and this suffix.
+const PlaintextKeptSuffix = "_plaintext"
+
 // StateTypes are portable column types for colcrypt's own tables.
 type StateTypes struct {
 	Text   string // unbounded text

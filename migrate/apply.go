@@ -427,11 +427,11 @@ func (e *Engine) purge(ctx context.Context, jobID string, t *tableJob, what stri
 		if err != nil {
 			return fmt.Errorf("purge %s: %w", t.name, err)
 		}
-		wait := e.opt.PurgeWait
-		if wait <= 0 {
-			wait = defaultPurgeWait
+		limit := e.opt.PurgeWait
+		if limit <= 0 {
+			limit = defaultPurgeWait
 		}
-		deadline := time.Now().Add(wait)
+		deadline := time.Now().Add(limit)
 		var logged time.Time
 		for {
 			var list []string
@@ -447,7 +447,7 @@ func (e *Engine) purge(ctx context.Context, jobID string, t *tableJob, what stri
 			}
 			if !time.Now().Before(deadline) {
 				return fmt.Errorf("purge %s: after %s, %d transaction(s) begun before the purge still keep the row versions holding %s from being removed: %s. End them, then run the command again: the job resumes at the purge",
-					t.name, wait.Round(time.Second), len(list), what, strings.Join(list, "; "))
+					t.name, limit.Round(time.Second), len(list), what, strings.Join(list, "; "))
 			}
 			if time.Since(logged) >= purgeWaitLog {
 				e.log.Warn("purge waits: transactions begun before it keep the row versions holding "+what+" from being removed",
@@ -737,7 +737,7 @@ func (e *Engine) tableSwap(t *tableJob, forward bool) dialect.TableSwap {
 		if forward {
 			sc.Temp, sc.TempType = c.state.Temp, c.ctType
 			if s.KeepPlaintext {
-				sc.Plaintext = c.col.Name + plaintextKeptSuffix
+				sc.Plaintext = c.col.Name + dialect.PlaintextKeptSuffix
 			}
 		} else {
 			sc.Temp, sc.TempType = c.col.Name+restoredColumnSuffix, c.col.Declared

@@ -113,7 +113,7 @@ func (e *Engine) columnsChanged(t *tableJob, live *schema.Table) string {
 			added[c.state.IVColumn] = true
 		}
 		if e.plan.Job.Plaintext == "null" {
-			added[c.col.Name+plaintextKeptSuffix] = true
+			added[c.col.Name+dialect.PlaintextKeptSuffix] = true
 		}
 	}
 	for _, c := range live.Columns {

@@ -39,7 +39,6 @@ const (
 	ciphertextColumnSuffix   = "__colcrypt"
 	restoredColumnSuffix     = "__colcrypt_plain"
 	ivColumnSuffix           = "_iv"
-	plaintextKeptSuffix      = "_plaintext"
 	rowIDColumn              = "colcrypt_row_id"
 	jobKindEncrypt           = "encrypt"
 	jobKindRevert            = "revert"

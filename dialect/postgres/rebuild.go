@@ -213,7 +213,7 @@ func (d Dialect) revertedColumnsSQL(ctx context.Context, tx *sql.Tx, ts dialect.
 		if sc.IV != "" {
 			alter = append(alter, "DROP COLUMN IF EXISTS "+d.Quote(sc.IV))
 		}
-		if kept := sc.Name + plaintextKeptSuffix; columnNamed(t, kept) == nil {
+		if kept := sc.Name + dialect.PlaintextKeptSuffix; columnNamed(t, kept) == nil {
 			alter = append(alter, "DROP COLUMN IF EXISTS "+d.Quote(kept))
 		}
 	}
@@ -625,7 +625,7 @@ func (s *swapTx) swapRebuilt(ctx context.Context, ts dialect.TableSwap, fks []*s
 		// What the encryption added goes with the table.
 		for _, sc := range ts.Columns {
 			delete(live, sc.IV)
-			delete(live, sc.Name+plaintextKeptSuffix)
+			delete(live, sc.Name+dialect.PlaintextKeptSuffix)
 		}
 	}
 	for name := range live {

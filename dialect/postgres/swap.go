@@ -398,7 +398,7 @@ func (s *swapTx) unswapTable(ctx context.Context, ts dialect.TableSwap, cols []d
 		}
 		// The column plaintext: null kept, unless the table had a column
 		// of that name before the job.
-		if kept := sc.Name + plaintextKeptSuffix; columnNamed(t, kept) == nil {
+		if kept := sc.Name + dialect.PlaintextKeptSuffix; columnNamed(t, kept) == nil {
 			drop = append(drop, "DROP COLUMN IF EXISTS "+s.d.Quote(kept))
 		}
 		col := columnNamed(t, sc.Name)
@@ -585,10 +585,6 @@ LIMIT 1`, col.Collation).Scan(&quoted)
 	}
 	return col.Declared + " COLLATE " + quoted, nil
 }
-
-// plaintextKeptSuffix names the plaintext column kept by plaintext: null,
-// as the migration engine does.
-const plaintextKeptSuffix = "_plaintext"
 
 // swappedForeignKeys lists, once each, the recorded foreign keys of the
 // group's tables, in both directions, that involve a swapped column.

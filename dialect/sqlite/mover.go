@@ -213,14 +213,15 @@ func (d Dialect) rebuildGroup(ctx context.Context, db *sql.DB, group []dialect.T
 	return nil
 }
 
-// noColumnAdded refuses an in-place swap (or its reverse) when the table
-// has a column that neither its recorded definition nor the job gave it:
-// the swap rebuilds the table from the recorded CREATE TABLE, which would
-// drop that column and its values.
+// noColumnAdded refuses a swap (or its reverse) when the table has a
+// column that neither its recorded definition nor the job gave it: the
+// table that takes its place, rebuilt in place or during the copy, is made
+// from the recorded CREATE TABLE, which would drop that column and its
+// values.
 func noColumnAdded(live map[string]bool, ts dialect.TableSwap, forward bool) error {
 	ours := map[string]bool{strings.ToLower(ts.RowID): true, dialect.VersionColumn: true, dialect.EncVersionColumn: true}
 	for _, sc := range ts.Columns {
-		for _, c := range []string{sc.Temp, sc.IV, sc.Plaintext, sc.Name + plaintextKeptSuffix} {
+		for _, c := range []string{sc.Temp, sc.IV, sc.Plaintext, sc.Name + dialect.PlaintextKeptSuffix} {
 			ours[strings.ToLower(c)] = true
 		}
 	}
@@ -229,10 +230,10 @@ func noColumnAdded(live map[string]bool, ts dialect.TableSwap, forward bool) err
 			continue
 		}
 		if forward {
-			return fmt.Errorf("column %s was added to %s after the job started, and the cut-over rebuilds the table from its recorded "+
+			return fmt.Errorf("column %s was added to %s after the job started, and the table that takes its place is made from its recorded "+
 				"definition, which would drop it: drop it (or revert the job), then run apply again; nothing was changed", name, ts.Table.Name)
 		}
-		return fmt.Errorf("column %s was added to %s after its cut-over, and the revert rebuilds the table from its recorded "+
+		return fmt.Errorf("column %s was added to %s after its cut-over, and the table the revert puts in its place is made from its recorded "+
 			"definition, which would drop it and its values: copy them elsewhere and drop the column, then run revert again; "+
 			"nothing was changed", name, ts.Table.Name)
 	}

@@ -77,10 +77,6 @@ var _ dialect.RevertRebuilder = Dialect{}
 // under the cut-over's write lock (measured on 1M rows: 11.4 s).
 func (Dialect) RebuildsRevert() {}
 
-// plaintextKeptSuffix names the column plaintext: null keeps (as the
-// migration engine names it).
-const plaintextKeptSuffix = "_plaintext"
-
 // rebuildCreateSQL is the swapped CREATE TABLE under the rebuilt table's
 // name; a revert's is the recorded one.
 func (d Dialect) rebuildCreateSQL(ts dialect.TableSwap) (string, error) {
@@ -248,22 +244,8 @@ func (d Dialect) swapRebuilt(ctx context.Context, conn *sql.Conn, ts dialect.Tab
 	if err := columnsKept(live, t); err != nil {
 		return err
 	}
-	if ts.Reverse {
-		// What the encryption added goes with the table.
-		for _, sc := range ts.Columns {
-			delete(live, strings.ToLower(sc.IV))
-			delete(live, strings.ToLower(sc.Name+plaintextKeptSuffix))
-		}
-	}
-	for name := range live {
-		if t.Column(name) == nil {
-			if ts.Reverse {
-				return fmt.Errorf("column %s was added to %s while the revert ran, and the restored table has no such column: "+
-					"drop it, then run revert again; nothing was changed", name, t.Name)
-			}
-			return fmt.Errorf("column %s was added to %s after the job started, and the rebuilt table has no such column: "+
-				"drop it (or revert the job), then run apply again; nothing was changed", name, t.Name)
-		}
+	if err := noColumnAdded(live, ts, !ts.Reverse); err != nil {
+		return err
 	}
 	// The read-only triggers prove that no row changed since prepare
 	// (verify compared every row with its replacement's); one gone means a write

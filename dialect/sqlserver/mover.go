@@ -25,9 +25,6 @@ const (
 	// rowIDIndex is the unique index on it. Index names are scoped to
 	// their table in SQL Server, so one name serves every table.
 	rowIDIndex = "colcrypt_row_id_ux"
-	// plaintextKeptSuffix names the column plaintext: null keeps, as the
-	// migration engine does.
-	plaintextKeptSuffix = "_plaintext"
 )
 
 // swapLockTimeout bounds every lock wait of a cut-over. Its DDL needs

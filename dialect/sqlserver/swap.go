@@ -313,7 +313,7 @@ func unswapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, 
 		}
 		// The column plaintext: null kept, unless the table had a column
 		// of that name before the job.
-		if kept := sc.Name + plaintextKeptSuffix; t.Column(kept) == nil {
+		if kept := sc.Name + dialect.PlaintextKeptSuffix; t.Column(kept) == nil {
 			add("drop kept plaintext column "+kept, dropColumnSQL(tn, kept))
 		}
 	}

@@ -61,7 +61,8 @@ func TestReadOnlyRule(t *testing.T) {
 		{"PostgreSQL, a view bound to the table", pg, offline, withView(), "email", false, true},
 		{"PostgreSQL, no key: a row-id column is added in place", pg, offline, withoutKey(), "email", false, true},
 		{"SQLite, no key: paged by rowid", lite, offline, withoutKey(), "email", true, false},
-		{"SQL Server, offline (no guard there)", sqlServer(t), offline, customers(), "email", false, false},
+		{"SQL Server, offline: always in place", sqlServer(t), offline, customers(), "email", false, true},
+		{"SQL Server, online", sqlServer(t), online, customers(), "email", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,11 +74,13 @@ LEFT JOIN sys.columns AS c ON c.object_id = cc.parent_object_id AND c.column_id 
 WHERE cc.parent_object_id = OBJECT_ID(@p1, N'U')
 ORDER BY cc.name`
 
-	// The definition is NULL for a trigger created WITH ENCRYPTION.
+	// The definition is NULL for a trigger created WITH ENCRYPTION. A
+	// WriteGuard's trigger is colcrypt's own, for the job running.
 	triggersQuery = `SELECT tr.object_id, tr.name, ISNULL(m.definition, N''), tr.is_disabled
 FROM sys.triggers AS tr
 LEFT JOIN sys.sql_modules AS m ON m.object_id = tr.object_id
 WHERE tr.parent_id = OBJECT_ID(@p1, N'U') AND tr.is_ms_shipped = 0
+  AND CHARINDEX(N'` + dialect.GuardPrefix + `', tr.name) <> 1
 ORDER BY tr.name`
 
 	// Objects that reference the table by name. referenced_minor_id names

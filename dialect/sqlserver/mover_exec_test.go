@@ -31,6 +31,7 @@ type recorder struct {
 	log      []string
 	columns  map[string]bool // quoted table + "\x00" + column, lower case
 	identity string          // the identity column identityColumnQuery finds, "" for none
+	disabled map[string]bool // quoted triggers triggerDisabledSQL finds disabled
 	failOn   string
 	failErr  error
 }
@@ -130,6 +131,12 @@ func (s *recStmt) Query(args []driver.Value) (driver.Rows, error) {
 			return &recRows{cols: []string{""}, rows: [][]driver.Value{{int64(8)}}}, nil
 		}
 		return &recRows{cols: []string{""}, rows: [][]driver.Value{{nil}}}, nil
+	case s.query == triggerDisabledSQL:
+		n := int64(0)
+		if s.r.disabled[args[0].(string)] {
+			n = 1
+		}
+		return &recRows{cols: []string{""}, rows: [][]driver.Value{{n}}}, nil
 	case s.query == identityColumnQuery:
 		if s.r.identity == "" {
 			return &recRows{cols: []string{"name"}}, nil
@@ -207,6 +214,9 @@ func TestSwapRunsInOneTransactionWithLockTimeout(t *testing.T) {
 			want = append(want, "SELECT COL_LENGTH(@p1, @p2)")
 		}
 	}
+	for range group { // and one look at each table's guard
+		want = append(want, triggerDisabledSQL)
+	}
 	want = append(want, sqlOf(steps)...)
 	want = append(want, "COMMIT", "SET LOCK_TIMEOUT -1")
 	if got := r.statements(); !reflect.DeepEqual(got, want) {
@@ -269,7 +279,7 @@ func TestUnswapRunsItsSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := r.statements()
-	if len(got) != 2+3+len(steps)+2 || !reflect.DeepEqual(got[5:5+len(steps)], sqlOf(steps)) {
+	if len(got) != 2+3+1+len(steps)+2 || !reflect.DeepEqual(got[6:6+len(steps)], sqlOf(steps)) {
 		t.Errorf("sent:\n%s", strings.Join(got, "\n"))
 	}
 }
@@ -364,5 +374,48 @@ func TestAddRowIDRefusesASecondIdentity(t *testing.T) {
 		if strings.Contains(s, "ALTER TABLE") {
 			t.Errorf("changed the table: %s", s)
 		}
+	}
+}
+
+// TestSwapRefusesADisabledTrigger: with the guard (or an online job's
+// change capture) disabled, the cut-over and the revert's stop before
+// their first change, say which trigger and how to go on, and roll back.
+func TestSwapRefusesADisabledTrigger(t *testing.T) {
+	cases := []struct {
+		name    string
+		group   []dialect.TableSwap
+		forward bool
+		trigger schema.TableName
+		want    string
+	}{
+		{"guard at cut-over", customersGroup(true), true, guardTrigger(customersTable.Name), "revert the job, then run apply again"},
+		{"guard at the revert's cut-over", customersGroup(false), false, guardTrigger(customersTable.Name), "the table still holds its ciphertext"},
+		{"capture at an online cut-over", func() []dialect.TableSwap {
+			g := customersGroup(true)
+			g[0].Online = true
+			return g
+		}(), true, captureTrigger(customersTable.Name), "marks the rows other sessions change"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			db, r := openRecorder(t, liveColumns(tc.group, true)...)
+			r.disabled = map[string]bool{quoteTable(tc.trigger): true}
+			var err error
+			if tc.forward {
+				err = (sqlServer{}).Swap(context.Background(), db, tc.group)
+			} else {
+				err = (sqlServer{}).Unswap(context.Background(), db, tc.group)
+			}
+			want := "enable it again (ENABLE TRIGGER " + quoteTable(tc.trigger) + " ON [dbo].[cc_customers])"
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tc.want) ||
+				!strings.Contains(err.Error(), "nothing was changed") {
+				t.Fatalf("got %v, want the refusal with %q and %q", err, want, tc.want)
+			}
+			for _, s := range r.statements() {
+				if strings.HasPrefix(s, "ALTER") || strings.HasPrefix(s, "IF") || strings.HasPrefix(s, "EXEC") || s == "COMMIT" {
+					t.Errorf("changed something before refusing: %s", s)
+				}
+			}
+		})
 	}
 }

@@ -132,6 +132,7 @@ func TestSwapStatementsInOrder(t *testing.T) {
 	customers, orders := schema.TableName{Schema: "dbo", Name: "cc_customers"}, schema.TableName{Schema: "dbo", Name: "cc_orders"}
 	want := []string{
 		"IF OBJECT_ID(N'[dbo].[cc_orders_ssn_fk]', N'F') IS NOT NULL ALTER TABLE [dbo].[cc_orders] DROP CONSTRAINT [cc_orders_ssn_fk]",
+		"IF OBJECT_ID(N'[dbo].[colcrypt_guard_cc_customers]', N'TR') IS NOT NULL DROP TRIGGER [dbo].[colcrypt_guard_cc_customers]",
 		saveColumnMetadataStep(customers, customersGroup(true)[0].Columns).sql,
 		"IF OBJECT_ID(N'[dbo].[cc_customers_ssn_key]', N'UQ') IS NOT NULL ALTER TABLE [dbo].[cc_customers] DROP CONSTRAINT [cc_customers_ssn_key]",
 		"IF EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'[dbo].[cc_customers]', N'U') AND name = N'cc_customers_email_idx') DROP INDEX [cc_customers_email_idx] ON [dbo].[cc_customers]",
@@ -148,6 +149,7 @@ func TestSwapStatementsInOrder(t *testing.T) {
 		restoreColumnMetadataStep(customers).sql,
 		"CREATE NONCLUSTERED INDEX [cc_customers_email_idx] ON [dbo].[cc_customers] ([email])",
 		"ALTER TABLE [dbo].[cc_customers] ADD CONSTRAINT [cc_customers_ssn_key] UNIQUE NONCLUSTERED ([ssn])",
+		"IF OBJECT_ID(N'[dbo].[colcrypt_guard_cc_orders]', N'TR') IS NOT NULL DROP TRIGGER [dbo].[colcrypt_guard_cc_orders]",
 		saveColumnMetadataStep(orders, customersGroup(true)[1].Columns).sql,
 		"ALTER TABLE [dbo].[cc_orders] DROP COLUMN [customer_ssn]",
 		"EXEC sp_rename N'[dbo].[cc_orders].[customer_ssn__colcrypt]', N'customer_ssn', N'COLUMN'",

@@ -101,6 +101,14 @@ func (d sqlServer) swapGroup(ctx context.Context, db *sql.DB, group []dialect.Ta
 	if err != nil {
 		return err
 	}
+	for i, ts := range group {
+		if len(pending[i]) == 0 {
+			continue
+		}
+		if err := refuseDisabledTriggers(ctx, tx, ts, forward); err != nil {
+			return err
+		}
+	}
 	if forward {
 		for i, ts := range group {
 			if len(pending[i]) == 0 || ts.CatchUp == nil {
@@ -224,6 +232,8 @@ func swapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, er
 		// The catch-up ran before these steps, under the table lock.
 		steps = append(steps, dropCaptureSteps(tn)...)
 	}
+	// The guard fires on UPDATE of the columns dropped below.
+	steps = append(steps, dropGuardStep(tn))
 	steps = append(steps, saveColumnMetadataStep(tn, cols))
 	steps = append(steps, dropIndexSteps(tn, indexes)...)
 	for _, col := range models {
@@ -299,6 +309,8 @@ func unswapTableSteps(ts dialect.TableSwap, cols []dialect.SwapColumn) ([]step, 
 			return nil, fmt.Errorf("check %s has no recorded definition to restore it from", ck.Name)
 		}
 	}
+	// The revert's guard fires on UPDATE of the columns dropped below.
+	steps = append(steps, dropGuardStep(tn))
 	steps = append(steps, saveColumnMetadataStep(tn, cols))
 	steps = append(steps, dropIndexSteps(tn, indexes)...)
 	if ts.RowID != "" {

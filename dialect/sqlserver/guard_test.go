@@ -1,12 +1,9 @@
 package sqlserver
 
 import (
-	"context"
 	"database/sql"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/schema"
@@ -77,33 +74,14 @@ func TestSwapLiftsTheGuard(t *testing.T) {
 // guarded column with the refusal, lets other writes through, and a
 // disabled guard stops the cut-over.
 func TestWriteGuardOnServer(t *testing.T) {
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		t.Skip(dsnEnv + " is not set: SQL Server write-guard test not run")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	d := sqlServer{}
-	db, err := d.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	tn := schema.TableName{Schema: "dbo", Name: "cm_guarded"}
-	drop := func() { _, _ = db.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+quoteTable(tn)) }
-	drop()
-	t.Cleanup(drop)
+	ctx, db := serverTable(t, "write-guard", tn,
+		"CREATE TABLE dbo.cm_guarded (id int NOT NULL PRIMARY KEY, email varchar(64) NULL, note varchar(20) NULL)",
+		"INSERT INTO dbo.cm_guarded (id, email, note) VALUES (1, 'a@example.com', 'x'), (2, 'b@example.com', 'y')")
+	d := sqlServer{}
 	exec := func(q string) error {
 		_, err := db.ExecContext(ctx, q)
 		return err
-	}
-	for _, s := range []string{
-		"CREATE TABLE dbo.cm_guarded (id int NOT NULL PRIMARY KEY, email varchar(64) NULL, note varchar(20) NULL)",
-		"INSERT INTO dbo.cm_guarded (id, email, note) VALUES (1, 'a@example.com', 'x'), (2, 'b@example.com', 'y')",
-	} {
-		if err := exec(s); err != nil {
-			t.Fatalf("%v\n%s", err, s)
-		}
 	}
 	if err := d.GuardWrites(ctx, db, tn, []string{"email"}, guardRefusal); err != nil {
 		t.Fatal(err)

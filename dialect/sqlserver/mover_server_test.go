@@ -585,30 +585,11 @@ func diffLines(before, after []string) string {
 // bytes), an identity column, and a composite key; and checks that every
 // row got its value, an empty one stayed empty and NULL stayed NULL.
 func TestBulkUpdateOnServer(t *testing.T) {
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		t.Skip(dsnEnv + " is not set: SQL Server bulk-write test not run")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	db, err := (sqlServer{}).Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tn := schema.TableName{Schema: "dbo", Name: "cm_bulk"}
-	drop := func() { _, _ = db.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+quoteTable(tn)) }
-	drop()
-	t.Cleanup(drop)
-	for _, s := range []string{
+	ctx, db := serverTable(t, "bulk-write", schema.TableName{Schema: "dbo", Name: "cm_bulk"},
 		`CREATE TABLE dbo.cm_bulk (id int IDENTITY(1,1) NOT NULL, name varchar(20) NOT NULL, price decimal(9,3) NOT NULL,
     v varbinary(max) NULL, CONSTRAINT cm_bulk_pk PRIMARY KEY (name, price))`,
-		`INSERT INTO dbo.cm_bulk (name, price) VALUES ('Äpfel', -1.5), ('Birnen', 2), ('Äpfel', 3.125), ('ß', 0)`,
-	} {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			t.Fatalf("%v\n%s", err, s)
-		}
-	}
+		`INSERT INTO dbo.cm_bulk (name, price) VALUES ('Äpfel', -1.5), ('Birnen', 2), ('Äpfel', 3.125), ('ß', 0)`)
+	tn := schema.TableName{Schema: "dbo", Name: "cm_bulk"}
 	read := func(q string) [][]any {
 		t.Helper()
 		rows, err := db.QueryContext(ctx, q)
@@ -681,4 +662,33 @@ func TestBulkUpdateOnServer(t *testing.T) {
 	}
 	write(u)
 	check("by identity")
+}
+
+// serverTable opens the test server, or skips the test (what names it)
+// when there is none, and creates the table tn with the statements ddl,
+// dropping it before and after. The context ends with the test.
+func serverTable(t *testing.T, what string, tn schema.TableName, ddl ...string) (context.Context, *sql.DB) {
+	t.Helper()
+	dsn := os.Getenv(dsnEnv)
+	if dsn == "" {
+		t.Skip(dsnEnv + " is not set: SQL Server " + what + " test not run")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	db, err := (sqlServer{}).Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := func() { _, _ = db.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+quoteTable(tn)) }
+	drop()
+	t.Cleanup(func() {
+		drop()
+		db.Close()
+	})
+	for _, s := range ddl {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatalf("%v\n%s", err, s)
+		}
+	}
+	return ctx, db
 }

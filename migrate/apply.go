@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/keystore"
 	"github.com/colcrypt/colcrypt/planner"
 	"github.com/colcrypt/colcrypt/schema"
 )
@@ -244,14 +247,28 @@ func (e *Engine) checkResume(j *job, tables []*tableJob) error {
 	if j.Fingerprint != e.plan.Fingerprint() {
 		return exitcode.Input(fmt.Errorf("the plan changed since the job started: run apply with the original plan, or revert"))
 	}
-	for name, want := range j.KeyChecks {
-		parts := strings.SplitN(name, "/", 2)
-		var version int
-		fmt.Sscan(parts[1], &version)
-		_, info, err := e.ks.Key(parts[0], uint16(version))
-		if err != nil || info.CheckValue != want {
-			return exitcode.Input(fmt.Errorf("keystore %s does not hold key %s with the check value the job started with: "+
-				"resume with the keystore the job began with", e.plan.Keystore, name))
+	return e.checkKeys(j)
+}
+
+// checkKeys refuses a keystore that does not hold every key the job
+// recorded with the check value it recorded: another keystore, or one
+// whose key of that name and version was made anew, would read nothing
+// the job wrote, and write what the job's own keystore could not read.
+func (e *Engine) checkKeys(j *job) error {
+	for _, name := range slices.Sorted(maps.Keys(j.KeyChecks)) {
+		keyName, version, _ := strings.Cut(name, "/")
+		v, err := strconv.ParseUint(version, 10, 16)
+		if err == nil {
+			var info keystore.KeyInfo
+			_, info, err = e.ks.Key(keyName, uint16(v))
+			if err == nil && info.CheckValue != j.KeyChecks[name] {
+				err = errors.New("another key of that name and version")
+			}
+		}
+		if err != nil {
+			return exitcode.Input(fmt.Errorf("keystore %s does not hold key %s with the check value job %s recorded (%v): "+
+				"it is another keystore, or that key was made again; run with the keystore the job ran with. Nothing was changed",
+				e.plan.Keystore, name, j.ID, err))
 		}
 	}
 	return nil

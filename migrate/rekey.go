@@ -37,6 +37,9 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 	if j == nil {
 		return nil, exitcode.Input(fmt.Errorf("the job that encrypted these columns (%s) is missing from the database", jobID))
 	}
+	if err := e.checkKeys(j); err != nil {
+		return nil, err
+	}
 	if err := e.useJob(j); err != nil {
 		return nil, err
 	}

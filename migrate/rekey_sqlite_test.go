@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,4 +210,82 @@ func TestRetiredVersionStillDecryptsButNeverEncrypts(t *testing.T) {
 	if err := db.QueryRow(`SELECT phone FROM contacts`).Scan(&phone); err != nil || phone.String != "555-0100" {
 		t.Fatalf("the refused apply touched contacts: %v %q", err, phone.String)
 	}
+}
+
+// TestRekeyRefusesAnotherKeystore: a rekey run with a keystore that does
+// not hold the job's keys, each with the check value the job recorded,
+// stops before it changes anything: one made on its own with a key of the
+// same name, and a copy of the job's keystore that was given a version 2
+// of its own while the job's rekey to its version 2 was half done.
+func TestRekeyRefusesAnotherKeystore(t *testing.T) {
+	f := newFixture(t, customersSetup(700)...)
+	original := f.snapshot()
+	p := customersPlan(f, "plan.yaml", "")
+	f.apply(p, migrate.Options{BatchRows: 100, Workers: 2})
+	ksPath := filepath.Join(f.dir, "test.keystore")
+	lineage, err := os.ReadFile(ksPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refused := func(ks *keystore.Keystore, key string) {
+		t.Helper()
+		before := f.snapshot()
+		_, err := f.engine(p, ks, migrate.Options{BatchRows: 100, Workers: 2, NoBackupCheck: true}).Rekey(context.Background(), nil)
+		if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "does not hold key "+key+" with the check value") ||
+			!strings.Contains(err.Error(), "Nothing was changed") {
+			t.Fatalf("rekey with another keystore: %v, want the refusal naming key %s", err, key)
+		}
+		if d := before.diff(f.snapshot()); d != "" {
+			t.Fatalf("the refused rekey changed the database:\n%s", d)
+		}
+	}
+
+	// A keystore of its own, with its own pii v1 and v2.
+	other := newKeystore(t, filepath.Join(f.dir, "other.keystore"), false)
+	if _, err := other.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	refused(other, "pii/1")
+	f.wantStates(p, migrate.StateEncrypted)
+
+	// The job's keystore gets v2 and the rekey stops halfway, at a value
+	// someone changed.
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	f.flipByte("customers", "email", 450, 10)
+	_, err = f.engine(p, f.ks, migrate.Options{BatchRows: 100, Workers: 2, NoBackupCheck: true}).Rekey(context.Background(), nil)
+	if err == nil {
+		t.Fatal("the rekey went through a changed value")
+	}
+	f.flipByte("customers", "email", 450, 10)
+	if n := len(f.headers("customers", "email")); n != 2 {
+		t.Fatalf("after the stopped rekey the e-mails are under %d key versions, want 2 (half done)", n)
+	}
+
+	// A copy of the keystore from before v2, given a v2 of its own.
+	copyPath := filepath.Join(f.dir, "copy.keystore")
+	if err := os.WriteFile(copyPath, lineage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := keystore.Open(copyPath, keystore.Secret{Passphrase: []byte(testPassphrase)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	refused(cp, "pii/2")
+
+	// With the job's keystore the rekey finishes.
+	if _, err := f.engine(p, f.ks, migrate.Options{BatchRows: 100, Workers: 2, NoBackupCheck: true}).Rekey(context.Background(), nil); err != nil {
+		t.Fatalf("rekey with the job's keystore: %v", err)
+	}
+	for h := range f.headers("customers", "email") {
+		if !strings.HasSuffix(h, "/v2") {
+			t.Errorf("an e-mail is still under %s after the rekey", h)
+		}
+	}
+	f.wantVerifiedAndReverted(p, original, -1)
 }

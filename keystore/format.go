@@ -70,7 +70,14 @@ type body struct {
 	LastKeyChange time.Time `json:"last_key_change,omitzero"`
 	LastRewrap    time.Time `json:"last_rewrap,omitzero"`
 	LastBackup    time.Time `json:"last_backup,omitzero"`
-	Keys          []entry   `json:"keys"`
+	// BackupFile (absolute) and BackupSHA256 are where the last backup was
+	// written and the digest of its bytes, so the backup check can tell
+	// that it still exists. Both are absent from keystores backed up by an
+	// older colcrypt, and from backup files, which cannot hold their own
+	// digest and so stay readable by an older colcrypt's restore.
+	BackupFile   string  `json:"backup_file,omitempty"`
+	BackupSHA256 []byte  `json:"backup_sha256,omitempty"`
+	Keys         []entry `json:"keys"`
 }
 
 // entry is one version of one data key; the DEK is stored only wrapped.
@@ -224,6 +231,10 @@ func (p *parsed) unlock(s Secret) (subkeys, *body, error) {
 // value. An authenticated file can only fail this if it was written by a
 // broken colcrypt, but then it is better to refuse than to guess.
 func (b *body) validate(kek []byte) error {
+	if (b.BackupFile == "") != (b.BackupSHA256 == nil) || (b.BackupSHA256 != nil && len(b.BackupSHA256) != sha256.Size) ||
+		(b.BackupFile != "" && (!filepath.IsAbs(b.BackupFile) || b.LastBackup.IsZero())) {
+		return errors.New("invalid record of the last backup file")
+	}
 	for i, e := range b.Keys {
 		if err := validName(e.Name); err != nil || e.Version == 0 {
 			return fmt.Errorf("entry %d: invalid name or version", i)

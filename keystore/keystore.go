@@ -17,7 +17,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
@@ -45,6 +47,9 @@ var (
 	ErrChanged = errors.New("keystore file changed since it was opened")
 	// ErrInvalid: a bad argument (secret, key name, KDF parameters).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrBackupGone: the file of the last backup is missing, unreadable, or
+	// no longer holds the bytes written to it.
+	ErrBackupGone = errors.New("the last backup's file is missing or changed")
 )
 
 // Key statuses.
@@ -437,11 +442,50 @@ func (k *Keystore) LastRewrap() time.Time {
 
 // LastBackup is when the last backup was taken (zero if never). A backup
 // holds every key that exists when it is taken, so cut-over, which
-// destroys the plaintext, requires LastBackup after LastKeyChange.
+// destroys the plaintext, requires LastBackup after LastKeyChange, and a
+// backup file that is still there (CheckBackupFile).
 func (k *Keystore) LastBackup() time.Time {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.body.LastBackup
+}
+
+// LastBackupFile is the absolute path of the last backup: the file Backup
+// wrote, or the one Restore read. It is "" when there is no backup, and
+// when an older colcrypt took it and recorded only LastBackup.
+func (k *Keystore) LastBackupFile() string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.body.BackupFile
+}
+
+// CheckBackupFile fails with ErrBackupGone, naming the file and when the
+// backup was taken, when the last backup's file is missing, cannot be
+// read, or no longer holds the bytes written to it: the time alone says a
+// backup was taken, not that it still exists. It returns nil when the file
+// is intact and when no file is recorded (see LastBackupFile); whether the
+// backup is recent enough is LastBackup's question.
+func (k *Keystore) CheckBackupFile() error {
+	k.mu.RLock()
+	path, want, taken := k.body.BackupFile, k.body.BackupSHA256, k.body.LastBackup
+	k.mu.RUnlock()
+	if path == "" {
+		return nil
+	}
+	what := fmt.Sprintf("the last backup of keystore %s, %s (taken %s),", k.path, path, taken.UTC().Format(time.RFC3339))
+	data, err := readFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return failf(ErrBackupGone, "%s is missing", what)
+	case errors.Is(err, ErrCorrupt): // larger than any keystore: not the backup
+	case err != nil:
+		return failf(ErrBackupGone, "%s cannot be read: %v", what, err)
+	default:
+		if sum := sha256.Sum256(data); bytes.Equal(sum[:], want) {
+			return nil
+		}
+	}
+	return failf(ErrBackupGone, "%s no longer holds the bytes written to it", what)
 }
 
 // Created is when the keystore was created.
@@ -454,8 +498,9 @@ func (k *Keystore) Created() time.Time {
 // Backup writes a self-contained copy of the keystore to path, protected
 // by backupPassphrase alone (its own salt, argon2id and KEK), so it opens
 // without the master secret. It refuses to overwrite path. It then records
-// the time in LastBackup and saves the keystore, with any change not yet
-// saved, since the backup holds those changes too.
+// the time in LastBackup, and the file's absolute path and the SHA-256 of
+// its bytes for CheckBackupFile, and saves the keystore, with any change
+// not yet saved, since the backup holds those changes too.
 func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) error {
 	wrap := func(err error) error { return fmt.Errorf("back up keystore %s to %s: %w", k.path, path, err) }
 	s := Secret{Passphrase: backupPassphrase}
@@ -469,6 +514,10 @@ func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) 
 	if _, err := os.Lstat(path); err == nil {
 		return wrap(fail(ErrExists, "already exists"))
 	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return wrap(err)
+	}
 	hdr, keys := newProtection(purposeBackup, s, o)
 	defer keys.wipe()
 	k.mu.Lock()
@@ -480,6 +529,7 @@ func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) 
 	b := k.body
 	b.Keys = entries
 	b.LastBackup = k.now().UTC()
+	b.BackupFile, b.BackupSHA256 = "", nil // see body
 	data, err := encode(&hdr, keys.file, &b)
 	if err != nil {
 		return wrap(err)
@@ -487,10 +537,11 @@ func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) 
 	if err := writeFile(path, data, false); err != nil {
 		return wrap(err)
 	}
-	previous := k.body.LastBackup
-	k.body.LastBackup = b.LastBackup
+	sum := sha256.Sum256(data)
+	previous := k.body
+	k.body.LastBackup, k.body.BackupFile, k.body.BackupSHA256 = b.LastBackup, abs, sum[:]
 	if err := k.save(); err != nil {
-		k.body.LastBackup = previous
+		k.body.LastBackup, k.body.BackupFile, k.body.BackupSHA256 = previous.LastBackup, previous.BackupFile, previous.BackupSHA256
 		return wrap(fmt.Errorf("the backup was written but the keystore could not record it: %w", err))
 	}
 	return nil
@@ -498,7 +549,9 @@ func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) 
 
 // Restore writes a new keystore at target from the backup at backupPath,
 // protected by s. It refuses an existing target (ErrExists). The restored
-// keystore has the backup's keys, statuses and timestamps.
+// keystore has the backup's keys, statuses and timestamps, and records
+// backupPath, as it is now, as its last backup's file: the backup it was
+// restored from is still its backup, wherever it was first written.
 func Restore(backupPath string, backupPassphrase []byte, target string, s Secret, opts ...Option) (*Keystore, error) {
 	wrap := func(err error) error { return fmt.Errorf("restore keystore %s: %w", target, err) }
 	if err := s.validate(); err != nil {
@@ -510,6 +563,10 @@ func Restore(backupPath string, backupPassphrase []byte, target string, s Secret
 	}
 	if _, err := os.Lstat(target); err == nil {
 		return nil, wrap(fail(ErrExists, "already exists"))
+	}
+	backupAbs, err := filepath.Abs(backupPath)
+	if err != nil {
+		return nil, fmt.Errorf("open backup %s: %w", backupPath, err)
 	}
 	bs := Secret{Passphrase: backupPassphrase}
 	if err := bs.validate(); err != nil {
@@ -532,6 +589,10 @@ func Restore(backupPath string, backupPassphrase []byte, target string, s Secret
 	}
 	k := &Keystore{path: target, hdr: hdr, keys: keys, body: src.body, now: o.now}
 	k.body.Keys = entries
+	if !k.body.LastBackup.IsZero() { // always set by Backup
+		sum := sha256.Sum256(data)
+		k.body.BackupFile, k.body.BackupSHA256 = backupAbs, sum[:]
+	}
 	if err := k.write(false); err != nil {
 		return nil, wrap(err)
 	}

@@ -612,6 +612,8 @@ func (e *Engine) cutover(ctx context.Context, j *job, tables []*tableJob) error 
 		}
 		e.log.Warn("keystore backup check waived with --no-backup-check", "keystore", e.plan.Keystore)
 		e.note(ctx, j.ID, "backup check waived", "--no-backup-check given; keystore "+e.plan.Keystore)
+	} else if err := e.checkBackupFile(ctx, j.ID, "cut-over destroys the plaintext"); err != nil {
+		return err
 	}
 	if err := e.checkNewDependents(ctx, tables); err != nil {
 		return err

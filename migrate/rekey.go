@@ -185,6 +185,9 @@ func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob)
 		return exitcode.Input(fmt.Errorf("keystore %s has no backup taken after key %s v%d was added: run colcrypt keys backup %s FILE "+
 			"first (or pass --no-backup-check)", e.plan.Keystore, info.Name, info.Version, e.plan.Keystore))
 	}
+	if err := e.checkBackupFile(ctx, j.ID, fmt.Sprintf("rekey of %s.%s writes values only key %s v%d decrypts", t.name, c.col.Name, info.Name, info.Version)); err != nil {
+		return err
+	}
 	for _, fk := range append(append([]*schema.ForeignKey{}, t.model.ForeignKeys...), t.model.ReferencedBy...) {
 		cols := fk.Columns
 		if strings.EqualFold(fk.RefTable.Name, t.model.Name.Name) {

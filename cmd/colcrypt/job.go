@@ -125,7 +125,7 @@ func newApplyCmd(a *app) *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&f.until, "until", "", "stop after this phase: prepare, copy, verify or cutover")
-	cmd.Flags().BoolVar(&f.noBackupCheck, "no-backup-check", false, "cut over even without a keystore backup newer than the last key change (logged)")
+	cmd.Flags().BoolVar(&f.noBackupCheck, "no-backup-check", false, "cut over even without a keystore backup newer than the last key change, or with its file gone or changed (logged)")
 	cmd.Flags().BoolVar(&f.online, "online", false, "let other sessions keep updating and inserting rows while the job runs (as job.online: true)")
 	return cmd
 }

@@ -188,7 +188,13 @@ func newKeysBackupCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "backup KEYSTORE FILE",
 		Short: "Write an encrypted copy of the keystore under a separate backup passphrase",
-		Args:  exactArgs(2),
+		Long: `Write an encrypted copy of the keystore under a separate backup passphrase.
+
+The keystore records when the backup was taken, the file's absolute path and
+the SHA-256 of its bytes. Cut-over and rekey refuse to run when that file is
+gone or no longer holds those bytes, unless --no-backup-check waives the check
+(for a backup moved to safekeeping on purpose).`,
+		Args: exactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			path, file := args[0], args[1]
 			purpose := "back up keystore " + path + " to " + file

@@ -36,6 +36,6 @@ func newRekeyCmd(a *app) *cobra.Command {
 	f.add(cmd)
 	cmd.Flags().StringArrayVar(&columns, "column", nil, "TABLE.COLUMN to re-encrypt (repeatable)")
 	cmd.Flags().BoolVar(&all, "all", false, "re-encrypt every column of the plan")
-	cmd.Flags().BoolVar(&f.noBackupCheck, "no-backup-check", false, "rekey even without a keystore backup taken after the new key version was added (logged)")
+	cmd.Flags().BoolVar(&f.noBackupCheck, "no-backup-check", false, "rekey even without a keystore backup taken after the new key version was added, or with its file gone or changed (logged)")
 	return cmd
 }

@@ -636,12 +636,16 @@ func (c *cell) Scan(src any) error {
 	return nil
 }
 
-// describeKey names a row for a message: its key values, at most a few bytes
-// each. Keys are logged only at debug level, but verify names the rows that
-// differ so the DBA can look at them.
-func describeKey(keyCols []string, vals []any) string {
+// describeKey names a row for a message: its key values, at most a few
+// bytes each. Keys are logged only at debug level, but verify names the
+// rows that differ so the DBA can look at them. The value of a key column
+// the job encrypts is the very plaintext it protects (before cut-over) or
+// its ciphertext (after): either way a keyed hash stands for it
+// (keyFingerprint), as messages end up in logs and in the job's events.
+func (t *tableJob) describeKey(vals []any) string {
 	var parts []string
 	for i, v := range vals {
+		name := t.keyCols[i]
 		s := fmt.Sprint(v)
 		if b, ok := v.([]byte); ok {
 			s = fmt.Sprintf("0x%x", b)
@@ -649,7 +653,22 @@ func describeKey(keyCols []string, vals []any) string {
 		if len(s) > 40 {
 			s = s[:40] + "…"
 		}
-		parts = append(parts, keyCols[i]+"="+s)
+		if t.encrypts(name) && t.fingerprint != nil {
+			s = t.fingerprint(v)
+		} else if t.encrypts(name) {
+			s = "(withheld: an encrypted column)"
+		}
+		parts = append(parts, name+"="+s)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// encrypts reports whether the job encrypts the table's column name.
+func (t *tableJob) encrypts(name string) bool {
+	for _, c := range t.cols {
+		if strings.EqualFold(c.col.Name, name) {
+			return true
+		}
+	}
+	return false
 }

@@ -122,7 +122,7 @@ func (e *Engine) copyTable(ctx context.Context, jobID string, tj *tableJob, phas
 				}
 				p, err := c.codec.Encode(v)
 				if err != nil {
-					return fmt.Errorf("encode %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("encode %s.%s at %s: %w", tj.name, c.col.Name, tj.describeKey(vals[:nKey]), err)
 				}
 				if p == nil {
 					p = []byte{}
@@ -269,10 +269,23 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 	}
 	// A retry after a COMMIT whose reply was lost finds its own checkpoint:
 	// the chunk is idempotent, so its record is replaced, not duplicated.
-	if _, err := tx.ExecContext(ctx, e.st.clearCheckpointSQL(), jobID, tj.tn.String(), phase, loHash(ch.loEnc)); err != nil {
+	key, err := e.st.boundHash(tj.keyIsEnc, ch.loEnc)
+	if err != nil {
+		return err
+	}
+	lo, err := e.st.storedBound(tj.keyIsEnc, ch.loEnc)
+	if err != nil {
+		return err
+	}
+	if hi != nil {
+		if hi, err = e.st.storedBound(tj.keyIsEnc, ch.hiEnc); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, e.st.clearCheckpointSQL(), jobID, tj.tn.String(), phase, key, loHash(ch.loEnc)); err != nil {
 		return fmt.Errorf("checkpoint chunk of %s: %w", tj.name, err)
 	}
-	if _, err := tx.ExecContext(ctx, e.st.checkpointSQL(), jobID, tj.tn.String(), phase, loHash(ch.loEnc), ch.loEnc, hi, int64(len(u.Rows)),
+	if _, err := tx.ExecContext(ctx, e.st.checkpointSQL(), jobID, tj.tn.String(), phase, key, lo, hi, int64(len(u.Rows)),
 		dg.String(), rowHashes, time.Now().UTC().Format(timeLayout)); err != nil {
 		return fmt.Errorf("checkpoint chunk of %s: %w", tj.name, err)
 	}
@@ -337,7 +350,7 @@ func compareRowHashes(tj *tableJob, rec chunkRecord, ch chunk, keys [][]any, has
 	if len(rec.RowHashes) != len(hashes) {
 		at := "the range starting at the table's first row"
 		if ch.lo != nil {
-			at = "the range after " + describeKey(tj.keyCols, ch.lo)
+			at = "the range after " + tj.describeKey(ch.lo)
 		}
 		return []Mismatch{{Table: tj.name, Column: "*", Row: at,
 			Reason: fmt.Sprintf("the copy recorded %d rows here, verify read %d: rows were added or deleted since",
@@ -348,7 +361,7 @@ func compareRowHashes(tj *tableJob, rec chunkRecord, ch chunk, keys [][]any, has
 		for j, c := range tj.cols {
 			at := i*rowLen + j*valueHashLen
 			if string(hashes[at:at+valueHashLen]) != string(rec.RowHashes[at:at+valueHashLen]) {
-				out = append(out, Mismatch{Table: tj.name, Column: c.col.Name, Row: describeKey(tj.keyCols, keys[i]),
+				out = append(out, Mismatch{Table: tj.name, Column: c.col.Name, Row: tj.describeKey(keys[i]),
 					Reason: "the decrypted value differs from the plaintext the copy recorded"})
 			}
 		}
@@ -598,7 +611,7 @@ func newRowCheck(tj *tableJob, w *worker, afterCutover bool) *rowCheck {
 
 // missing records a row found on one side of a pairing only.
 func (rc *rowCheck) missing(key []any, reason string) {
-	rc.bad = append(rc.bad, Mismatch{Table: rc.tj.name, Column: "*", Row: describeKey(rc.tj.keyCols, key), Reason: reason})
+	rc.bad = append(rc.bad, Mismatch{Table: rc.tj.name, Column: "*", Row: rc.tj.describeKey(key), Reason: reason})
 }
 
 func (rc *rowCheck) row(vals []any) error {
@@ -630,7 +643,7 @@ func (rc *rowCheck) row(vals []any) error {
 		}
 		rc.plain[i] = nil
 		mismatch := func(reason string) {
-			rc.bad = append(rc.bad, Mismatch{Table: tj.name, Column: c.col.Name, Row: describeKey(tj.keyCols, key), Reason: reason})
+			rc.bad = append(rc.bad, Mismatch{Table: tj.name, Column: c.col.Name, Row: tj.describeKey(key), Reason: reason})
 		}
 		switch {
 		case ctNull && (rc.afterCutover || !hasPlain):

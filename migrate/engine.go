@@ -176,7 +176,10 @@ type tableJob struct {
 	keyTypes []string // declared types of keyCols, "" for a row id
 	rowID    string   // added row-id column, "" when none
 	keyIsEnc bool     // a key column is itself encrypted
-	cols     []*colJob
+	// fingerprint stands for the value of an encrypted key column in
+	// messages (Engine.keyFingerprint).
+	fingerprint func(v any) string
+	cols        []*colJob
 	// rows is the table's exact row count, for progress: from the blocker
 	// scan when it read the table, or from the first phase that walked it
 	// (walkedRows); 0 when unknown (progressRows then starts from the
@@ -250,7 +253,7 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 		}
 		tj := &tableJob{name: tp.Name, tn: tn, model: model, online: recs.has(captureRecord), rebuild: recs.has(rebuildRecord),
 			revertRebuild: recs.revertsByReplacement(),
-			checked:       &checkedChunks{}}
+			checked:       &checkedChunks{}, fingerprint: e.keyFingerprint}
 		for _, cp := range tp.Columns {
 			col := model.Column(cp.Name)
 			if col == nil {
@@ -559,6 +562,9 @@ func (e *Engine) useJob(j *job) error {
 		return exitcode.Input(fmt.Errorf("key %s, which keys the job's digests, is not in keystore %s: %w", j.DigestKey, e.plan.Keystore, err))
 	}
 	e.digestKey = digestKeyFor(dek)
+	if e.st.bounds, err = newBoundKeys(e.digestKey); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -348,22 +348,23 @@ func (f *fixture) beforeCutover(table, column string) bool {
 
 func boolPtr(b bool) *bool { return &b }
 
-// flipByte inverts one byte of a BLOB value of the row with the given id,
-// as someone editing the table behind colcrypt's back would.
+// flipByte inverts one byte of a BLOB value of the row with the given
+// rowid (the id of a table whose id is its INTEGER PRIMARY KEY), as
+// someone editing the table behind colcrypt's back would.
 func (f *fixture) flipByte(table, column string, id, offset int) {
 	f.t.Helper()
 	db := f.raw()
 	defer db.Close()
 	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 	var b []byte
-	if err := db.QueryRow("SELECT "+q(column)+" FROM "+q(table)+" WHERE id = ?", id).Scan(&b); err != nil {
+	if err := db.QueryRow("SELECT "+q(column)+" FROM "+q(table)+" WHERE rowid = ?", id).Scan(&b); err != nil {
 		f.t.Fatal(err)
 	}
 	if offset >= len(b) {
 		f.t.Fatalf("%s.%s of row %d has %d bytes, cannot flip byte %d", table, column, id, len(b), offset)
 	}
 	b[offset] ^= 0xff
-	if _, err := db.Exec("UPDATE "+q(table)+" SET "+q(column)+" = ? WHERE id = ?", b, id); err != nil {
+	if _, err := db.Exec("UPDATE "+q(table)+" SET "+q(column)+" = ? WHERE rowid = ?", b, id); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -129,6 +129,28 @@ var digestModulus = new(big.Int).Lsh(big.NewInt(1), 256)
 // data key it is derived from.
 const digestKeyLabel = "colcrypt plaintext digest key v1"
 
+// keyFingerprintLabel separates the hashes that stand for encrypted key
+// values in messages from the digests' own.
+const keyFingerprintLabel = "colcrypt key fingerprint v1\x00"
+
+// keyFingerprint stands for the value of an encrypted key column in a
+// message: a keyed hash under the job's digest key, which tells rows apart
+// and gives nothing away to whoever lacks the keystore (an SSN's few
+// billion values could be tried against an unkeyed hash).
+func (e *Engine) keyFingerprint(v any) string {
+	if e.digestKey == nil {
+		return "(withheld: an encrypted column)"
+	}
+	m := hmac.New(sha256.New, e.digestKey)
+	m.Write([]byte(keyFingerprintLabel))
+	if b, ok := v.([]byte); ok {
+		m.Write(b)
+	} else {
+		fmt.Fprint(m, v)
+	}
+	return "(withheld: an encrypted column; keyed hash " + hex.EncodeToString(m.Sum(nil)[:6]) + ")"
+}
+
 // digestKeyFor derives the digest key from a data key.
 func digestKeyFor(dek []byte) []byte {
 	m := hmac.New(sha256.New, dek)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -152,8 +153,12 @@ func (f *fixture) colcryptState() []byte {
 
 // TestJobStateHoldsNoPlaintextKeys: when the key that pages through a
 // table is itself encrypted (a primary key or the only unique key, with
-// iv: column), the chunk checkpoints must not keep its plaintext values:
-// after cut-over they would be the only plaintext left in the database.
+// iv: column), nothing colcrypt keeps or says may hold its plaintext
+// values: not the chunk checkpoints (after cut-over their bounds would be
+// the only plaintext left in the database), nor their hashes, nor verify's
+// message naming a row that differs, nor the job's events. The
+// checkpoints still do their work: a copy resumed after a lost chunk
+// writes that chunk again and no other.
 func TestJobStateHoldsNoPlaintextKeys(t *testing.T) {
 	var numbers, values []string
 	for i := 0; i < 300; i++ {
@@ -161,20 +166,81 @@ func TestJobStateHoldsNoPlaintextKeys(t *testing.T) {
 		numbers = append(numbers, n)
 		values = append(values, fmt.Sprintf("('%s', 'holder %d')", n, i))
 	}
-	f := newFixture(t, `CREATE TABLE cards (number TEXT PRIMARY KEY, holder TEXT)`,
-		`INSERT INTO cards VALUES `+strings.Join(values, ", "))
-	p := f.plan("plan.yaml", planSpec{iv: "column", tables: []planTable{{name: "cards", columns: []planColumn{{name: "number"}}}}})
-	f.apply(p, migrate.Options{})
-	f.wantEncrypted("cards", "number")
-	state := f.colcryptState()
-	var leaked []string
-	for _, n := range numbers {
-		if bytes.Contains(state, []byte(n)) {
-			leaked = append(leaked, n)
-		}
+	// SQLite pages through such a table by rowid, in every mode, so its
+	// bounds hold no number (TestJobStateHoldsNoPlaintextKeysPostgres is
+	// the case of an engine that pages by the key).
+	for _, mode := range []string{"rebuilt", "in place", "online"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t, `CREATE TABLE cards (number TEXT PRIMARY KEY, holder TEXT)`,
+				`INSERT INTO cards VALUES `+strings.Join(values, ", "))
+			original := f.snapshot()
+			p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "cards", columns: []planColumn{{name: "number", iv: "column"}, {name: "holder"}}}}})
+			opt := migrate.Options{BatchRows: 40, Workers: 2, InPlace: mode == "in place", Online: mode == "online"}
+			leaks := func(when string, text []byte) {
+				t.Helper()
+				var leaked []string
+				for _, n := range numbers {
+					// The number itself, and the unkeyed hash an earlier
+					// version keyed its checkpoints by: SHA-256 of the
+					// encoded bound.
+					h := sha256.Sum256([]byte(`["s` + n + `"]`))
+					if bytes.Contains(text, []byte(n)) || bytes.Contains(text, h[:16]) {
+						leaked = append(leaked, n)
+					}
+				}
+				if len(leaked) > 0 {
+					t.Errorf("%s: %d of %d card numbers can be read (e.g. %s)", when, len(leaked), len(numbers), leaked[0])
+				}
+			}
+
+			until := opt
+			until.Until = "copy"
+			f.apply(p, until)
+			chunks := f.chunkCount()
+			if chunks < 7 {
+				t.Fatalf("the copy recorded %d chunks, want at least 7 (300 rows by 40)", chunks)
+			}
+			leaks("after the copy, colcrypt's tables", f.colcryptState())
+			// A lost checkpoint: the next apply writes that chunk again,
+			// and only it.
+			f.exec(`DELETE FROM colcrypt_chunks WHERE rowid = (SELECT rowid FROM colcrypt_chunks WHERE phase = 'copy' ORDER BY rowid LIMIT 1 OFFSET 3)`,
+				`UPDATE colcrypt_job SET phase = 'prepare'`)
+			f.apply(p, until)
+			if n := f.chunkCount(); n != chunks {
+				t.Fatalf("after a lost checkpoint the copy recorded %d chunks, want %d again", n, chunks)
+			}
+
+			// Verify names a row that differs without its number.
+			table, column := "cards__colcrypt_new", "holder"
+			if mode != "rebuilt" {
+				table, column = "cards", "holder__colcrypt"
+			}
+			f.flipByte(table, column, 1, 20)
+			err := f.verify(p).Err()
+			if !errors.Is(err, migrate.ErrVerify) || !strings.Contains(err.Error(), "cards.holder at ") {
+				t.Fatalf("verify of a changed value: %v, want a failure naming the row", err)
+			}
+			t.Logf("verify: %v", err)
+			leaks("verify's message", []byte(err.Error()))
+			leaks("the job's events", f.colcryptState())
+			f.flipByte(table, column, 1, 20)
+
+			f.apply(p, opt)
+			f.wantEncrypted("cards", "number", "holder")
+			leaks("after cut-over, colcrypt's tables", f.colcryptState())
+			f.wantVerifiedAndReverted(p, original, 600)
+		})
 	}
-	if len(leaked) > 0 {
-		t.Errorf("after cut-over colcrypt's tables still hold %d of %d card numbers in plain text (e.g. %s), as chunk boundaries",
-			len(leaked), len(numbers), leaked[0])
+}
+
+// chunkCount counts the copy's chunk checkpoints.
+func (f *fixture) chunkCount() int {
+	f.t.Helper()
+	db := f.raw()
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM colcrypt_chunks WHERE phase = 'copy'`).Scan(&n); err != nil {
+		f.t.Fatal(err)
 	}
+	return n
 }

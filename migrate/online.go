@@ -315,7 +315,7 @@ func (e *Engine) encryptRow(t *tableJob, w *worker, vals []any) ([]any, error) {
 		}
 		p, err := c.codec.Encode(v)
 		if err != nil {
-			return nil, fmt.Errorf("encode %s.%s at %s: %w", t.name, c.col.Name, describeKey(t.keyCols, vals[:nKey]), err)
+			return nil, fmt.Errorf("encode %s.%s at %s: %w", t.name, c.col.Name, t.describeKey(vals[:nKey]), err)
 		}
 		if p == nil {
 			p = []byte{}
@@ -325,7 +325,7 @@ func (e *Engine) encryptRow(t *tableJob, w *worker, vals []any) ([]any, error) {
 			return nil, fmt.Errorf("encrypt %s.%s: %w", t.name, c.col.Name, err)
 		}
 		if got, err := w.ciphers[i].Decrypt(ct, iv); err != nil || string(got) != string(p) {
-			return nil, fmt.Errorf("%s.%s at %s: %w", t.name, c.col.Name, describeKey(t.keyCols, vals[:nKey]), errors.Join(errCatchUpCheck, err))
+			return nil, fmt.Errorf("%s.%s at %s: %w", t.name, c.col.Name, t.describeKey(vals[:nKey]), errors.Join(errCatchUpCheck, err))
 		}
 		row = append(row, ct)
 		if c.state.IVColumn != "" {
@@ -334,7 +334,7 @@ func (e *Engine) encryptRow(t *tableJob, w *worker, vals []any) ([]any, error) {
 	}
 	version, ok := versionOf(vals[len(vals)-1])
 	if !ok {
-		return nil, fmt.Errorf("%s at %s: %s holds %T, want an integer", t.name, describeKey(t.keyCols, vals[:nKey]), dialect.VersionColumn, vals[len(vals)-1])
+		return nil, fmt.Errorf("%s at %s: %s holds %T, want an integer", t.name, t.describeKey(vals[:nKey]), dialect.VersionColumn, vals[len(vals)-1])
 	}
 	return append(row, version, version), nil
 }
@@ -449,7 +449,7 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 				}
 				var err error
 				if plain[i], err = w.ciphers[i].Decrypt(ct, iv); err != nil {
-					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, tj.describeKey(vals[:nKey]), err)
 				}
 			}
 			hashes = dg.appendRow(hashes, vals[:nKey], plain)
@@ -469,7 +469,7 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 		}
 		update := "UPDATE " + e.st.table(chunkTableName) + " SET rows_done = " + e.st.ph(1) + ", digest = " + e.st.ph(2) +
 			", row_hashes = " + e.st.ph(3) + ", done_at = " + e.st.ph(4) + " WHERE job_id = " + e.st.ph(5) +
-			" AND table_name = " + e.st.ph(6) + " AND phase = " + e.st.ph(7) + " AND lo_hash = " + e.st.ph(8)
+			" AND table_name = " + e.st.ph(6) + " AND phase = " + e.st.ph(7) + " AND lo_hash IN (" + e.st.ph(8) + ", " + e.st.ph(9) + ")"
 		work := func(ctx context.Context, w *worker, ch chunk) (int64, error) {
 			dg, hashes, n, err := read(ctx, w, t, ch)
 			if err != nil {
@@ -479,7 +479,11 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 				e.writeMu.Lock()
 				defer e.writeMu.Unlock()
 			}
-			if _, err := e.db.ExecContext(ctx, update, n, dg.String(), hashes, now(), jobID, t.tn.String(), phaseCopy, loHash(ch.loEnc)); err != nil {
+			key, err := e.st.boundHash(t.keyIsEnc, ch.loEnc)
+			if err != nil {
+				return 0, err
+			}
+			if _, err := e.db.ExecContext(ctx, update, n, dg.String(), hashes, now(), jobID, t.tn.String(), phaseCopy, key, loHash(ch.loEnc)); err != nil {
 				return 0, fmt.Errorf("record the digest of a chunk of %s: %w", t.name, err)
 			}
 			return n, nil
@@ -510,7 +514,11 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 			" AND table_name = "+e.st.ph(2)+" AND phase = "+e.st.ph(3), jobID, t.tn.String(), phaseCopy); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, e.st.checkpointSQL(), jobID, t.tn.String(), phaseCopy, loHash(""), "", nil, n,
+		key, err := e.st.boundHash(t.keyIsEnc, "")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, e.st.checkpointSQL(), jobID, t.tn.String(), phaseCopy, key, "", nil, n,
 			dg.String(), nil, now()); err != nil {
 			return err
 		}

@@ -320,7 +320,7 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 				// earlier run of this chunk: decrypt with the new cipher.
 				p, err := decryptAny(c, ciphers.old, ciphers.new, ct, iv)
 				if err != nil {
-					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, describeKey(t.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, t.describeKey(vals[:nKey]), err)
 				}
 				plain[i] = p
 				nct, niv, err := ciphers.new.Encrypt(p)

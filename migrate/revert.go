@@ -309,12 +309,12 @@ func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, p
 				}
 				p, err := w.ciphers[i].Decrypt(ct, iv)
 				if err != nil {
-					return fmt.Errorf("decrypt %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decrypt %s.%s at %s: %w", tj.name, c.col.Name, tj.describeKey(vals[:nKey]), err)
 				}
 				plain[i] = p
 				v, err := c.codec.Decode(p)
 				if err != nil {
-					return fmt.Errorf("decode %s.%s at %s: %w", tj.name, c.col.Name, describeKey(tj.keyCols, vals[:nKey]), err)
+					return fmt.Errorf("decode %s.%s at %s: %w", tj.name, c.col.Name, tj.describeKey(vals[:nKey]), err)
 				}
 				row = append(row, v)
 			}

@@ -81,6 +81,9 @@ type store struct {
 	d   dialect.Dialect
 	m   dialect.Mover
 	log *slog.Logger
+	// bounds seal the chunk bounds of tables whose key the job encrypts
+	// (bounds.go); set once the job's keys are loaded.
+	bounds *boundKeys
 }
 
 func (s *store) logger() *slog.Logger {
@@ -547,7 +550,12 @@ func (s *store) chunksOnce(ctx context.Context, jobID, table, phase string) (map
 		if err := rows.Scan(&c.Lo, &hi, &c.Rows, &c.Digest, &c.RowHashes); err != nil {
 			return nil, err
 		}
-		c.Hi = hi.String
+		if c.Lo, err = s.openBound(c.Lo); err != nil {
+			return nil, err
+		}
+		if c.Hi, err = s.openBound(hi.String); err != nil {
+			return nil, err
+		}
 		out[c.Lo] = c
 	}
 	return out, rows.Err()
@@ -561,10 +569,12 @@ func (s *store) checkpointSQL() string {
 }
 
 // clearCheckpointSQL deletes one chunk's checkpoint, inside the chunk's
-// transaction, before it is written again.
+// transaction, before it is written again. It takes two hashes of the
+// lower bound: boundHash's, and loHash's, under which an earlier version
+// of colcrypt recorded every chunk.
 func (s *store) clearCheckpointSQL() string {
 	return "DELETE FROM " + s.table(chunkTableName) + " WHERE job_id = " + s.ph(1) + " AND table_name = " + s.ph(2) +
-		" AND phase = " + s.ph(3) + " AND lo_hash = " + s.ph(4)
+		" AND phase = " + s.ph(3) + " AND lo_hash IN (" + s.ph(4) + ", " + s.ph(5) + ")"
 }
 
 // loHash keys a chunk record: the encoded lower key can be long (text and

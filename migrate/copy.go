@@ -375,6 +375,9 @@ type Mismatch struct {
 	Column string
 	Row    string // key columns and values
 	Reason string
+	// Undecryptable: the value does not decrypt (tampered, or not written
+	// under the job's keys), as opposed to decrypting to another value.
+	Undecryptable bool
 }
 
 // VerifyResult is the outcome of verify.
@@ -382,7 +385,9 @@ type VerifyResult struct {
 	Rows       int64
 	Values     int64
 	Mismatches []Mismatch // the first rows that differ
-	Digests    []string   // tables whose digest did not match
+	// Undecryptable counts the values that did not decrypt at all.
+	Undecryptable int64
+	Digests       []string // tables whose digest did not match
 	// Stale counts the rows of online tables that other writers changed
 	// since their ciphertext was made: not compared, since the cut-over
 	// re-encrypts and checks them under its lock.
@@ -566,6 +571,7 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		total.add(dg)
 		rowsSeen += n
 		res.Values += values
+		res.Undecryptable += rc.undecryptable
 		res.Stale += stale
 		for _, m := range bad {
 			if len(res.Mismatches) < verifyFirstRows {
@@ -603,6 +609,8 @@ type rowCheck struct {
 	plain        [][]byte // the last row's decrypted values, per column
 	bad          []Mismatch
 	values       int64 // non-NULL values decrypted
+	// undecryptable counts the values that did not decrypt.
+	undecryptable int64
 }
 
 func newRowCheck(tj *tableJob, w *worker, afterCutover bool) *rowCheck {
@@ -659,6 +667,8 @@ func (rc *rowCheck) row(vals []any) error {
 		got, err := decryptAny(c, rc.w.ciphers[i], rc.w.targets[i], ct, iv)
 		if err != nil {
 			mismatch("cannot decrypt: " + err.Error())
+			rc.bad[len(rc.bad)-1].Undecryptable = true
+			rc.undecryptable++
 			continue
 		}
 		rc.plain[i] = got

@@ -63,6 +63,13 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 			resuming = true
 		}
 	}
+	// A rekey about to begin first decrypts every value, so that one that
+	// does not decrypt stops it before it rewrites any.
+	if !resuming && e.rekeyPending(tables, selected) {
+		if err := e.checkDecryptable(ctx, jobID, tables, "rekey"); err != nil {
+			return nil, err
+		}
+	}
 	for _, t := range tables {
 		var cols []*colJob
 		for _, c := range rekeyColumns(t, selected) {
@@ -138,6 +145,19 @@ func (e *Engine) selectRekeyColumns(columns []string, all map[string]*columnStat
 		return nil, "", exitcode.Input(fmt.Errorf("--column %s: not a column of plan %s (write TABLE.COLUMN as in the plan)", strings.Join(columns, ", "), e.plan.Path))
 	}
 	return selected, jobID, nil
+}
+
+// rekeyPending reports whether a selected column is encrypted and not
+// yet under its key's newest version with the plan's settings.
+func (e *Engine) rekeyPending(tables []*tableJob, selected map[string]bool) bool {
+	for _, t := range tables {
+		for _, c := range rekeyColumns(t, selected) {
+			if c.state.State == StateEncrypted && !e.atRekeyTarget(c) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func rekeyColumns(t *tableJob, selected map[string]bool) []*colJob {

@@ -249,17 +249,17 @@ func TestRekeyRefusesAnotherKeystore(t *testing.T) {
 	refused(other, "pii/1")
 	f.wantStates(p, migrate.StateEncrypted)
 
-	// The job's keystore gets v2 and the rekey stops halfway, at a value
-	// someone changed.
+	// The job's keystore gets v2 and the rekey stops halfway, at a row
+	// the database refuses to change.
 	if _, err := f.ks.Add("pii"); err != nil {
 		t.Fatal(err)
 	}
-	f.flipByte("customers", "email", 450, 10)
+	f.exec(`CREATE TRIGGER stop_rekey BEFORE UPDATE OF email ON customers WHEN NEW.id = 450 BEGIN SELECT RAISE(ABORT, 'not now'); END`)
 	_, err = f.engine(p, f.ks, migrate.Options{BatchRows: 100, Workers: 2, NoBackupCheck: true}).Rekey(context.Background(), nil)
-	if err == nil {
-		t.Fatal("the rekey went through a changed value")
+	if err == nil || !strings.Contains(err.Error(), "not now") {
+		t.Fatalf("the rekey went through a row the database refused to change: %v", err)
 	}
-	f.flipByte("customers", "email", 450, 10)
+	f.exec(`DROP TRIGGER stop_rekey`)
 	if n := len(f.headers("customers", "email")); n != 2 {
 		t.Fatalf("after the stopped rekey the e-mails are under %d key versions, want 2 (half done)", n)
 	}
@@ -286,6 +286,42 @@ func TestRekeyRefusesAnotherKeystore(t *testing.T) {
 		if !strings.HasSuffix(h, "/v2") {
 			t.Errorf("an e-mail is still under %s after the rekey", h)
 		}
+	}
+	f.wantVerifiedAndReverted(p, original, -1)
+}
+
+// TestTamperedValueStopsRevertAndRekeyBeforeTheyBegin: a value that no
+// longer decrypts (SPEC §7: tampered ciphertext is a clear error that
+// changes nothing) stops a revert and a rekey before either changes
+// anything, naming the row; restored, it lets both run.
+func TestTamperedValueStopsRevertAndRekeyBeforeTheyBegin(t *testing.T) {
+	const row = 43 // its email is not NULL
+	f := newFixture(t, customersSetup(300)...)
+	original := f.snapshot()
+	p := customersPlan(f, "plan.yaml", "")
+	f.apply(p, migrate.Options{BatchRows: 50, Workers: 2})
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	f.flipByte("customers", "email", row, 40)
+	tampered := f.snapshot()
+	for what, run := range map[string]func(*migrate.Engine) error{
+		"revert": func(e *migrate.Engine) error { _, err := e.Revert(context.Background()); return err },
+		"rekey":  func(e *migrate.Engine) error { _, err := e.Rekey(context.Background(), nil); return err },
+	} {
+		err := run(f.engine(p, f.ks, migrate.Options{BatchRows: 50, Workers: 2, NoBackupCheck: true}))
+		if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "1 value(s) do not decrypt") ||
+			!strings.Contains(err.Error(), "customers.email at id=43: cannot decrypt") || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("%s with a tampered value: %v, want a refusal naming the row", what, err)
+		}
+		if d := tampered.diff(f.snapshot()); d != "" {
+			t.Fatalf("the refused %s changed the database:\n%s", what, d)
+		}
+		f.wantStates(p, migrate.StateEncrypted)
+	}
+	f.flipByte("customers", "email", row, 40)
+	if _, err := f.engine(p, f.ks, migrate.Options{BatchRows: 50, Workers: 2, NoBackupCheck: true}).Rekey(context.Background(), nil); err != nil {
+		t.Fatalf("rekey once the value is back: %v", err)
 	}
 	f.wantVerifiedAndReverted(p, original, -1)
 }

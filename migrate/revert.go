@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/internal/exitcode"
@@ -46,6 +47,9 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 	}
 	if j.Kind != jobKindRevert {
 		if err := e.checkResume(j, tables); err != nil {
+			return nil, err
+		}
+		if err := e.checkDecryptable(ctx, id, tables, "revert"); err != nil {
 			return nil, err
 		}
 		fromKind, fromPhase := j.Kind, j.Phase
@@ -394,4 +398,30 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 		vr.Digests = append(vr.Digests, tj.name)
 	}
 	return nil
+}
+
+// checkDecryptable decrypts every value of the tables before a revert or a
+// rekey begins (SPEC §7: tampered ciphertext is a clear error that changes
+// nothing). Found halfway, such a value would stop the job with its table
+// guarded and half restored or rewritten, and neither way out open: apply
+// refuses while a revert is in progress, and the value never decrypts. A
+// value that decrypts to something else than the copy recorded is no
+// obstacle: the table lived on after its cut-over.
+func (e *Engine) checkDecryptable(ctx context.Context, jobID string, tables []*tableJob, what string) error {
+	vr, err := e.verifyAll(ctx, jobID, tables, true)
+	if err != nil {
+		return err
+	}
+	if vr.Undecryptable == 0 {
+		return nil
+	}
+	var named []string
+	for _, m := range vr.Mismatches {
+		if m.Undecryptable {
+			named = append(named, fmt.Sprintf("%s.%s at %s: %s", m.Table, m.Column, m.Row, m.Reason))
+		}
+	}
+	return exitcode.Input(fmt.Errorf("%s: %d value(s) do not decrypt with the job's keys (changed behind colcrypt's back, or written by something else), "+
+		"so the %s could not finish; nothing was changed. Restore those values from a backup of the table, or set them to NULL, then run it again: %s",
+		what, vr.Undecryptable, what, strings.Join(named, "; ")))
 }

@@ -291,7 +291,7 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 			err = e.finishRebuilds(ctx, tables, true)
 		}
 	case phaseVerified:
-		res.Verify, err = e.verifyAll(ctx, j.ID, tables, false)
+		res.Verify, err = e.verifyAll(ctx, j.ID, tables, false, false)
 		if err == nil {
 			err = res.Verify.Err()
 			if err != nil {
@@ -585,15 +585,17 @@ func (e *Engine) saveProgress(ctx context.Context, t *tableJob, state int, done,
 }
 
 // verifyAll verifies every table.
-func (e *Engine) verifyAll(ctx context.Context, jobID string, tables []*tableJob, afterCutover bool) (*VerifyResult, error) {
-	res := &VerifyResult{}
+// verifyAll verifies every table (verifyTable); copiedSoFar verifies, of a
+// copy still under way, the chunks it recorded.
+func (e *Engine) verifyAll(ctx context.Context, jobID string, tables []*tableJob, afterCutover, copiedSoFar bool) (*VerifyResult, error) {
+	res := &VerifyResult{CopiedSoFar: copiedSoFar}
 	for _, t := range tables {
 		total, _, err := e.progressRows(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		prog := e.newProgress(ctx, "verify "+t.name, total, nil)
-		err = e.verifyTable(ctx, jobID, t, afterCutover, res, prog)
+		err = e.verifyTable(ctx, jobID, t, afterCutover, copiedSoFar, res, prog)
 		prog.finish()
 		if err != nil {
 			return nil, err

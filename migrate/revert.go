@@ -408,7 +408,7 @@ func (e *Engine) verifyRestored(ctx context.Context, jobID string, tj *tableJob,
 // value that decrypts to something else than the copy recorded is no
 // obstacle: the table lived on after its cut-over.
 func (e *Engine) checkDecryptable(ctx context.Context, jobID string, tables []*tableJob, what string) error {
-	vr, err := e.verifyAll(ctx, jobID, tables, true)
+	vr, err := e.verifyAll(ctx, jobID, tables, true, false)
 	if err != nil {
 		return err
 	}

@@ -838,3 +838,52 @@ func TestBlockedApplyChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyWhileTheCopyIsUnderWay: verify means something before the copy
+// has finished (SPEC §5): it checks the rows the copy has written so far
+// against their plaintext, says that is what it did, names a value that
+// differs, and leaves the rest of the table, not copied yet, alone.
+func TestVerifyWhileTheCopyIsUnderWay(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rebuilt", true: "in place"}[inPlace], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, customersSetup(300)...)
+			original := f.snapshot()
+			p := customersPlan(f, "plan.yaml", "")
+			opt := migrate.Options{BatchRows: 50, Workers: 1, InPlace: inPlace}
+			until := opt
+			until.Until = "prepare"
+			f.apply(p, until)
+			vr := f.verify(p)
+			if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 0 {
+				t.Fatalf("verify before the copy: %d rows, so far %v, %v; want 0 rows verified so far", vr.Rows, vr.CopiedSoFar, vr.Err())
+			}
+
+			// What a copy killed after its first chunks leaves: their
+			// checkpoints, and the job's last completed phase prepare.
+			until.Until = "copy"
+			f.apply(p, until)
+			f.exec(`DELETE FROM colcrypt_chunks WHERE phase = 'copy' AND rowid NOT IN (SELECT rowid FROM colcrypt_chunks WHERE phase = 'copy' ORDER BY rowid LIMIT 2)`,
+				`UPDATE colcrypt_job SET phase = 'prepare'`)
+			vr = f.verify(p)
+			if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 100 {
+				t.Fatalf("verify during the copy: %d rows, so far %v, %v; want the 100 rows of the 2 chunks recorded", vr.Rows, vr.CopiedSoFar, vr.Err())
+			}
+			table, column := "customers__colcrypt_new", "email"
+			if inPlace {
+				table, column = "customers", "email__colcrypt"
+			}
+			f.flipByte(table, column, 1, 40)
+			vr = f.verify(p)
+			if vr.OK() || !strings.Contains(vr.Err().Error(), "customers.email at id=1: cannot decrypt") {
+				t.Fatalf("verify during the copy, a copied value changed: %v, want it named", vr.Err())
+			}
+			f.flipByte(table, column, 1, 40)
+
+			if res := f.apply(p, opt); res.Phase != "done" {
+				t.Fatalf("apply after verify ended at phase %q", res.Phase)
+			}
+			f.wantVerifiedAndReverted(p, original, -1)
+		})
+	}
+}

@@ -114,9 +114,9 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 	if j.Kind == jobKindRevert {
 		return nil, exitcode.Input(fmt.Errorf("nothing to verify: the job of plan %s was reverted (phase %s)", e.plan.Path, j.Phase))
 	}
-	if j.Phase == "" || j.Phase == phasePrepared {
-		return nil, exitcode.Input(fmt.Errorf("nothing to verify yet: the copy of plan %s has not finished (run colcrypt apply)", e.plan.Path))
-	}
+	// While the copy is under way (or has not begun), the chunks it
+	// recorded are verified; the rest of the table is not copied yet.
+	copying := j.Phase == "" || j.Phase == phasePrepared
 	if err := e.checkResume(j, nil); err != nil {
 		return nil, err
 	}
@@ -132,11 +132,14 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 		return nil, err
 	}
 	after := phaseIndex(encryptPhases, j.Phase) >= phaseIndex(encryptPhases, phaseCutover)
-	res, err := e.verifyAll(ctx, j.ID, tables, after)
+	res, err := e.verifyAll(ctx, j.ID, tables, after, copying)
 	if err != nil {
 		return nil, err
 	}
 	detail := fmt.Sprintf("%d rows, %d values", res.Rows, res.Values)
+	if copying {
+		detail += ", those the copy has written so far"
+	}
 	if !res.OK() {
 		detail = "FAILED: " + res.Err().Error()
 	}

@@ -39,3 +39,18 @@ func TestApplyOnline(t *testing.T) {
 		t.Errorf("apply --online of a job finished offline: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestVerifyBeforeTheCopyFinished: verify of a job whose copy has not
+// finished checks what it wrote so far, exits 0 and says so.
+func TestVerifyBeforeTheCopyFinished(t *testing.T) {
+	f := newBadInputFixture(t)
+	setSecrets(t, "COLCRYPT_PASSPHRASE", badInputPass)
+	plan := f.plan(t, "plan.yaml", goodPlanBody)
+	if r := runCLI(t, "apply", plan, "--until", "prepare"); r.code != 0 {
+		t.Fatalf("apply --until prepare: exit %d\n%s", r.code, r.stderr)
+	}
+	r := runCLI(t, "verify", plan)
+	if r.code != 0 || !strings.Contains(r.stdout, "verify passed so far: the copy is not finished, and the 0 values in the 0 rows it has written") {
+		t.Fatalf("verify after prepare: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}

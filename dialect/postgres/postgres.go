@@ -55,13 +55,21 @@ func (Dialect) CostlyConnections() bool { return true }
 func (Dialect) ResolveDSN(dsn, planDir string) string { return dsn }
 
 // Open implements dialect.Dialect. Every connection of the pool starts with
-// sessionSettings as its session defaults.
+// sessionSettings as its session defaults, and dials with TCP keepalive and
+// a user timeout (tcpSettings), libpq's keywords for them honoured.
 func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	redacted := RedactDSN(dsn)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(err, dsnSecrets(dsn, nil)))
 	}
+	tcp, err := takeTCPSettings(cfg.RuntimeParams)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(err, dsnSecrets(dsn, cfg)))
+	}
+	// One DialFunc serves the first host and every fallback (pgx's
+	// FallbackConfig has none of its own), and the cancel requests.
+	cfg.DialFunc = tcp.dialFunc(cfg.ConnectTimeout)
 	for k, v := range sessionSettings {
 		cfg.RuntimeParams[k] = v
 	}

@@ -87,6 +87,15 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		e.log.Info("the job is already past the phase --until names; nothing to do", "until", e.opt.Until, "phase", j.Phase)
 		return res, nil
 	}
+	// Verify passed in an earlier run: the plaintext goes at the cut-over,
+	// so what was verified then is verified again now, hours or days
+	// later maybe, in case a value changed since.
+	if j.Phase == phaseVerified {
+		if err := e.verifyAgain(ctx, j, tables, res); err != nil {
+			e.note(ctx, id, "verify before cut-over failed", err.Error())
+			return res, err
+		}
+	}
 	for _, phase := range encryptPhases {
 		if phaseIndex(encryptPhases, phase) <= phaseIndex(encryptPhases, j.Phase) {
 			continue
@@ -111,6 +120,34 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	}
 	res.Phase = phaseDone
 	return res, nil
+}
+
+// verifyAgain verifies, before a cut-over that an earlier run's verify
+// cleared, the tables not cut over yet.
+func (e *Engine) verifyAgain(ctx context.Context, j *job, tables []*tableJob, res *Result) error {
+	var pending []*tableJob
+	for _, t := range tables {
+		swapped, err := e.swappedAlready(ctx, j, t)
+		if err != nil {
+			return err
+		}
+		if !swapped {
+			pending = append(pending, t)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	e.log.Info("verifying again before the cut-over: the verify that passed was an earlier run's", "job", j.ID)
+	vr, err := e.verifyAll(ctx, j.ID, pending, false, false)
+	if err != nil {
+		return err
+	}
+	res.Verify = vr
+	if err := vr.Err(); err != nil {
+		return exitcode.Fail(fmt.Errorf("verify passed in an earlier run, but not now, before the cut-over, which was not begun: %w", err))
+	}
+	return nil
 }
 
 // phaseIndex ranks a job's last completed phase within its phase list:

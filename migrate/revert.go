@@ -88,26 +88,9 @@ func (e *Engine) revertBeforeCutover(ctx context.Context, j *job, tables []*tabl
 	// of it leaves a swapped table whose IV column must not be dropped:
 	// check every table before touching any.
 	for _, t := range tables {
-		swapped := false
-		if t.rebuild {
-			there, err := e.rebuiltExists(ctx, t)
-			if err != nil {
-				return err
-			}
-			// Before verify passed the cut-over cannot have begun: a missing
-			// replacement is one prepare did not get to create.
-			swapped = !there && j.Phase == phaseVerified
-		} else {
-			live, err := e.d.ReadTable(ctx, e.db, t.tn)
-			if err != nil {
-				return err
-			}
-			for _, c := range t.cols {
-				swapped = swapped || live.Column(c.state.Temp) == nil
-			}
-		}
-		for _, c := range t.cols {
-			swapped = swapped || c.state.State == StateEncrypted
+		swapped, err := e.swappedAlready(ctx, j, t)
+		if err != nil {
+			return err
 		}
 		if swapped {
 			return exitcode.Input(fmt.Errorf("the cut-over of %s was interrupted after it swapped columns: "+
@@ -424,4 +407,30 @@ func (e *Engine) checkDecryptable(ctx context.Context, jobID string, tables []*t
 	return exitcode.Input(fmt.Errorf("%s: %d value(s) do not decrypt with the job's keys (changed behind colcrypt's back, or written by something else), "+
 		"so the %s could not finish; nothing was changed. Restore those values from a backup of the table, or set them to NULL, then run it again: %s",
 		what, vr.Undecryptable, what, strings.Join(named, "; ")))
+}
+
+// swappedAlready reports whether the cut-over of t committed: in an earlier
+// run, which may have been stopped before it recorded so.
+func (e *Engine) swappedAlready(ctx context.Context, j *job, t *tableJob) (bool, error) {
+	for _, c := range t.cols {
+		if c.state.State == StateEncrypted {
+			return true, nil
+		}
+	}
+	if t.rebuild {
+		there, err := e.rebuiltExists(ctx, t)
+		// Before verify passed the cut-over cannot have begun: a missing
+		// replacement is one prepare did not get to create.
+		return err == nil && !there && j.Phase == phaseVerified, err
+	}
+	live, err := e.d.ReadTable(ctx, e.db, t.tn)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range t.cols {
+		if live.Column(c.state.Temp) == nil {
+			return true, nil
+		}
+	}
+	return false, nil
 }

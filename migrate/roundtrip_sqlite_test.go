@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/migrate"
 	"github.com/colcrypt/colcrypt/planner"
 )
@@ -882,6 +883,45 @@ func TestVerifyWhileTheCopyIsUnderWay(t *testing.T) {
 
 			if res := f.apply(p, opt); res.Phase != "done" {
 				t.Fatalf("apply after verify ended at phase %q", res.Phase)
+			}
+			f.wantVerifiedAndReverted(p, original, -1)
+		})
+	}
+}
+
+// TestCutoverVerifiesAgainAfterAnEarlierRun: with verify passed by an
+// earlier run (apply --until verify), the apply that cuts over verifies
+// again first: a ciphertext changed meanwhile stops it with exit 1 before
+// any plaintext is gone.
+func TestCutoverVerifiesAgainAfterAnEarlierRun(t *testing.T) {
+	const row = 43 // its email is not NULL
+	for _, inPlace := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rebuilt", true: "in place"}[inPlace], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, customersSetup(300)...)
+			original := f.snapshot()
+			p := customersPlan(f, "plan.yaml", "")
+			opt := migrate.Options{BatchRows: 50, Workers: 2, InPlace: inPlace}
+			until := opt
+			until.Until = "verify"
+			f.apply(p, until)
+			table, column := "customers__colcrypt_new", "email"
+			if inPlace {
+				table, column = "customers", "email__colcrypt"
+			}
+			f.flipByte(table, column, row, 40)
+			data := f.userData()
+			_, err := f.engine(p, f.ks, opt).Apply(context.Background())
+			if !errors.Is(err, migrate.ErrVerify) || exitcode.Of(err) != exitcode.Failed ||
+				!strings.Contains(err.Error(), fmt.Sprintf("customers.email at id=%d: cannot decrypt", row)) {
+				t.Fatalf("apply after a ciphertext changed since verify: %v, want a verify failure naming the row", err)
+			}
+			if d := data.diff(f.userData()); d != "" || !f.beforeCutover("customers", "email") {
+				t.Fatalf("the failed apply went on to the cut-over:\n%s", d)
+			}
+			f.flipByte(table, column, row, 40)
+			if res := f.apply(p, opt); res.Phase != "done" {
+				t.Fatalf("apply ended at phase %q", res.Phase)
 			}
 			f.wantVerifiedAndReverted(p, original, -1)
 		})

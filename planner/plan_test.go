@@ -193,7 +193,9 @@ func badPlanCases(t testing.TB) []badPlanCase {
 		{"two documents", planOK + "---\nversion: 1\n",
 			`plan.yaml:10:1: a plan file holds one YAML document; a second one starts here`, false},
 		{"tab indentation", "version: 1\ndatabase:\n\tengine: sqlite\n",
-			`plan.yaml:3: invalid YAML: found character that cannot start any token`, false},
+			`plan.yaml:3:1: invalid YAML: found character that cannot start any token: a tab, where YAML indents with spaces only`, false},
+		{"tab after spaces", "version: 1\ndatabase:\n  \tengine: sqlite\n",
+			`plan.yaml:3:3: invalid YAML: found character that cannot start any token: a tab, where YAML indents with spaces only`, false},
 	}
 }
 

@@ -56,7 +56,8 @@ func (Dialect) ResolveDSN(dsn, planDir string) string { return dsn }
 
 // Open implements dialect.Dialect. Every connection of the pool starts with
 // sessionSettings as its session defaults, and dials with TCP keepalive and
-// a user timeout (tcpSettings), libpq's keywords for them honoured.
+// a user timeout (tcplive), libpq's keywords for them honoured
+// (takeTCPSettings).
 func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	redacted := RedactDSN(dsn)
 	cfg, err := pgx.ParseConfig(dsn)
@@ -69,7 +70,7 @@ func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	}
 	// One DialFunc serves the first host and every fallback (pgx's
 	// FallbackConfig has none of its own), and the cancel requests.
-	cfg.DialFunc = tcp.dialFunc(cfg.ConnectTimeout)
+	cfg.DialFunc = tcp.Dialer(cfg.ConnectTimeout).DialContext
 	for k, v := range sessionSettings {
 		cfg.RuntimeParams[k] = v
 	}

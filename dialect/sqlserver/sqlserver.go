@@ -24,17 +24,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/internal/tcplive"
 	"github.com/colcrypt/colcrypt/schema"
-
-	// The driver registers the "sqlserver" database/sql driver.
-	_ "github.com/microsoft/go-mssqldb"
 )
-
-// driverName is the database/sql driver go-mssqldb registers for DSNs in
-// the sqlserver:// URL, ADO (key=value;...) and odbc: forms.
-const driverName = "sqlserver"
 
 // SQL Server's hard limits, from "Maximum capacity specifications for SQL
 // Server".
@@ -74,10 +72,11 @@ func (sqlServer) DefaultSchema() string { return "dbo" }
 // Open connects and pings. The driver's messages can echo parts of the DSN,
 // so every error is scrubbed of the DSN's passwords before it is returned.
 func (sqlServer) Open(ctx context.Context, dsn string) (*sql.DB, error) {
-	db, err := sql.Open(driverName, dsn)
+	c, err := newConnector(dsn)
 	if err != nil {
 		return nil, openError(dsn, err)
 	}
+	db := sql.OpenDB(c)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, openError(dsn, err)
@@ -146,4 +145,34 @@ func openError(dsn string, err error) error {
 		}
 	}
 	return fmt.Errorf("connect to SQL Server%s: %s", where, clean)
+}
+
+// driverKeepAlive is the keepAlive go-mssqldb gives a DSN without one.
+const driverKeepAlive = 30 * time.Second
+
+// newConnector is the driver's connector for dsn ("sqlserver" driver
+// semantics), dialing with tcplive's settings, so that a server that
+// vanished without a reset fails the connection in about 30 s and the
+// job retries. The DSN's keepAlive, when it sets one other than the
+// driver's default, is the keepalive idle time; the driver's own dialer
+// would probe every keepAlive seconds, 9 times, and leave unacknowledged
+// data to the kernel's retransmissions (about 15 minutes on Linux).
+func newConnector(dsn string) (*mssql.Connector, error) {
+	// The connector of go-mssqldb's "sqlserver" driver, for DSNs in the
+	// sqlserver:// URL, ADO (key=value;...) and odbc: forms.
+	c, err := mssql.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	p, err := msdsn.Parse(dsn)
+	if err != nil {
+		return nil, err
+	}
+	s := tcplive.Defaults()
+	if p.KeepAlive > 0 && p.KeepAlive != driverKeepAlive {
+		s.Keepalive.Idle = p.KeepAlive
+	}
+	// The driver bounds the dial with its dial timeout itself.
+	c.Dialer = s.Dialer(0)
+	return c, nil
 }

@@ -845,46 +845,54 @@ func TestBlockedApplyChangesNothing(t *testing.T) {
 // against their plaintext, says that is what it did, names a value that
 // differs, and leaves the rest of the table, not copied yet, alone.
 func TestVerifyWhileTheCopyIsUnderWay(t *testing.T) {
+	bothWays(t, 1, func(t *testing.T, f *fixture, p *planner.Plan, opt migrate.Options, table, column string) {
+		original := f.snapshot()
+		until := opt
+		until.Until = "prepare"
+		f.apply(p, until)
+		vr := f.verify(p)
+		if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 0 {
+			t.Fatalf("verify before the copy: %d rows, so far %v, %v; want 0 rows verified so far", vr.Rows, vr.CopiedSoFar, vr.Err())
+		}
+
+		// What a copy killed after its first chunks leaves: their
+		// checkpoints, and the job's last completed phase prepare.
+		until.Until = "copy"
+		f.apply(p, until)
+		f.exec(`DELETE FROM colcrypt_chunks WHERE phase = 'copy' AND rowid NOT IN (SELECT rowid FROM colcrypt_chunks WHERE phase = 'copy' ORDER BY rowid LIMIT 2)`,
+			`UPDATE colcrypt_job SET phase = 'prepare'`)
+		vr = f.verify(p)
+		if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 100 {
+			t.Fatalf("verify during the copy: %d rows, so far %v, %v; want the 100 rows of the 2 chunks recorded", vr.Rows, vr.CopiedSoFar, vr.Err())
+		}
+		f.flipByte(table, column, 1, 40)
+		vr = f.verify(p)
+		if vr.OK() || !strings.Contains(vr.Err().Error(), "customers.email at id=1: cannot decrypt") {
+			t.Fatalf("verify during the copy, a copied value changed: %v, want it named", vr.Err())
+		}
+		f.flipByte(table, column, 1, 40)
+
+		if res := f.apply(p, opt); res.Phase != "done" {
+			t.Fatalf("apply after verify ended at phase %q", res.Phase)
+		}
+		f.wantVerifiedAndReverted(p, original, -1)
+	})
+}
+
+// bothWays runs a test on customers (300 rows) under its plan, copied
+// through a replacement and in place, with batch_rows 50 and the workers
+// given; table and column hold the e-mail's ciphertext before cut-over.
+func bothWays(t *testing.T, workers int, run func(t *testing.T, f *fixture, p *planner.Plan, opt migrate.Options, table, column string)) {
 	for _, inPlace := range []bool{false, true} {
 		t.Run(map[bool]string{false: "rebuilt", true: "in place"}[inPlace], func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, customersSetup(300)...)
-			original := f.snapshot()
 			p := customersPlan(f, "plan.yaml", "")
-			opt := migrate.Options{BatchRows: 50, Workers: 1, InPlace: inPlace}
-			until := opt
-			until.Until = "prepare"
-			f.apply(p, until)
-			vr := f.verify(p)
-			if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 0 {
-				t.Fatalf("verify before the copy: %d rows, so far %v, %v; want 0 rows verified so far", vr.Rows, vr.CopiedSoFar, vr.Err())
-			}
-
-			// What a copy killed after its first chunks leaves: their
-			// checkpoints, and the job's last completed phase prepare.
-			until.Until = "copy"
-			f.apply(p, until)
-			f.exec(`DELETE FROM colcrypt_chunks WHERE phase = 'copy' AND rowid NOT IN (SELECT rowid FROM colcrypt_chunks WHERE phase = 'copy' ORDER BY rowid LIMIT 2)`,
-				`UPDATE colcrypt_job SET phase = 'prepare'`)
-			vr = f.verify(p)
-			if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 100 {
-				t.Fatalf("verify during the copy: %d rows, so far %v, %v; want the 100 rows of the 2 chunks recorded", vr.Rows, vr.CopiedSoFar, vr.Err())
-			}
 			table, column := "customers__colcrypt_new", "email"
 			if inPlace {
 				table, column = "customers", "email__colcrypt"
 			}
-			f.flipByte(table, column, 1, 40)
-			vr = f.verify(p)
-			if vr.OK() || !strings.Contains(vr.Err().Error(), "customers.email at id=1: cannot decrypt") {
-				t.Fatalf("verify during the copy, a copied value changed: %v, want it named", vr.Err())
-			}
-			f.flipByte(table, column, 1, 40)
-
-			if res := f.apply(p, opt); res.Phase != "done" {
-				t.Fatalf("apply after verify ended at phase %q", res.Phase)
-			}
-			f.wantVerifiedAndReverted(p, original, -1)
+			run(t, f, p, migrate.Options{BatchRows: 50, Workers: workers, InPlace: inPlace}, table, column)
 		})
 	}
 }
@@ -895,35 +903,25 @@ func TestVerifyWhileTheCopyIsUnderWay(t *testing.T) {
 // any plaintext is gone.
 func TestCutoverVerifiesAgainAfterAnEarlierRun(t *testing.T) {
 	const row = 43 // its email is not NULL
-	for _, inPlace := range []bool{false, true} {
-		t.Run(map[bool]string{false: "rebuilt", true: "in place"}[inPlace], func(t *testing.T) {
-			t.Parallel()
-			f := newFixture(t, customersSetup(300)...)
-			original := f.snapshot()
-			p := customersPlan(f, "plan.yaml", "")
-			opt := migrate.Options{BatchRows: 50, Workers: 2, InPlace: inPlace}
-			until := opt
-			until.Until = "verify"
-			f.apply(p, until)
-			table, column := "customers__colcrypt_new", "email"
-			if inPlace {
-				table, column = "customers", "email__colcrypt"
-			}
-			f.flipByte(table, column, row, 40)
-			data := f.userData()
-			_, err := f.engine(p, f.ks, opt).Apply(context.Background())
-			if !errors.Is(err, migrate.ErrVerify) || exitcode.Of(err) != exitcode.Failed ||
-				!strings.Contains(err.Error(), fmt.Sprintf("customers.email at id=%d: cannot decrypt", row)) {
-				t.Fatalf("apply after a ciphertext changed since verify: %v, want a verify failure naming the row", err)
-			}
-			if d := data.diff(f.userData()); d != "" || !f.beforeCutover("customers", "email") {
-				t.Fatalf("the failed apply went on to the cut-over:\n%s", d)
-			}
-			f.flipByte(table, column, row, 40)
-			if res := f.apply(p, opt); res.Phase != "done" {
-				t.Fatalf("apply ended at phase %q", res.Phase)
-			}
-			f.wantVerifiedAndReverted(p, original, -1)
-		})
-	}
+	bothWays(t, 2, func(t *testing.T, f *fixture, p *planner.Plan, opt migrate.Options, table, column string) {
+		original := f.snapshot()
+		until := opt
+		until.Until = "verify"
+		f.apply(p, until)
+		f.flipByte(table, column, row, 40)
+		data := f.userData()
+		_, err := f.engine(p, f.ks, opt).Apply(context.Background())
+		if !errors.Is(err, migrate.ErrVerify) || exitcode.Of(err) != exitcode.Failed ||
+			!strings.Contains(err.Error(), fmt.Sprintf("customers.email at id=%d: cannot decrypt", row)) {
+			t.Fatalf("apply after a ciphertext changed since verify: %v, want a verify failure naming the row", err)
+		}
+		if d := data.diff(f.userData()); d != "" || !f.beforeCutover("customers", "email") {
+			t.Fatalf("the failed apply went on to the cut-over:\n%s", d)
+		}
+		f.flipByte(table, column, row, 40)
+		if res := f.apply(p, opt); res.Phase != "done" {
+			t.Fatalf("apply ended at phase %q", res.Phase)
+		}
+		f.wantVerifiedAndReverted(p, original, -1)
+	})
 }

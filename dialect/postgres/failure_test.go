@@ -214,6 +214,19 @@ func (r *failureRun) wantRevertedToOriginal(catalog map[string]string) {
 	r.wantPlaintextIntact()
 }
 
+// wantCopied checks a job stopped after its copy: each of the rows copied
+// once, the job at copy, the plaintext intact, and verify passing.
+func (r *failureRun) wantCopied(rows int64) {
+	r.t.Helper()
+	chunks, done, distinct := r.chunkTotals()
+	if done != rows || distinct != chunks {
+		r.t.Errorf("the copy recorded %d chunks (%d distinct) holding %d rows, want %d rows, each chunk once", chunks, distinct, done, rows)
+	}
+	r.wantJob("copy", migrate.StateEncrypting)
+	r.wantPlaintextIntact()
+	r.wantVerified("after the copy")
+}
+
 // chunkTotals sums the recorded chunks of the copy: how many, how many
 // rows, and how many distinct lower bounds.
 func (r *failureRun) chunkTotals() (chunks, rows, distinct int64) {
@@ -455,13 +468,7 @@ func TestApplySurvivesKilledConnections(t *testing.T) {
 			if n := log.count("chunk of accounts"); tc.chunkRetries && n < int(killed) {
 				t.Errorf("%d chunk writes were killed but %d chunks retried", killed, n)
 			}
-			chunks, done, distinct := r.chunkTotals()
-			if done != rows || distinct != chunks {
-				t.Errorf("the copy recorded %d chunks (%d distinct) holding %d rows, want %d rows, each chunk once", chunks, distinct, done, rows)
-			}
-			r.wantJob("copy", migrate.StateEncrypting)
-			r.wantPlaintextIntact()
-			r.wantVerified("after the copy")
+			r.wantCopied(rows)
 
 			exec(t, r.admin, `DROP TRIGGER slow_chunk_writes ON `+map[bool]string{true: "accounts", false: "accounts__colcrypt_new"}[tc.inPlace])
 			if res := r.apply(migrate.Options{}); res.Phase != "done" || res.Verify == nil || !res.Verify.OK() {

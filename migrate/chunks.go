@@ -653,10 +653,11 @@ func (t *tableJob) describeKey(vals []any) string {
 		if len(s) > 40 {
 			s = s[:40] + "…"
 		}
-		if t.encrypts(name) && t.fingerprint != nil {
-			s = t.fingerprint(v)
-		} else if t.encrypts(name) {
+		if t.encrypts(name) {
 			s = "(withheld: an encrypted column)"
+			if t.fingerprint != nil {
+				s = t.fingerprint(v)
+			}
 		}
 		parts = append(parts, name+"="+s)
 	}

@@ -8,8 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -59,10 +57,11 @@ func (Dialect) ResolveDSN(dsn, planDir string) string { return dsn }
 // a user timeout (tcplive), libpq's keywords for them honoured
 // (takeTCPSettings).
 func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
+	dsn = normalizeDSN(dsn)
 	redacted := RedactDSN(dsn)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(err, dsnSecrets(dsn, nil)))
+		return nil, fmt.Errorf("open postgres %s: %w", redacted, scrub(parseError(err), dsnSecrets(dsn, nil)))
 	}
 	tcp, err := takeTCPSettings(cfg.RuntimeParams)
 	if err != nil {
@@ -128,42 +127,6 @@ const (
 // Limits implements dialect.Dialect.
 func (Dialect) Limits() dialect.Limits {
 	return dialect.Limits{RowBytes: 0, ValueBytes: maxValueBytes, Columns: maxColumns, DropFreesStorage: true}
-}
-
-// passwordKV finds the password of a keyword/value DSN, quoted or not.
-var passwordKV = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
-
-// RedactDSN returns the DSN with its password replaced, for error messages.
-func RedactDSN(dsn string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "(unparsable URL)"
-		}
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
-	}
-	return passwordKV.ReplaceAllString(dsn, "${1}xxxxx")
-}
-
-// dsnSecrets lists the passwords a DSN may carry, parsed or not.
-func dsnSecrets(dsn string, cfg *pgx.ConnConfig) []string {
-	var s []string
-	if cfg != nil {
-		s = append(s, cfg.Password)
-	}
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok {
-			s = append(s, p, url.QueryEscape(p), url.PathEscape(p))
-		}
-	}
-	for _, m := range passwordKV.FindAllStringSubmatch(dsn, -1) {
-		s = append(s, strings.Trim(m[2], "'"))
-	}
-	return s
 }
 
 // scrubbedError is an error whose message had secrets cut out. It still

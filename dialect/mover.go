@@ -72,6 +72,21 @@ type VersionKeeper interface {
 	VersionHolders(ctx context.Context, db *sql.DB) (func(context.Context) ([]string, error), error)
 }
 
+// JournalSwitcher is implemented by engines whose job changes a setting of
+// the database file for its duration (SQLite's write-ahead log, which lets
+// the copy's readers read beside its writer). The engine records the
+// setting the file had when the job began and gives it back when the job,
+// its revert or a rekey is done; a dry run changes nothing.
+type JournalSwitcher interface {
+	// SwitchJournal puts the database in the mode a job needs and returns
+	// the one it had.
+	SwitchJournal(ctx context.Context, db *sql.DB) (was string, err error)
+	// RestoreJournal gives the database back the mode SwitchJournal found,
+	// with the pool's other connections closed (SQLite leaves the
+	// write-ahead log only for a connection alone on the file).
+	RestoreJournal(ctx context.Context, db *sql.DB, mode string) error
+}
+
 // PlaintextKeptSuffix names the column plaintext: null keeps: the
 // original name and this suffix.
 const PlaintextKeptSuffix = "_plaintext"

@@ -87,6 +87,10 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		e.log.Info("the job is already past the phase --until names; nothing to do", "until", e.opt.Until, "phase", j.Phase)
 		return res, nil
 	}
+	journal, err := e.switchJournal(ctx, j.ID)
+	if err != nil {
+		return res, err
+	}
 	// Verify passed in an earlier run: the plaintext goes at the cut-over,
 	// so what was verified then is verified again now, hours or days
 	// later maybe, in case a value changed since.
@@ -119,6 +123,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		}
 	}
 	res.Phase = phaseDone
+	e.restoreJournal(ctx, journal)
 	return res, nil
 }
 

@@ -367,7 +367,8 @@ const (
 )
 
 // knownRecords are the colcrypt_ddl kinds this colcrypt writes and reads.
-var knownRecords = map[string]bool{modelRecord: true, keyRecord: true, rebuildRecord: true, captureRecord: true, revertWayRecord: true}
+var knownRecords = map[string]bool{modelRecord: true, keyRecord: true, rebuildRecord: true, captureRecord: true, revertWayRecord: true,
+	journalRecord: true}
 
 // tableRecords are what a job recorded for one table, in order.
 type tableRecords []ddlRecord

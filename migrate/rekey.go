@@ -65,6 +65,10 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 	}
 	// A rekey about to begin first decrypts every value, so that one that
 	// does not decrypt stops it before it rewrites any.
+	journal, err := e.switchJournal(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
 	if !resuming && e.rekeyPending(tables, selected) {
 		if err := e.checkDecryptable(ctx, jobID, tables, "rekey"); err != nil {
 			return nil, err
@@ -104,6 +108,7 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 		res.JobID = e.jobID()
 	}
 	res.Phase = phaseDone
+	e.restoreJournal(ctx, journal)
 	return res, nil
 }
 

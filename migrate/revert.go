@@ -42,8 +42,16 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 		}
 	}
 	res := &Result{JobID: id}
+	journal, err := e.switchJournal(ctx, id)
+	if err != nil {
+		return res, err
+	}
 	if j.Kind == jobKindEncrypt && phaseIndex(encryptPhases, j.Phase) < phaseIndex(encryptPhases, phaseCutover) {
-		return res, e.revertBeforeCutover(ctx, j, tables)
+		if err := e.revertBeforeCutover(ctx, j, tables); err != nil {
+			return res, err
+		}
+		e.restoreJournal(ctx, journal)
+		return res, nil
 	}
 	if j.Kind != jobKindRevert {
 		if err := e.checkResume(j, tables); err != nil {
@@ -78,6 +86,7 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 		res.Phase = phase
 	}
 	res.Phase = phaseDone
+	e.restoreJournal(ctx, journal)
 	return res, nil
 }
 

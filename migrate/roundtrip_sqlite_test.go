@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/colcrypt/colcrypt/cipher"
+	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/migrate"
 	"github.com/colcrypt/colcrypt/planner"
@@ -924,4 +925,62 @@ func TestCutoverVerifiesAgainAfterAnEarlierRun(t *testing.T) {
 		}
 		f.wantVerifiedAndReverted(p, original, -1)
 	})
+}
+
+// TestJobGivesBackTheJournalMode: the write-ahead log is a setting of the
+// file, which other programs use too. A job switches to it while it runs
+// and gives the file back the mode it had once it is done, reverted
+// before its cut-over, or reverted after.
+func TestJobGivesBackTheJournalMode(t *testing.T) {
+	f := newFixture(t, customersSetup(300)...)
+	mode := func() string {
+		t.Helper()
+		db := f.raw()
+		defer db.Close()
+		var m string
+		if err := db.QueryRow("PRAGMA journal_mode").Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		return strings.ToLower(m)
+	}
+	// Only the write-ahead log is the file's; the rollback journal modes
+	// are each connection's, DELETE unless it says otherwise.
+	p := customersPlan(f, "plan.yaml", "")
+	// Each step runs as a colcrypt process does, with a pool of its own,
+	// closed when it ends: a pool left open keeps the file in the log.
+	step := func(what, want string, opt migrate.Options, run func(*migrate.Engine) error) {
+		t.Helper()
+		d, err := dialect.Get("sqlite")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := d.Open(context.Background(), d.ResolveDSN(p.Database.DSN, p.Dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := migrate.New(p, d, db, f.ks, opt)
+		if err == nil {
+			err = run(e)
+		}
+		db.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if m := mode(); m != want {
+			t.Fatalf("journal mode after %s: %s, want %s", what, m, want)
+		}
+	}
+	apply := func(e *migrate.Engine) error { _, err := e.Apply(context.Background()); return err }
+	revert := func(e *migrate.Engine) error { _, err := e.Revert(context.Background()); return err }
+	step("apply --until copy", "wal", migrate.Options{BatchRows: 50, Workers: 2, Until: "copy"}, apply)
+	step("a revert before the cut-over", "delete", migrate.Options{}, revert)
+	step("apply", "delete", migrate.Options{BatchRows: 50, Workers: 2}, apply)
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	step("rekey", "delete", migrate.Options{BatchRows: 50, Workers: 2, NoBackupCheck: true}, func(e *migrate.Engine) error {
+		_, err := e.Rekey(context.Background(), nil)
+		return err
+	})
+	step("revert", "delete", migrate.Options{}, revert)
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,5 +55,38 @@ func TestVerifyBeforeTheCopyFinished(t *testing.T) {
 	r := runCLI(t, "verify", plan)
 	if r.code != 0 || !strings.Contains(r.stdout, "verify passed so far: the copy is not finished, and the 0 values in the 0 rows it has written") {
 		t.Fatalf("verify after prepare: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDryRunLeavesTheFileAsItWas: plan reads the database and changes
+// nothing in it, not even its journal mode (a setting of the file, which
+// other programs use too), and neither does an apply refused before it
+// begins.
+func TestDryRunLeavesTheFileAsItWas(t *testing.T) {
+	f := newBadInputFixture(t)
+	setSecrets(t, "COLCRYPT_PASSPHRASE", badInputPass)
+	db := filepath.Join(f.dir, "shop.db")
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, "plan", f.plan(t, "plan.yaml", goodPlanBody)); r.code != 0 {
+		t.Fatalf("plan: exit %d\n%s", r.code, r.stderr)
+	}
+	missing := f.plan(t, "missing.yaml", strings.Replace(goodPlanBody, "- name: email", "- name: email\n        key: nosuchkey", 1))
+	if r := runCLI(t, "apply", missing); r.code != 2 || !strings.Contains(r.stderr, "nosuchkey") {
+		t.Fatalf("apply with a key the keystore lacks: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	after, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("plan and a refused apply changed the database file (header bytes 18-19, the journal mode: %v, then %v)", before[18:20], after[18:20])
+	}
+	for _, side := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(db + side); err == nil {
+			t.Errorf("plan left %s beside the database", filepath.Base(db+side))
+		}
 	}
 }

@@ -189,8 +189,11 @@ func (Dialect) Open(ctx context.Context, dsn string) (*sql.DB, error) {
 }
 
 // connectionPragmas are set on every pooled connection unless the DSN sets
-// the same pragma itself. WAL lets the copy workers read while one writes;
-// foreign_keys makes SQLite enforce the keys colcrypt reads and rebuilds.
+// the same pragma itself. foreign_keys makes SQLite enforce the keys
+// colcrypt reads and rebuilds. (The write-ahead log, which lets the copy
+// workers read while one writes, is a setting of the file, not of a
+// connection: a job switches to it and back, SwitchJournal, and a dry run
+// leaves the file as it was.)
 // cache_size gives each connection 8 MiB of page cache instead of SQLite's
 // 2 MiB: past about 3M rows of a 300-byte row the table's interior b-tree
 // pages no longer fit in 2 MiB, and every row the copy writes then reads
@@ -206,7 +209,6 @@ var connectionPragmas = []struct {
 	shorthand []string // the driver's DSN keys for the same pragma
 }{
 	{"busy_timeout", fmt.Sprint(busyTimeoutMillis), []string{"_busy_timeout", "_timeout"}},
-	{"journal_mode", "WAL", []string{"_journal_mode", "_journal"}},
 	{"foreign_keys", "ON", []string{"_foreign_keys", "_fk"}},
 	{"cache_size", "-8192", nil},
 	{"wal_autocheckpoint", "16384", nil},
@@ -234,10 +236,6 @@ func connectionQuery(query string) string {
 	}
 	for _, p := range connectionPragmas {
 		if userSetsPragma(parsed, p.name, p.shorthand) {
-			continue
-		}
-		// Switching to WAL writes the file, which a read-only open forbids.
-		if p.name == "journal_mode" && parsed.Get("mode") == "ro" {
 			continue
 		}
 		parts = append(parts, "_pragma="+p.name+"("+p.value+")")

@@ -244,7 +244,7 @@ func TestOpenSetsPragmas(t *testing.T) {
 		{"file:" + path, busyTimeoutMillis, -8192, 16384},
 		{path + "?_pragma=busy_timeout(250)&_texttotime=1", 250, -8192, 16384},
 		{"file:" + path + "?_busy_timeout=300", 300, -8192, 16384},
-		{"file:" + path + "?mode=ro", busyTimeoutMillis, -8192, 16384}, // already WAL from the opens above
+		{"file:" + path + "?mode=ro", busyTimeoutMillis, -8192, 16384},
 		{path + "?_pragma=cache_size(100)&_pragma=wal_autocheckpoint(500)", busyTimeoutMillis, 100, 500},
 	}
 	for _, tt := range tests {
@@ -267,8 +267,9 @@ func TestOpenSetsPragmas(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open(%s): read pragmas: %v", tt.dsn, err)
 		}
-		if busy != tt.busyTimeout || !strings.EqualFold(journal, "wal") || fk != 1 || cache != tt.cacheSize || ckpt != tt.autoCkpt {
-			t.Errorf("Open(%s): busy_timeout=%d journal_mode=%s foreign_keys=%d cache_size=%d wal_autocheckpoint=%d; want %d, wal, 1, %d, %d",
+		// The journal mode is the file's: Open leaves it (SwitchJournal).
+		if busy != tt.busyTimeout || !strings.EqualFold(journal, "delete") || fk != 1 || cache != tt.cacheSize || ckpt != tt.autoCkpt {
+			t.Errorf("Open(%s): busy_timeout=%d journal_mode=%s foreign_keys=%d cache_size=%d wal_autocheckpoint=%d; want %d, delete, 1, %d, %d",
 				tt.dsn, busy, journal, fk, cache, ckpt, tt.busyTimeout, tt.cacheSize, tt.autoCkpt)
 		}
 	}
@@ -527,4 +528,70 @@ func indexNames(t *schema.Table) []string {
 		names = append(names, ix.Name)
 	}
 	return names
+}
+
+// TestSwitchJournal: a job's switch to the write-ahead log and back, and
+// the refusals a DBA would meet: a read-only file, and another connection
+// holding the file when the job gives it back its mode.
+func TestSwitchJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Dialect{}.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mode := func() string {
+		t.Helper()
+		var m string
+		if err := db.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		return strings.ToLower(m)
+	}
+	if _, err := db.ExecContext(t.Context(), "PRAGMA journal_mode = TRUNCATE"); err != nil {
+		t.Fatal(err)
+	}
+	was, err := Dialect{}.SwitchJournal(t.Context(), db)
+	if err != nil || was != "truncate" || mode() != "wal" {
+		t.Fatalf("SwitchJournal: was %q, now %q, %v; want truncate, wal", was, mode(), err)
+	}
+	if again, err := (Dialect{}).SwitchJournal(t.Context(), db); err != nil || again != "wal" {
+		t.Fatalf("SwitchJournal again: %q, %v; want wal (a resumed job)", again, err)
+	}
+
+	// Another connection reading holds the log: the mode stays, and says so.
+	other, err := Dialect{}.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := other.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(t.Context(), "SELECT count(*) FROM sqlite_master"); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Dialect{}).RestoreJournal(t.Context(), db, was); err == nil || !strings.Contains(err.Error(), "PRAGMA journal_mode = TRUNCATE") {
+		t.Errorf("RestoreJournal beside a reader: %v, want the mode kept and how to set it", err)
+	}
+	tx.Rollback()
+	other.Close()
+	if err := (Dialect{}).RestoreJournal(t.Context(), db, was); err != nil || mode() != "truncate" {
+		t.Fatalf("RestoreJournal: now %q, %v; want truncate", mode(), err)
+	}
+	if err := (Dialect{}).RestoreJournal(t.Context(), db, "delete; DROP TABLE x"); err == nil {
+		t.Error("RestoreJournal took a mode SQLite does not know")
+	}
+
+	ro, err := Dialect{}.Open(t.Context(), "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := (Dialect{}).SwitchJournal(t.Context(), ro); err == nil {
+		t.Error("SwitchJournal switched a file opened read-only")
+	}
 }

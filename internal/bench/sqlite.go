@@ -34,14 +34,23 @@ type SQLite struct {
 	Dir string
 }
 
-// open connects as colcrypt does (WAL, busy timeout, foreign keys), so the
-// baseline and colcrypt write through the same settings.
+// open connects as colcrypt does (busy timeout, foreign keys) with the
+// file in the write-ahead log, as colcrypt's job puts it, so the baseline
+// and colcrypt write through the same settings.
 func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	d, err := dialect.Get("sqlite")
 	if err != nil {
 		return nil, err
 	}
-	return d.Open(ctx, path)
+	db, err := d.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // database creates a file with the loaded table and returns its path; drop

@@ -297,17 +297,17 @@ func runUntilDone(t *testing.T, r *runner, rng *rand.Rand, where func(*testing.T
 			landed[cmd+": "+event]++
 			t.Logf("%s run %d: killed after %s: %s", cmd, run, delay.Round(time.Millisecond), w)
 			check(t)
+		case cmd == "rekey" && run > 1 && res.code == 0 && strings.Contains(res.stdout, "nothing to rekey"):
+			// Only when no column is left in state 4: the kill came after
+			// the last column was recorded done. The caller checks that
+			// every value is under the new version.
+			t.Logf("%s run %d: nothing left to do: the killed run had finished", cmd, run)
+			return kills
 		case res.code == 0:
 			t.Logf("%s run %d: finished in %s (kill was due at %s)", cmd, run, res.took.Round(time.Millisecond), delay.Round(time.Millisecond))
 			if run == 1 && delay >= 0 {
 				longest[cmd] = min(longest[cmd], res.took)
 			}
-			return kills
-		case cmd == "rekey" && run > 1 && res.code == 2 && strings.Contains(res.stderr, "already encrypted under the newest version"):
-			// Refused only when no column is left in state 4: the kill
-			// came after the last column was recorded done. The caller
-			// checks that every value is under the new version.
-			t.Logf("%s run %d: nothing left to do: the killed run had finished", cmd, run)
 			return kills
 		default:
 			w, _ := where(t)

@@ -65,11 +65,19 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 	}
 	// A rekey about to begin first decrypts every value, so that one that
 	// does not decrypt stops it before it rewrites any.
+	// Every selected column already under its target, and no rekey to
+	// finish: done, as a finished apply is (a rekey killed just after its
+	// last write, run again, ends here).
+	if !resuming && !e.rekeyPending(tables, selected) {
+		res.Already = true
+		res.Phase = phaseDone
+		return res, nil
+	}
 	journal, err := e.switchJournal(ctx, jobID)
 	if err != nil {
 		return nil, err
 	}
-	if !resuming && e.rekeyPending(tables, selected) {
+	if !resuming {
 		if err := e.checkDecryptable(ctx, jobID, tables, "rekey"); err != nil {
 			return nil, err
 		}

@@ -28,6 +28,11 @@ func newRekeyCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if res.Already {
+					fmt.Fprintf(a.stdout, "job %s: nothing to rekey: every column named is already under its key's newest version "+
+						"with the plan's suite and IV mode (to rotate the key, add a version first: colcrypt keys add KEYSTORE NAME)\n", res.JobID)
+					return nil
+				}
 				fmt.Fprintf(a.stdout, "job %s: rekey complete; run colcrypt verify %s to check every value\n", res.JobID, args[0])
 				return nil
 			})

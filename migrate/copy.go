@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -390,6 +391,10 @@ type VerifyResult struct {
 	// CopiedSoFar: the copy is still under way, and only the rows it has
 	// written were verified.
 	CopiedSoFar bool
+	// Unpaired are the tables of Digests read after cut-over without the
+	// copy's chunks (their key is encrypted, or they have none): their
+	// rows cannot be compared one by one with what the copy recorded.
+	Unpaired []string
 	Digests     []string // tables whose digest did not match
 	// Stale counts the rows of online tables that other writers changed
 	// since their ciphertext was made: not compared, since the cut-over
@@ -410,7 +415,13 @@ func (r *VerifyResult) Err() error {
 		lines = append(lines, fmt.Sprintf("%s.%s at %s: %s", m.Table, m.Column, m.Row, m.Reason))
 	}
 	for _, t := range r.Digests {
-		lines = append(lines, t+": the decrypted values do not add up to the digest recorded during copy")
+		line := t + ": the decrypted values do not add up to the digest recorded during copy"
+		if slices.Contains(r.Unpaired, t) {
+			line += " (its key is encrypted, or it has none, so its rows cannot be paired with the copy's records to name the ones " +
+				"that differ: rows changed, added or deleted since the copy, by the application once the job was done or " +
+				"behind its back, make the totals differ)"
+		}
+		lines = append(lines, line)
 	}
 	return fmt.Errorf("%w: %s", ErrVerify, strings.Join(lines, "; "))
 }
@@ -601,6 +612,9 @@ func (e *Engine) verifyTable(ctx context.Context, jobID string, tj *tableJob, af
 		}
 		if want.String() != total.String() {
 			res.Digests = append(res.Digests, tj.name)
+			if records == nil {
+				res.Unpaired = append(res.Unpaired, tj.name)
+			}
 		}
 	}
 	return nil

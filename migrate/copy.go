@@ -395,7 +395,7 @@ type VerifyResult struct {
 	// copy's chunks (their key is encrypted, or they have none): their
 	// rows cannot be compared one by one with what the copy recorded.
 	Unpaired []string
-	Digests     []string // tables whose digest did not match
+	Digests  []string // tables whose digest did not match
 	// Stale counts the rows of online tables that other writers changed
 	// since their ciphertext was made: not compared, since the cut-over
 	// re-encrypts and checks them under its lock.

@@ -19,11 +19,14 @@ func (e *Engine) switchJournal(ctx context.Context, jobID string) (string, error
 	if !ok {
 		return "", nil
 	}
-	was, err := js.SwitchJournal(ctx, e.db)
-	if err != nil {
+	var was string
+	if err := retry(ctx, e.log, "switch the journal mode", func(ctx context.Context) (err error) {
+		was, err = js.SwitchJournal(ctx, e.db)
+		return err
+	}); err != nil {
 		return "", err
 	}
-	if err := e.st.addRecordOnce(ctx, jobID, "", ddlRecord{Kind: journalRecord, Definition: was}); err != nil {
+	if err := e.st.addRecord(ctx, jobID, "", ddlRecord{Kind: journalRecord, Definition: was}); err != nil {
 		return "", err
 	}
 	recs, err := e.records(ctx, jobID, "")

@@ -167,14 +167,21 @@ func (c *checker) table(t *Target) []Finding {
 
 	rowID := tbl.UsableKey() == nil && addsRowID(c.engine)
 	if tbl.UsableKey() == nil {
+		// A primary key whose columns may hold NULL (SQLite allows it
+		// unless they are declared NOT NULL) cannot page the table.
+		what := name + " has no primary key and no unique NOT NULL key"
+		if tbl.PrimaryKey != nil {
+			what = fmt.Sprintf("the primary key of %s (%s) has a column that allows NULL, and %s has no unique NOT NULL key",
+				name, strings.Join(tbl.PrimaryKey.Columns, ", "), name)
+		}
 		if rowID {
 			add(SeverityAction, RuleNoKey, name, "",
-				"%s has no primary key and no unique NOT NULL key: colcrypt adds a %s column to page through it and drops it at cut-over; add a primary key first to avoid the extra column",
-				name, rowIDColumn)
+				"%s: colcrypt adds a %s column to page through it and drops it at cut-over; add a primary key first to avoid the extra column",
+				what, rowIDColumn)
 		} else {
 			add(SeverityAction, RuleNoKey, name, "",
-				"%s has no primary key and no unique key whose columns are all NOT NULL: colcrypt pages through it by the engine's built-in row id, so no column is added; add such a key to have it batch by key instead",
-				name)
+				"%s: colcrypt pages through it by the engine's built-in row id, so no column is added; add such a key to have it batch by key instead",
+				what)
 		}
 	}
 	if !c.plan.Job.Online {

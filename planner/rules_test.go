@@ -486,6 +486,17 @@ func TestTableRules(t *testing.T) {
 		fs := check(t, d, nil, Options{}, fixture{tbl, []ColumnPlan{planCol("email")}})[0]
 		requireFinding(t, fs, want{SeverityAction, RuleNoKey, "", "", ""})
 	})
+	t.Run("primary key allowing NULL", func(t *testing.T) {
+		// SQLite lets a primary key's columns hold NULL unless declared
+		// NOT NULL: the message must not say there is no primary key.
+		tbl := customers()
+		tbl.PrimaryKey = &schema.Index{Name: "pk", Columns: []string{"id", "ssn"}, Unique: true}
+		tbl.Indexes = nil
+		tbl.Column("ssn").Nullable = true
+		fs := check(t, d, nil, Options{}, fixture{tbl, []ColumnPlan{planCol("email")}})[0]
+		requireFinding(t, fs, want{SeverityAction, RuleNoKey, "dbo.customers", "",
+			"the primary key of dbo.customers (id, ssn) has a column that allows NULL, and dbo.customers has no unique NOT NULL key"})
+	})
 	t.Run("column count", func(t *testing.T) {
 		tbl := customers()
 		for i := len(tbl.Columns); i < d.Limits().Columns; i++ {

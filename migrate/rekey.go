@@ -10,6 +10,7 @@ import (
 	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/keystore"
 	"github.com/colcrypt/colcrypt/planner"
 	"github.com/colcrypt/colcrypt/schema"
 )
@@ -63,8 +64,6 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 			resuming = true
 		}
 	}
-	// A rekey about to begin first decrypts every value, so that one that
-	// does not decrypt stops it before it rewrites any.
 	// Every selected column already under its target, and no rekey to
 	// finish: done, as a finished apply is (a rekey killed just after its
 	// last write, run again, ends here).
@@ -73,10 +72,30 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 		res.Phase = phaseDone
 		return res, nil
 	}
+	// The columns to start, each checked before anything changes.
+	type start struct {
+		target *rekeyTarget
+		info   keystore.KeyInfo
+	}
+	starts := map[*colJob]start{}
+	for _, t := range tables {
+		for _, c := range rekeyColumns(t, selected) {
+			if c.state.State != StateEncrypted || (resuming && e.atRekeyTarget(c)) {
+				continue
+			}
+			target, info, err := e.rekeyTargetOf(ctx, j, t, c)
+			if err != nil {
+				return nil, err
+			}
+			starts[c] = start{target, info}
+		}
+	}
 	journal, err := e.switchJournal(ctx, jobID)
 	if err != nil {
 		return nil, err
 	}
+	// A rekey about to begin first decrypts every value, so that one that
+	// does not decrypt stops it before it rewrites any.
 	if !resuming {
 		if err := e.checkDecryptable(ctx, jobID, tables, "rekey"); err != nil {
 			return nil, err
@@ -86,10 +105,11 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 		var cols []*colJob
 		for _, c := range rekeyColumns(t, selected) {
 			if c.state.State == StateEncrypted {
-				if resuming && e.atRekeyTarget(c) {
-					continue
+				st, ok := starts[c]
+				if !ok {
+					continue // resumed, and already at its target
 				}
-				if err := e.startRekey(ctx, j, t, c); err != nil {
+				if err := e.recordRekey(ctx, j, t, c, st.target, st.info); err != nil {
 					return nil, err
 				}
 				started = true
@@ -183,10 +203,6 @@ func rekeyColumns(t *tableJob, selected map[string]bool) []*colJob {
 	return out
 }
 
-// startRekey decides the target of one column and records it (state 4),
-// after the checks: a newer key version or a changed suite/IV mode, a
-// versioned column, a backup taken after the new version was added, and
-// the planner's rules for the new settings.
 // atRekeyTarget reports whether a column is already under its key's
 // newest version with the plan's suite and IV mode.
 func (e *Engine) atRekeyTarget(c *colJob) bool {
@@ -196,30 +212,35 @@ func (e *Engine) atRekeyTarget(c *colJob) bool {
 		string(c.plan.IV) == st.IVMode && c.plan.Versioned == st.Versioned
 }
 
-func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob) error {
+// rekeyTargetOf decides the target of one column's rekey, after the
+// checks: a newer key version or a changed suite/IV mode, a versioned
+// column, a backup taken after the new version was added (and still
+// there), no foreign key on the column, and the planner's rules for the
+// new settings. It changes nothing: recordRekey does.
+func (e *Engine) rekeyTargetOf(ctx context.Context, j *job, t *tableJob, c *colJob) (*rekeyTarget, keystore.KeyInfo, error) {
 	st := c.state
 	info, err := e.ks.Latest(c.plan.Key)
 	if err != nil {
-		return exitcode.Input(fmt.Errorf("key %q for %s.%s: %w", c.plan.Key, t.name, c.col.Name, err))
+		return nil, info, exitcode.Input(fmt.Errorf("key %q for %s.%s: %w", c.plan.Key, t.name, c.col.Name, err))
 	}
 	target := &rekeyTarget{KeyName: info.Name, KeyVersion: int(info.Version), Suite: string(c.plan.Suite),
 		IVMode: string(c.plan.IV), Versioned: c.plan.Versioned}
 	if target.KeyName == st.KeyName && target.KeyVersion == st.KeyVersion && target.Suite == st.Suite &&
 		target.IVMode == st.IVMode && target.Versioned == st.Versioned {
-		return exitcode.Input(fmt.Errorf("%s.%s is already encrypted under the newest version of key %s (v%d) with %s, iv %s: "+
+		return nil, info, exitcode.Input(fmt.Errorf("%s.%s is already encrypted under the newest version of key %s (v%d) with %s, iv %s: "+
 			"add a new version first (colcrypt keys add %s %s) or change the plan's suite", t.name, c.col.Name, st.KeyName,
 			st.KeyVersion, st.Suite, st.IVMode, e.plan.Keystore, st.KeyName))
 	}
 	if !st.Versioned || !target.Versioned {
-		return exitcode.Input(fmt.Errorf("%s.%s: rekey needs versioned ciphertexts (versioned: true), because while it runs each value "+
+		return nil, info, exitcode.Input(fmt.Errorf("%s.%s: rekey needs versioned ciphertexts (versioned: true), because while it runs each value "+
 			"must say which key wrote it; revert and apply again instead", t.name, c.col.Name))
 	}
 	if e.ks.LastBackup().Before(info.Created) && !e.opt.NoBackupCheck {
-		return exitcode.Input(fmt.Errorf("keystore %s has no backup taken after key %s v%d was added: run colcrypt keys backup %s FILE "+
+		return nil, info, exitcode.Input(fmt.Errorf("keystore %s has no backup taken after key %s v%d was added: run colcrypt keys backup %s FILE "+
 			"first (or pass --no-backup-check)", e.plan.Keystore, info.Name, info.Version, e.plan.Keystore))
 	}
 	if err := e.checkBackupFile(ctx, j.ID, fmt.Sprintf("rekey of %s.%s writes values only key %s v%d decrypts", t.name, c.col.Name, info.Name, info.Version)); err != nil {
-		return err
+		return nil, info, err
 	}
 	for _, fk := range append(append([]*schema.ForeignKey{}, t.model.ForeignKeys...), t.model.ReferencedBy...) {
 		cols := fk.Columns
@@ -229,24 +250,31 @@ func (e *Engine) startRekey(ctx context.Context, j *job, t *tableJob, c *colJob)
 		if schema.ContainsFold(cols, c.col.Name) {
 			// Rewriting one side of a foreign key in place would break it
 			// until the other side is rewritten too.
-			return exitcode.Input(fmt.Errorf("%s.%s is part of foreign key %s: an in-place rekey would break it while it runs; "+
+			return nil, info, exitcode.Input(fmt.Errorf("%s.%s is part of foreign key %s: an in-place rekey would break it while it runs; "+
 				"revert the plan and apply it again with the new key instead", t.name, c.col.Name, fk.Name))
 		}
 	}
 	if err := e.checkRekeyRules(t, c); err != nil {
-		return err
+		return nil, info, err
 	}
 	suite := c.plan.Suite
 	if c.plan.IV == cipher.IVColumn {
 		dek, _, err := e.ks.EncryptionKey(info.Name, info.Version)
 		if err != nil {
-			return exitcode.Input(err)
+			return nil, info, exitcode.Input(err)
 		}
 		if iv := cipher.ColumnIV(suite, dek[:suite.KeySize()]); iv != nil {
 			target.ColumnIV = hex.EncodeToString(iv)
 		}
 	}
-	if cipher.IVLen(suite, c.plan.IV) > 0 {
+	return target, info, nil
+}
+
+// recordRekey records a column's rekey to target (state 4), adding its IV
+// column first where the target needs one.
+func (e *Engine) recordRekey(ctx context.Context, j *job, t *tableJob, c *colJob, target *rekeyTarget, info keystore.KeyInfo) error {
+	st := c.state
+	if cipher.IVLen(c.plan.Suite, c.plan.IV) > 0 {
 		target.IVColumn = c.col.Name + ivColumnSuffix
 		if err := e.ddl(ctx, "add IV column to "+t.name, func(ctx context.Context) error {
 			return e.m.AddColumn(ctx, e.db, t.tn, target.IVColumn, c.ivType)

@@ -103,6 +103,11 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		"server=127.0.0.1;port=1;user id=sa;password=" + secret + ";dial timeout=2",
 		"sqlserver://sa:" + secret + "@127.0.0.1:notaport?database=app",
 		"odbc:server=127.0.0.1,1;uid=sa;pwd={" + secret + "};log=notanumber",
+		// The shapes that made the PostgreSQL engine show a password.
+		" sqlserver://sa:" + secret + "@127.0.0.1:1?database=app&dial+timeout=2",
+		"SQLSERVER://sa:" + secret + "@127.0.0.1:1?database=app&dial+timeout=2",
+		"sqlserver://sa:" + secret + "@x@127.0.0.1:1?database=app&dial+timeout=2",
+		"server=127.0.0.1;port=1;user id=sa;password=\"" + secret + " it\";dial timeout=2",
 	}
 	for _, dsn := range dsns {
 		db, err := sqlServer{}.Open(ctx, dsn)

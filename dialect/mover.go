@@ -74,14 +74,18 @@ type VersionKeeper interface {
 
 // JournalSwitcher is implemented by engines whose job changes a setting of
 // the database file for its duration (SQLite's write-ahead log, which lets
-// the copy's readers read beside its writer). The engine records the
-// setting the file had when the job began and gives it back when the job,
-// its revert or a rekey is done; a dry run changes nothing.
+// the copy's readers read beside its writer). Before a command of the job
+// switches it, the engine records the mode the file had; it gives it back
+// when the command is done. A dry run, or a command refused by its
+// checks, changes nothing.
 type JournalSwitcher interface {
-	// SwitchJournal puts the database in the mode a job needs and returns
-	// the one it had.
-	SwitchJournal(ctx context.Context, db *sql.DB) (was string, err error)
-	// RestoreJournal gives the database back the mode SwitchJournal found,
+	// JournalMode reads the database's mode.
+	JournalMode(ctx context.Context, db *sql.DB) (string, error)
+	// JobJournalMode is the mode SwitchJournal puts the database in.
+	JobJournalMode() string
+	// SwitchJournal puts the database in the mode a job needs.
+	SwitchJournal(ctx context.Context, db *sql.DB) error
+	// RestoreJournal gives the database back a mode JournalMode read,
 	// with the pool's other connections closed (SQLite leaves the
 	// write-ahead log only for a connection alone on the file).
 	RestoreJournal(ctx context.Context, db *sql.DB, mode string) error

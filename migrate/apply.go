@@ -81,15 +81,12 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	res := &Result{JobID: id, Phase: j.Phase}
 	if j.Phase == phaseDone {
 		res.Already = true
+		e.restoreJournal(ctx, id, "") // an earlier run killed before it did
 		return res, nil
 	}
 	if e.opt.Until != "" && phaseIndex(encryptPhases, j.Phase) >= phaseIndex(encryptPhases, e.opt.Until) {
 		e.log.Info("the job is already past the phase --until names; nothing to do", "until", e.opt.Until, "phase", j.Phase)
 		return res, nil
-	}
-	journal, err := e.switchJournal(ctx, j.ID)
-	if err != nil {
-		return res, err
 	}
 	// Verify passed in an earlier run: the plaintext goes at the cut-over,
 	// so what was verified then is verified again now, hours or days
@@ -99,6 +96,10 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			e.note(ctx, id, "verify before cut-over failed", err.Error())
 			return res, err
 		}
+	}
+	journal, err := e.switchJournal(ctx, j.ID)
+	if err != nil {
+		return res, err
 	}
 	for _, phase := range encryptPhases {
 		if phaseIndex(encryptPhases, phase) <= phaseIndex(encryptPhases, j.Phase) {
@@ -123,7 +124,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		}
 	}
 	res.Phase = phaseDone
-	e.restoreJournal(ctx, journal)
+	e.restoreJournal(ctx, j.ID, journal)
 	return res, nil
 }
 

@@ -70,6 +70,7 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 	if !resuming && !e.rekeyPending(tables, selected) {
 		res.Already = true
 		res.Phase = phaseDone
+		e.restoreJournal(ctx, jobID, "") // an earlier run killed before it did
 		return res, nil
 	}
 	// The columns to start, each checked before anything changes.
@@ -80,7 +81,10 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 	starts := map[*colJob]start{}
 	for _, t := range tables {
 		for _, c := range rekeyColumns(t, selected) {
-			if c.state.State != StateEncrypted || (resuming && e.atRekeyTarget(c)) {
+			// A column already at its target is skipped: a rekey of
+			// several columns killed between two of them resumes with no
+			// column in state 4.
+			if c.state.State != StateEncrypted || e.atRekeyTarget(c) {
 				continue
 			}
 			target, info, err := e.rekeyTargetOf(ctx, j, t, c)
@@ -90,16 +94,16 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 			starts[c] = start{target, info}
 		}
 	}
-	journal, err := e.switchJournal(ctx, jobID)
-	if err != nil {
-		return nil, err
-	}
 	// A rekey about to begin first decrypts every value, so that one that
 	// does not decrypt stops it before it rewrites any.
 	if !resuming {
 		if err := e.checkDecryptable(ctx, jobID, tables, "rekey"); err != nil {
 			return nil, err
 		}
+	}
+	journal, err := e.switchJournal(ctx, jobID)
+	if err != nil {
+		return nil, err
 	}
 	for _, t := range tables {
 		var cols []*colJob
@@ -136,7 +140,7 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 		res.JobID = e.jobID()
 	}
 	res.Phase = phaseDone
-	e.restoreJournal(ctx, journal)
+	e.restoreJournal(ctx, res.JobID, journal)
 	return res, nil
 }
 

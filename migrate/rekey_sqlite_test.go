@@ -330,3 +330,33 @@ func TestTamperedValueStopsRevertAndRekeyBeforeTheyBegin(t *testing.T) {
 	}
 	f.wantVerifiedAndReverted(p, original, -1)
 }
+
+// TestRekeyResumesBetweenColumns: a rekey of several columns killed after
+// it finished one and before it recorded the next leaves no column in
+// state 4; run again, it skips the finished one instead of refusing it.
+func TestRekeyResumesBetweenColumns(t *testing.T) {
+	f := newFixture(t, customersSetup(300)...)
+	original := f.snapshot()
+	p := customersPlan(f, "plan.yaml", "")
+	f.apply(p, migrate.Options{BatchRows: 50, Workers: 2})
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	opt := migrate.Options{BatchRows: 50, Workers: 2, NoBackupCheck: true}
+	// What the kill leaves: one column finished, the others not begun.
+	if _, err := f.engine(p, f.ks, opt).Rekey(context.Background(), []string{"customers.email"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.engine(p, f.ks, opt).Rekey(context.Background(), nil)
+	if err != nil || res.Already {
+		t.Fatalf("rekey of every column after one was done: %+v, %v; want the others rekeyed", res, err)
+	}
+	for _, col := range []string{"ssn", "email", "notes"} {
+		for h := range f.headers("customers", col) {
+			if !strings.HasSuffix(h, "/v2") {
+				t.Errorf("customers.%s still holds values under %s", col, h)
+			}
+		}
+	}
+	f.wantVerifiedAndReverted(p, original, -1)
+}

@@ -42,15 +42,13 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 		}
 	}
 	res := &Result{JobID: id}
-	journal, err := e.switchJournal(ctx, id)
-	if err != nil {
-		return res, err
-	}
 	if j.Kind == jobKindEncrypt && phaseIndex(encryptPhases, j.Phase) < phaseIndex(encryptPhases, phaseCutover) {
+		// Only columns to drop: the file may keep its mode, and gets back
+		// the one a killed apply recorded.
 		if err := e.revertBeforeCutover(ctx, j, tables); err != nil {
 			return res, err
 		}
-		e.restoreJournal(ctx, journal)
+		e.restoreJournal(ctx, id, "")
 		return res, nil
 	}
 	if j.Kind != jobKindRevert {
@@ -60,6 +58,12 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 		if err := e.checkDecryptable(ctx, id, tables, "revert"); err != nil {
 			return nil, err
 		}
+	}
+	journal, err := e.switchJournal(ctx, id)
+	if err != nil {
+		return res, err
+	}
+	if j.Kind != jobKindRevert {
 		fromKind, fromPhase := j.Kind, j.Phase
 		j.Kind, j.Phase = jobKindRevert, ""
 		if err := e.st.advanceJob(ctx, j, fromKind, fromPhase); err != nil {
@@ -86,7 +90,7 @@ func (e *Engine) Revert(ctx context.Context) (*Result, error) {
 		res.Phase = phase
 	}
 	res.Phase = phaseDone
-	e.restoreJournal(ctx, journal)
+	e.restoreJournal(ctx, id, journal)
 	return res, nil
 }
 

@@ -855,6 +855,13 @@ func TestVerifyWhileTheCopyIsUnderWay(t *testing.T) {
 		if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 0 {
 			t.Fatalf("verify before the copy: %d rows, so far %v, %v; want 0 rows verified so far", vr.Rows, vr.CopiedSoFar, vr.Err())
 		}
+		// A prepare killed before it recorded the columns' state.
+		f.exec(`UPDATE colcrypt_job SET phase = ''`, `DELETE FROM colcrypt_columns`)
+		vr = f.verify(p)
+		if !vr.OK() || !vr.CopiedSoFar || vr.Rows != 0 {
+			t.Fatalf("verify before prepare recorded the columns: %d rows, so far %v, %v; want 0 rows verified so far", vr.Rows, vr.CopiedSoFar, vr.Err())
+		}
+		f.apply(p, until)
 
 		// What a copy killed after its first chunks leaves: their
 		// checkpoints, and the job's last completed phase prepare.
@@ -983,4 +990,39 @@ func TestJobGivesBackTheJournalMode(t *testing.T) {
 		return err
 	})
 	step("revert", "delete", migrate.Options{}, revert)
+
+	// A refused command changes nothing, the journal mode included.
+	step("apply", "delete", migrate.Options{BatchRows: 50, Workers: 2, NoBackupCheck: true}, apply)
+	f.flipByte("customers", "email", 43, 40)
+	d, _ := dialect.Get("sqlite")
+	db, err := d.Open(context.Background(), d.ResolveDSN(p.Database.DSN, p.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := migrate.New(p, d, db, f.ks, migrate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Revert(context.Background())
+	db.Close()
+	if err == nil || mode() != "delete" {
+		t.Fatalf("a revert refused for a tampered value: %v, journal mode %s; want a refusal and delete", err, mode())
+	}
+	f.flipByte("customers", "email", 43, 40)
+
+	// A command killed after it switched, before it gave the mode back (a
+	// finished apply, here): the next one gives it back.
+	f.exec("PRAGMA journal_mode = WAL", `INSERT INTO colcrypt_ddl (job_id, table_name, seq, kind, name, definition)
+		SELECT job_id, '', 1, 'journal', '', 'delete' FROM colcrypt_job`)
+	step("apply of a finished job", "delete", migrate.Options{}, apply)
+
+	// The user's own choice of the log, made after the job, stays.
+	f.exec("PRAGMA journal_mode = WAL")
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	step("a rekey after the file was set to the log", "wal", migrate.Options{BatchRows: 50, Workers: 2, NoBackupCheck: true}, func(e *migrate.Engine) error {
+		_, err := e.Rekey(context.Background(), nil)
+		return err
+	})
 }

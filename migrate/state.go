@@ -173,6 +173,27 @@ func (s *store) addRecord(ctx context.Context, jobID, table string, rec ddlRecor
 	return retry(ctx, s.logger(), "record DDL", func(ctx context.Context) error { return s.addRecordOnce(ctx, jobID, table, rec) })
 }
 
+// setRecord records rec in place of any record of its kind.
+func (s *store) setRecord(ctx context.Context, jobID, table string, rec ddlRecord) error {
+	return retry(ctx, s.logger(), "record DDL", func(ctx context.Context) error {
+		if err := s.dropRecordOnce(ctx, jobID, table, rec.Kind); err != nil {
+			return err
+		}
+		return s.addRecordOnce(ctx, jobID, table, rec)
+	})
+}
+
+// dropRecord forgets the records of a kind.
+func (s *store) dropRecord(ctx context.Context, jobID, table, kind string) error {
+	return retry(ctx, s.logger(), "forget DDL", func(ctx context.Context) error { return s.dropRecordOnce(ctx, jobID, table, kind) })
+}
+
+func (s *store) dropRecordOnce(ctx context.Context, jobID, table, kind string) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.table(ddlTableName)+" WHERE job_id = "+s.ph(1)+" AND table_name = "+s.ph(2)+
+		" AND kind = "+s.ph(3), jobID, table, kind)
+	return err
+}
+
 func (s *store) clearChunks(ctx context.Context, jobID, table, phase string) error {
 	return retry(ctx, s.logger(), "clear checkpoints", func(ctx context.Context) error { return s.clearChunksOnce(ctx, jobID, table, phase) })
 }

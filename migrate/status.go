@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/colcrypt/colcrypt/dialect"
 	"github.com/colcrypt/colcrypt/schema"
@@ -130,6 +131,17 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 	tables, err := e.tables(ctx, j.ID, states)
 	if err != nil {
 		return nil, err
+	}
+	if copying {
+		// A table whose prepare did not record every column's state yet
+		// (killed, or another apply preparing now) has nothing copied.
+		prepared := tables[:0]
+		for _, t := range tables {
+			if !slices.ContainsFunc(t.cols, func(c *colJob) bool { return c.state == nil }) {
+				prepared = append(prepared, t)
+			}
+		}
+		tables = prepared
 	}
 	after := phaseIndex(encryptPhases, j.Phase) >= phaseIndex(encryptPhases, phaseCutover)
 	res, err := e.verifyAll(ctx, j.ID, tables, after, copying)

@@ -47,16 +47,22 @@ func RedactDSN(dsn string) string {
 		return u.Redacted()
 	}
 	var b strings.Builder
-	last := 0
+	last, parsed := 0, 0
 	for _, kv := range keywordValues(dsn) {
 		if strings.EqualFold(kv.key, "password") {
 			b.WriteString(dsn[last:kv.valueAt])
 			b.WriteString("xxxxx")
 			last = kv.end
 		}
+		parsed = kv.end
 	}
-	b.WriteString(dsn[last:])
-	return b.String()
+	b.WriteString(dsn[last:parsed])
+	// What does not parse as keyword = value may hold a password too
+	// ("password secret"): it is not shown.
+	if strings.TrimSpace(dsn[parsed:]) != "" {
+		b.WriteString(" (the rest does not parse and is not shown)")
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // keywordValue is one keyword = value of a keyword/value DSN: its keyword,

@@ -96,6 +96,7 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 		"host=127.0.0.1 port=1 password=" + secret + `\ tail\'s sslmode=bogus`,
 		"host=127.0.0.1 port=1 password='" + secret + ` \' it' sslmode=bogus`,
 		"postgres://colcrypt:" + secret + "@x@127.0.0.1:1/db?sslmode=bogus",
+		"host=127.0.0.1 port=1 password " + secret,
 	} {
 		db, err := d.Open(t.Context(), dsn)
 		if err == nil {
@@ -127,6 +128,7 @@ func TestRedactDSN(t *testing.T) {
 		`host=h password=p\ w'x user=u`:             "host=h password=xxxxx user=u",
 		`host=h PASSWORD='p w' dbname=x`:            "host=h PASSWORD=xxxxx dbname=x",
 		"password=":                                 "password=xxxxx",
+		"host=h port=5432 password secret99":        "host=h port=5432 (the rest does not parse and is not shown)",
 	} {
 		if got := postgres.RedactDSN(in); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)

@@ -14,26 +14,34 @@ var _ dialect.JournalSwitcher = Dialect{}
 // journalModes are the journal modes SQLite knows, lower case.
 var journalModes = map[string]bool{"delete": true, "truncate": true, "persist": true, "memory": true, "wal": true, "off": true}
 
+// JournalMode implements dialect.JournalSwitcher.
+func (Dialect) JournalMode(ctx context.Context, db *sql.DB) (string, error) {
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return "", fmt.Errorf("read the journal mode: %w", err)
+	}
+	return strings.ToLower(mode), nil
+}
+
+// JobJournalMode implements dialect.JournalSwitcher.
+func (Dialect) JobJournalMode() string { return "wal" }
+
 // SwitchJournal implements dialect.JournalSwitcher: the file goes to the
 // write-ahead log, which lets the copy's readers read while its one writer
 // writes. An in-memory database keeps its mode.
-func (Dialect) SwitchJournal(ctx context.Context, db *sql.DB) (string, error) {
-	var was string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&was); err != nil {
-		return "", fmt.Errorf("read the journal mode: %w", err)
-	}
-	was = strings.ToLower(was)
-	if was == "wal" || was == "memory" {
-		return was, nil
+func (d Dialect) SwitchJournal(ctx context.Context, db *sql.DB) error {
+	was, err := d.JournalMode(ctx, db)
+	if err != nil || was == "wal" || was == "memory" {
+		return err
 	}
 	var now string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&now); err != nil {
-		return "", fmt.Errorf("switch the database to the write-ahead log: %w", err)
+		return fmt.Errorf("switch the database to the write-ahead log: %w", err)
 	}
 	if !strings.EqualFold(now, "wal") {
-		return "", fmt.Errorf("switch the database to the write-ahead log: it stays in journal mode %s (a read-only file, or one other connections hold)", now)
+		return fmt.Errorf("switch the database to the write-ahead log: it stays in journal mode %s (a read-only file, or one other connections hold)", now)
 	}
-	return was, nil
+	return nil
 }
 
 // RestoreJournal implements dialect.JournalSwitcher. Leaving the

@@ -554,12 +554,15 @@ func TestSwitchJournal(t *testing.T) {
 	if _, err := db.ExecContext(t.Context(), "PRAGMA journal_mode = TRUNCATE"); err != nil {
 		t.Fatal(err)
 	}
-	was, err := Dialect{}.SwitchJournal(t.Context(), db)
-	if err != nil || was != "truncate" || mode() != "wal" {
-		t.Fatalf("SwitchJournal: was %q, now %q, %v; want truncate, wal", was, mode(), err)
+	was, err := Dialect{}.JournalMode(t.Context(), db)
+	if err != nil || was != "truncate" {
+		t.Fatalf("JournalMode: %q, %v; want truncate", was, err)
 	}
-	if again, err := (Dialect{}).SwitchJournal(t.Context(), db); err != nil || again != "wal" {
-		t.Fatalf("SwitchJournal again: %q, %v; want wal (a resumed job)", again, err)
+	if err := (Dialect{}).SwitchJournal(t.Context(), db); err != nil || mode() != "wal" || mode() != (Dialect{}).JobJournalMode() {
+		t.Fatalf("SwitchJournal: now %q, %v; want wal", mode(), err)
+	}
+	if err := (Dialect{}).SwitchJournal(t.Context(), db); err != nil || mode() != "wal" {
+		t.Fatalf("SwitchJournal again: %q, %v; want wal (a resumed job)", mode(), err)
 	}
 
 	// Another connection reading holds the log: the mode stays, and says so.
@@ -591,7 +594,7 @@ func TestSwitchJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if _, err := (Dialect{}).SwitchJournal(t.Context(), ro); err == nil {
+	if err := (Dialect{}).SwitchJournal(t.Context(), ro); err == nil {
 		t.Error("SwitchJournal switched a file opened read-only")
 	}
 }

@@ -154,7 +154,7 @@ const driverKeepAlive = 30 * time.Second
 // semantics), dialing with tcplive's settings, so that a server that
 // vanished without a reset fails the connection in about 30 s and the
 // job retries. The DSN's keepAlive, when it sets one other than the
-// driver's default, is the keepalive idle time; the driver's own dialer
+// driver's default, is the keepalive idle time (0: no probes); the driver's own dialer
 // would probe every keepAlive seconds, 9 times, and leave unacknowledged
 // data to the kernel's retransmissions (about 15 minutes on Linux).
 func newConnector(dsn string) (*mssql.Connector, error) {
@@ -169,7 +169,10 @@ func newConnector(dsn string) (*mssql.Connector, error) {
 		return nil, err
 	}
 	s := tcplive.Defaults()
-	if p.KeepAlive > 0 && p.KeepAlive != driverKeepAlive {
+	switch {
+	case p.KeepAlive == 0: // keepAlive=0: no probes, as the DSN asks
+		s.Keepalive.Enable = false
+	case p.KeepAlive != driverKeepAlive:
 		s.Keepalive.Idle = p.KeepAlive
 	}
 	// The driver bounds the dial with its dial timeout itself.

@@ -34,6 +34,7 @@ func TestConnectorDialsWithTCPLiveness(t *testing.T) {
 		{"sqlserver://colcrypt:secret@db.example:1433?database=app", 15, 5, 3, 30000},
 		{"sqlserver://colcrypt:secret@db.example:1433?database=app&keepAlive=30", 15, 5, 3, 30000}, // the driver's default
 		{"server=db.example;user id=colcrypt;password=secret;keepAlive=7", 7, 5, 3, 30000},
+		{"server=db.example;user id=colcrypt;password=secret;keepAlive=0", -1, -1, -1, 30000}, // no probes
 	} {
 		c, err := newConnector(tc.dsn)
 		if err != nil {
@@ -68,6 +69,10 @@ func TestConnectorDialsWithTCPLiveness(t *testing.T) {
 		conn.Close()
 		want := map[string]int{"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": tc.idle, "TCP_KEEPINTVL": tc.interval, "TCP_KEEPCNT": tc.count,
 			"TCP_USER_TIMEOUT": tc.userTimeoutMS}
+		if tc.idle < 0 {
+			// Off: the other options are the system's, unchecked.
+			want = map[string]int{"SO_KEEPALIVE": 0, "TCP_USER_TIMEOUT": tc.userTimeoutMS}
+		}
 		for k, v := range want {
 			if got[k] != v {
 				t.Errorf("%s: %s = %d, want %d", tc.dsn, k, got[k], v)

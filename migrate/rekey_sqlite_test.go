@@ -14,6 +14,7 @@ import (
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/keystore"
 	"github.com/colcrypt/colcrypt/migrate"
+	"github.com/colcrypt/colcrypt/planner"
 )
 
 // headers returns the (suite, key version) of every non-NULL value of a
@@ -301,13 +302,7 @@ func TestRekeyRefusesAnotherKeystore(t *testing.T) {
 // anything, naming the row; restored, it lets both run.
 func TestTamperedValueStopsRevertAndRekeyBeforeTheyBegin(t *testing.T) {
 	const row = 43 // its email is not NULL
-	f := newFixture(t, customersSetup(300)...)
-	original := f.snapshot()
-	p := customersPlan(f, "plan.yaml", "")
-	f.apply(p, migrate.Options{BatchRows: 50, Workers: 2})
-	if _, err := f.ks.Add("pii"); err != nil {
-		t.Fatal(err)
-	}
+	f, p, original := encryptedWithNewVersion(t)
 	f.flipByte("customers", "email", row, 40)
 	tampered := f.snapshot()
 	for what, run := range map[string]func(*migrate.Engine) error{
@@ -335,13 +330,7 @@ func TestTamperedValueStopsRevertAndRekeyBeforeTheyBegin(t *testing.T) {
 // it finished one and before it recorded the next leaves no column in
 // state 4; run again, it skips the finished one instead of refusing it.
 func TestRekeyResumesBetweenColumns(t *testing.T) {
-	f := newFixture(t, customersSetup(300)...)
-	original := f.snapshot()
-	p := customersPlan(f, "plan.yaml", "")
-	f.apply(p, migrate.Options{BatchRows: 50, Workers: 2})
-	if _, err := f.ks.Add("pii"); err != nil {
-		t.Fatal(err)
-	}
+	f, p, original := encryptedWithNewVersion(t)
 	opt := migrate.Options{BatchRows: 50, Workers: 2, NoBackupCheck: true}
 	// What the kill leaves: one column finished, the others not begun.
 	if _, err := f.engine(p, f.ks, opt).Rekey(context.Background(), []string{"customers.email"}); err != nil {
@@ -359,4 +348,19 @@ func TestRekeyResumesBetweenColumns(t *testing.T) {
 		}
 	}
 	f.wantVerifiedAndReverted(p, original, -1)
+}
+
+// encryptedWithNewVersion is customers (300 rows) encrypted by its plan,
+// with a version 2 of key pii added since, and the database as it was
+// before the job.
+func encryptedWithNewVersion(t *testing.T) (*fixture, *planner.Plan, snapshot) {
+	t.Helper()
+	f := newFixture(t, customersSetup(300)...)
+	original := f.snapshot()
+	p := customersPlan(f, "plan.yaml", "")
+	f.apply(p, migrate.Options{BatchRows: 50, Workers: 2})
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	return f, p, original
 }

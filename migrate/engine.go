@@ -296,11 +296,7 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 			for _, k := range tj.keyCols {
 				tj.key = append(tj.key, e.d.Quote(k))
 				tj.keyTypes = append(tj.keyTypes, model.Column(k).Declared)
-				for _, c := range tj.cols {
-					if strings.EqualFold(c.col.Name, k) {
-						tj.keyIsEnc = true
-					}
-				}
+				tj.keyIsEnc = tj.keyIsEnc || tj.encrypts(k)
 			}
 		}
 		out = append(out, tj)

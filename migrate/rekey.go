@@ -64,15 +64,6 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 			resuming = true
 		}
 	}
-	// Every selected column already under its target, and no rekey to
-	// finish: done, as a finished apply is (a rekey killed just after its
-	// last write, run again, ends here).
-	if !resuming && !e.rekeyPending(tables, selected) {
-		res.Already = true
-		res.Phase = phaseDone
-		e.restoreJournal(ctx, jobID, "") // an earlier run killed before it did
-		return res, nil
-	}
 	// The columns to start, each checked before anything changes.
 	type start struct {
 		target *rekeyTarget
@@ -94,6 +85,15 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 			starts[c] = start{target, info}
 		}
 	}
+	// Every selected column already under its target, and no rekey to
+	// finish: done, as a finished apply is (a rekey killed just after its
+	// last write, run again, ends here).
+	if !resuming && len(starts) == 0 {
+		res.Already = true
+		res.Phase = phaseDone
+		e.restoreJournal(ctx, jobID, "") // an earlier run killed before it did
+		return res, nil
+	}
 	// A rekey about to begin first decrypts every value, so that one that
 	// does not decrypt stops it before it rewrites any.
 	if !resuming {
@@ -111,7 +111,7 @@ func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
 			if c.state.State == StateEncrypted {
 				st, ok := starts[c]
 				if !ok {
-					continue // resumed, and already at its target
+					continue // already at its target
 				}
 				if err := e.recordRekey(ctx, j, t, c, st.target, st.info); err != nil {
 					return nil, err
@@ -184,19 +184,6 @@ func (e *Engine) selectRekeyColumns(columns []string, all map[string]*columnStat
 	return selected, jobID, nil
 }
 
-// rekeyPending reports whether a selected column is encrypted and not
-// yet under its key's newest version with the plan's settings.
-func (e *Engine) rekeyPending(tables []*tableJob, selected map[string]bool) bool {
-	for _, t := range tables {
-		for _, c := range rekeyColumns(t, selected) {
-			if c.state.State == StateEncrypted && !e.atRekeyTarget(c) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func rekeyColumns(t *tableJob, selected map[string]bool) []*colJob {
 	var out []*colJob
 	for _, c := range t.cols {
@@ -216,8 +203,8 @@ func (e *Engine) atRekeyTarget(c *colJob) bool {
 		string(c.plan.IV) == st.IVMode && c.plan.Versioned == st.Versioned
 }
 
-// rekeyTargetOf decides the target of one column's rekey, after the
-// checks: a newer key version or a changed suite/IV mode, a versioned
+// rekeyTargetOf decides the target of one column's rekey (one not at it
+// already, atRekeyTarget), after the checks: a versioned
 // column, a backup taken after the new version was added (and still
 // there), no foreign key on the column, and the planner's rules for the
 // new settings. It changes nothing: recordRekey does.
@@ -229,12 +216,6 @@ func (e *Engine) rekeyTargetOf(ctx context.Context, j *job, t *tableJob, c *colJ
 	}
 	target := &rekeyTarget{KeyName: info.Name, KeyVersion: int(info.Version), Suite: string(c.plan.Suite),
 		IVMode: string(c.plan.IV), Versioned: c.plan.Versioned}
-	if target.KeyName == st.KeyName && target.KeyVersion == st.KeyVersion && target.Suite == st.Suite &&
-		target.IVMode == st.IVMode && target.Versioned == st.Versioned {
-		return nil, info, exitcode.Input(fmt.Errorf("%s.%s is already encrypted under the newest version of key %s (v%d) with %s, iv %s: "+
-			"add a new version first (colcrypt keys add %s %s) or change the plan's suite", t.name, c.col.Name, st.KeyName,
-			st.KeyVersion, st.Suite, st.IVMode, e.plan.Keystore, st.KeyName))
-	}
 	if !st.Versioned || !target.Versioned {
 		return nil, info, exitcode.Input(fmt.Errorf("%s.%s: rekey needs versioned ciphertexts (versioned: true), because while it runs each value "+
 			"must say which key wrote it; revert and apply again instead", t.name, c.col.Name))

@@ -519,7 +519,8 @@ var cheapRekeyKDF = keystore.WithKDF(keystore.KDFParams{Time: 1, MemoryKiB: 64, 
 // size. With purge: true the rekey rebuilds the table (VACUUM FULL) before
 // the columns leave state 4: after a checkpoint, none of a sample of the
 // values under v1 is left in the table's file, and the table is back to
-// its size before the rekey.
+// its size before the rekey (within a tenth; without purge it grows by
+// more than that).
 func TestRekeyPurge(t *testing.T) {
 	t.Parallel()
 	for _, purge := range []bool{false, true} {
@@ -550,7 +551,10 @@ func TestRekeyPurge(t *testing.T) {
 				t.Errorf("after a rekey with purge %d of %d values under key version 1 are still in the table's file", left, len(old))
 			case purge && after > before*11/10:
 				t.Errorf("after a rekey with purge the table takes %d bytes, %d before: not rebuilt", after, before)
-			case !purge && (left == 0 || after < before*3/2):
+			case !purge && (left == 0 || after <= before*11/10):
+				// Pruning of the pages the rekey passes over lets it reuse some
+				// of the space it frees (1.47 × once), so the control asks only
+				// for more than what purge must get below.
 				t.Errorf("without purge %d old values are left and the table grew from %d to %d bytes: this test no longer shows what purge removes", left, before, after)
 			}
 		})

@@ -362,6 +362,17 @@ type KeyReader interface {
 	KeySelect(quotedCol string) string
 }
 
+// KeyBinder is implemented by engines whose driver would send a key value
+// back as another type than its column's (go-mssqldb reads decimal and
+// money as their text in a []byte and sends a []byte as VARBINARY, and
+// sends every string as NVARCHAR). KeyArg gives the SQL that stands for
+// v, read from the key column col and bound at placeholder, where the walk
+// compares that column with it, and the value to bind; col is nil for the
+// engine's row id.
+type KeyBinder interface {
+	KeyArg(col *schema.Column, v any, placeholder string) (string, any)
+}
+
 // Online change capture: the columns prepare adds to each table of an
 // online job, and the trigger that keeps the first current.
 const (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // Chunk sizing. The copy aims for chunks that take about the plan's
@@ -76,10 +77,28 @@ func (q *query) write(parts ...string) {
 	}
 }
 
-// keyCompare writes the keyset condition comparing the key expressions with
+// keyArg binds v, read from the table's i-th key column, as the engine
+// must see it to compare that column with it (dialect.KeyBinder).
+func (q *query) keyArg(tj *tableJob, i int, v any) string {
+	kb, ok := q.e.m.(dialect.KeyBinder)
+	if !ok {
+		return q.arg(v)
+	}
+	var col *schema.Column
+	if i < len(tj.keyCols) && tj.model != nil {
+		col = tj.model.Column(tj.keyCols[i])
+	}
+	q.args = append(q.args, nil)
+	expr, bind := kb.KeyArg(col, v, q.e.m.Placeholder(len(q.args)))
+	q.args[len(q.args)-1] = bind
+	return expr
+}
+
+// keyCompare writes the keyset condition comparing the table's key with
 // vals: after=true gives key > vals, else key <= vals. It is spelled out as
 // ORs of equalities because SQL Server has no row-value comparison.
-func (q *query) keyCompare(key []string, vals []any, after bool) {
+func (q *query) keyCompare(tj *tableJob, vals []any, after bool) {
+	key := tj.key
 	q.write("(")
 	for i := range key {
 		if i > 0 {
@@ -87,7 +106,7 @@ func (q *query) keyCompare(key []string, vals []any, after bool) {
 		}
 		q.write("(")
 		for j := 0; j < i; j++ {
-			q.write(key[j], " = ", q.arg(vals[j]), " AND ")
+			q.write(key[j], " = ", q.keyArg(tj, j, vals[j]), " AND ")
 		}
 		op := ">"
 		if !after {
@@ -96,17 +115,17 @@ func (q *query) keyCompare(key []string, vals []any, after bool) {
 				op = "<="
 			}
 		}
-		q.write(key[i], " ", op, " ", q.arg(vals[i]), ")")
+		q.write(key[i], " ", op, " ", q.keyArg(tj, i, vals[i]), ")")
 	}
 	q.write(")")
 }
 
 // rangeWhere writes the WHERE clause of a chunk, or nothing for a whole table.
-func (q *query) rangeWhere(key []string, ch chunk) {
+func (q *query) rangeWhere(tj *tableJob, ch chunk) {
 	var conds int
 	if ch.lo != nil {
 		q.write(" WHERE ")
-		q.keyCompare(key, ch.lo, true)
+		q.keyCompare(tj, ch.lo, true)
 		conds++
 	}
 	if ch.hi != nil {
@@ -115,7 +134,7 @@ func (q *query) rangeWhere(key []string, ch chunk) {
 		} else {
 			q.write(" AND ")
 		}
-		q.keyCompare(key, ch.hi, false)
+		q.keyCompare(tj, ch.hi, false)
 	}
 }
 
@@ -137,7 +156,7 @@ func (e *Engine) selectChunk(tj *tableJob, exprs []string, ch chunk) (string, []
 		q.write(" WHERE ", ch.where)
 		return q.b.String(), q.args
 	}
-	q.rangeWhere(tj.key, ch)
+	q.rangeWhere(tj, ch)
 	if len(tj.key) > 0 {
 		q.write(" ORDER BY ", strings.Join(tj.key, ", "))
 	}
@@ -462,15 +481,15 @@ func (e *Engine) keyWithin(ctx context.Context, tj *tableJob, k, lo, hi []any) (
 		if i > 0 {
 			q.write(" AND ")
 		}
-		q.write(col, " = ", q.arg(k[i]))
+		q.write(col, " = ", q.keyArg(tj, i, k[i]))
 	}
 	if lo != nil {
 		q.write(" AND ")
-		q.keyCompare(tj.key, lo, true)
+		q.keyCompare(tj, lo, true)
 	}
 	if hi != nil {
 		q.write(" AND ")
-		q.keyCompare(tj.key, hi, false)
+		q.keyCompare(tj, hi, false)
 	}
 	var n int64
 	err := retry(ctx, e.log, "compare chunk keys of "+tj.name, func(ctx context.Context) error {

@@ -353,7 +353,7 @@ func (e *Engine) selectStale(t *tableJob, exprs []string, lo []any, limit int) (
 	q.write("SELECT ", strings.Join(list, ", "), " FROM ", e.d.QuoteTable(t.tn), " WHERE ", e.staleWhere())
 	if lo != nil {
 		q.write(" AND ")
-		q.keyCompare(t.key, lo, true)
+		q.keyCompare(t, lo, true)
 	}
 	q.write(" ORDER BY ", strings.Join(t.key, ", "))
 	return e.m.FirstRows(q.b.String(), 0, int64(limit)), q.args

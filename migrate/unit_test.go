@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"reflect"
 	"syscall"
 	"testing"
 	"time"
@@ -115,10 +116,44 @@ func TestKeyCompareSQL(t *testing.T) {
 	for _, c := range cases {
 		q := &query{e: e}
 		vals := make([]any, len(c.key))
-		q.keyCompare(c.key, vals, c.after)
+		q.keyCompare(&tableJob{key: c.key}, vals, c.after)
 		if got := q.b.String(); got != c.want {
 			t.Errorf("keyCompare(%v, after=%v) = %s, want %s", c.key, c.after, got, c.want)
 		}
+	}
+}
+
+// keyBinder casts a key of declared type "numeric" bound as text, as
+// dialect.KeyBinder lets SQL Server do.
+type keyBinder struct{ fakeMover }
+
+func (keyBinder) KeyArg(col *schema.Column, v any, ph string) (string, any) {
+	if b, ok := v.([]byte); ok && col != nil && col.Declared == "numeric" {
+		return "CAST(" + ph + " AS numeric)", string(b)
+	}
+	return ph, v
+}
+
+// TestKeyCompareBindsThroughTheDialect: every key value of a keyset
+// condition goes through the mover's KeyBinder with its own column, and
+// the placeholders stay numbered in order.
+func TestKeyCompareBindsThroughTheDialect(t *testing.T) {
+	e := &Engine{m: keyBinder{}}
+	tj := &tableJob{key: []string{"a", "b"}, keyCols: []string{"a", "b"},
+		model: &schema.Table{Columns: []*schema.Column{{Name: "a", Declared: "text"}, {Name: "b", Declared: "numeric"}}}}
+	q := &query{e: e}
+	q.keyCompare(tj, []any{"x", []byte("12.5")}, true)
+	if want := "((a > $1) OR (a = $2 AND b > CAST($3 AS numeric)))"; q.b.String() != want {
+		t.Errorf("keyCompare = %s, want %s", q.b.String(), want)
+	}
+	if want := []any{"x", "x", "12.5"}; !reflect.DeepEqual(q.args, want) {
+		t.Errorf("bound %#v, want %#v", q.args, want)
+	}
+	// A row id (no column in the model) is bound as it is.
+	q = &query{e: e}
+	q.keyCompare(&tableJob{key: []string{"rowid"}, keyCols: []string{"rowid"}, model: tj.model}, []any{[]byte("7")}, false)
+	if want := "((rowid <= $1))"; q.b.String() != want || !reflect.DeepEqual(q.args, []any{[]byte("7")}) {
+		t.Errorf("row id: keyCompare = %s bound to %#v", q.b.String(), q.args)
 	}
 }
 

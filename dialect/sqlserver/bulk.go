@@ -11,6 +11,7 @@ import (
 	mssql "github.com/microsoft/go-mssqldb"
 
 	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // stageTable is the session's staging table for one bulk write. A #table
@@ -275,4 +276,47 @@ func baseType(declared string) string {
 		declared = declared[:i]
 	}
 	return strings.ToLower(strings.TrimSpace(declared))
+}
+
+var _ dialect.KeyBinder = sqlServer{}
+
+// KeyArg implements dialect.KeyBinder for the walk's keyset conditions
+// (WHERE [k] > @p1 ... ORDER BY [k]).
+//
+// A decimal, numeric or money key comes from the driver as its text in a
+// []byte, which it would send back as VARBINARY: the server would read
+// those bytes as a binary decimal (whose first byte, the precision, an
+// ASCII digit exceeds 38) and every chunk after the first would fail. It
+// is bound as text and cast to the column's type.
+//
+// A char or varchar key comes as a UTF-8 string, which the driver sends as
+// NVARCHAR; by type precedence the server would then compare the column
+// converted to Unicode. Under a SQL_ collation Unicode and non-Unicode
+// data sort by different rules (hyphens and apostrophes among others), so
+// the condition would disagree with the ORDER BY that chose the bound and
+// skip rows, and it could not seek the key's index. Cast back to the
+// column's type in its own collation (the conversion to the code page
+// follows the input's collation), it compares as the ORDER BY sorts.
+//
+// A ciphertext, which an encrypted key holds after cut-over while the
+// model still gives the plaintext type, is neither, and is bound as is.
+func (sqlServer) KeyArg(col *schema.Column, v any, placeholder string) (string, any) {
+	if col == nil {
+		return placeholder, v
+	}
+	switch x := v.(type) {
+	case []byte:
+		if isDecimalText(col.Declared) && decimalLiteral.Match(x) {
+			return "CAST(" + placeholder + " AS " + col.Declared + ")", string(x)
+		}
+	case string:
+		if isSingleByteChar(col.Declared) {
+			in := placeholder
+			if col.Collation != "" {
+				in += " COLLATE " + col.Collation
+			}
+			return "CAST(" + in + " AS " + col.Declared + ")", x
+		}
+	}
+	return placeholder, v
 }

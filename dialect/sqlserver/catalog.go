@@ -599,7 +599,7 @@ func buildCheck(t *schema.Table, r checkRow) *schema.Check {
 // column-level dependencies and from its text. A DML trigger reads its
 // table through inserted and deleted, which the catalog does not relate to
 // the table, so the text is the main source; a trigger whose text is
-// hidden (WITH ENCRYPTION) is taken to reference every column.
+// hidden (WITH ENCRYPTION) or selects * is taken to reference every column.
 func buildTriggers(t *schema.Table, triggers []triggerRow, deps []dependencyRow) {
 	for _, tr := range triggers {
 		var cols []string
@@ -608,10 +608,15 @@ func buildTriggers(t *schema.Table, triggers []triggerRow, deps []dependencyRow)
 				cols = appendUnique(cols, d.Column)
 			}
 		}
-		if tr.Definition == "" {
+		// SELECT * FROM inserted copies every column, the ciphertext and
+		// IV columns prepare adds too, so such a trigger (an audit copy
+		// into a history table) fails on every write once they exist, and
+		// copies the plaintext meanwhile.
+		idents, star := scanIdentifiers(tr.Definition)
+		if tr.Definition == "" || star {
 			cols = allColumns(t)
 		}
-		for _, c := range referencedColumns(t, tr.Definition) {
+		for _, c := range matchColumns(t, idents) {
 			cols = appendUnique(cols, c)
 		}
 		t.Triggers = append(t.Triggers, &schema.Trigger{Name: tr.Name, Columns: cols, Definition: tr.Definition})

@@ -209,6 +209,8 @@ func TestBuildTableSchemaBoundAndSpecialIndexes(t *testing.T) {
 		Triggers: []triggerRow{
 			{ObjectID: 90, Name: "people_hidden"},
 			{ObjectID: 91, Name: "people_touch", Definition: "CREATE TRIGGER sales.people_touch ON sales.people AFTER INSERT AS UPDATE sales.people SET label = N'x' /* not [tax_id] */ -- nor parent\nFROM inserted"},
+			{ObjectID: 92, Name: "people_history", Definition: "CREATE TRIGGER sales.people_history ON sales.people AFTER UPDATE AS INSERT INTO sales.people_log SELECT * FROM inserted"},
+			{ObjectID: 93, Name: "people_count", Definition: "CREATE TRIGGER sales.people_count ON sales.people AFTER INSERT AS UPDATE sales.stats SET n = (SELECT COUNT(*) FROM inserted) WHERE [label] = 'x'"},
 		},
 		Dependencies: []dependencyRow{
 			{ReferencingID: 91, Schema: "sales", Name: "people_touch", Type: "TR", Column: "label", Definition: "..."},
@@ -267,6 +269,12 @@ func TestBuildTableSchemaBoundAndSpecialIndexes(t *testing.T) {
 	}
 	if got := trig["people_hidden"]; len(got) != len(tb.Columns) {
 		t.Errorf("a trigger with hidden text must count as using every column, got %v", got)
+	}
+	if got := trig["people_history"]; len(got) != len(tb.Columns) {
+		t.Errorf("a trigger that selects * from inserted copies every column (and fails once prepare adds one), got %v", got)
+	}
+	if got := trig["people_count"]; !reflect.DeepEqual(got, []string{"label"}) {
+		t.Errorf("people_count columns = %v, want [label] (COUNT(*) selects no column)", got)
 	}
 	if got := trig["people_touch"]; !reflect.DeepEqual(got, []string{"label"}) {
 		t.Errorf("people_touch columns = %v, want [label] (comments and strings are not references)", got)

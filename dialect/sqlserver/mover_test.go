@@ -626,3 +626,51 @@ func TestTSQLCheckerRejectsBrokenMoverSQL(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyArgBindsKeysAsTheirColumns: the walk's keyset condition must
+// compare a decimal or money key with a number and a char or varchar key
+// as non-Unicode text in the column's collation, not with the bytes and
+// the NVARCHAR the driver would send; a ciphertext key (after cut-over)
+// stays bytes. Each condition is put through the grammar inside the
+// walk's query.
+func TestKeyArgBindsKeysAsTheirColumns(t *testing.T) {
+	ct := []byte{0x01, 0x00, 0x01, 0xfe, 0x31}
+	cases := []struct {
+		name     string
+		col      *schema.Column
+		v        any
+		wantExpr string
+		wantBind any
+	}{
+		{"numeric key", &schema.Column{Name: "id", Type: "numeric", Declared: "numeric(18,0)"},
+			[]byte("12345"), "CAST(@p1 AS numeric(18,0))", "12345"},
+		{"negative decimal key", &schema.Column{Name: "id", Type: "decimal", Declared: "decimal(10,2)"},
+			[]byte("-3.50"), "CAST(@p1 AS decimal(10,2))", "-3.50"},
+		{"money key", &schema.Column{Name: "id", Type: "money", Declared: "money"},
+			[]byte("19.9900"), "CAST(@p1 AS money)", "19.9900"},
+		{"varchar key", &schema.Column{Name: "code", Type: "varchar", Declared: "varchar(20)", Collation: "SQL_Latin1_General_CP1_CI_AS"},
+			"a-c", "CAST(@p1 COLLATE SQL_Latin1_General_CP1_CI_AS AS varchar(20))", "a-c"},
+		{"char key", &schema.Column{Name: "code", Type: "char", Declared: "char(4)", Collation: "Latin1_General_BIN2"},
+			"ab  ", "CAST(@p1 COLLATE Latin1_General_BIN2 AS char(4))", "ab  "},
+		{"nvarchar key", &schema.Column{Name: "code", Type: "nvarchar", Declared: "nvarchar(20)", Collation: "Latin1_General_CI_AS"},
+			"a-c", "@p1", "a-c"},
+		{"bigint key", &schema.Column{Name: "id", Type: "bigint", Declared: "bigint"}, int64(7), "@p1", int64(7)},
+		{"encrypted decimal key after cut-over", &schema.Column{Name: "id", Type: "decimal", Declared: "decimal(10,2)"},
+			ct, "@p1", ct},
+		{"encrypted varchar key after cut-over", &schema.Column{Name: "code", Type: "varchar", Declared: "varchar(20)", Collation: "Latin1_General_CI_AS"},
+			ct, "@p1", ct},
+		{"row id", nil, int64(3), "@p1", int64(3)},
+	}
+	for _, c := range cases {
+		expr, bind := sqlServer{}.KeyArg(c.col, c.v, "@p1")
+		if expr != c.wantExpr || !reflect.DeepEqual(bind, c.wantBind) {
+			t.Errorf("%s: KeyArg = %s bound to %#v, want %s bound to %#v", c.name, expr, bind, c.wantExpr, c.wantBind)
+		}
+		col := "[colcrypt_row_id]"
+		if c.col != nil {
+			col = quoteIdent(c.col.Name)
+		}
+		requireTSQL(t, c.name+" in the walk's query", sqlServer{}.FirstRows("SELECT "+col+" AS [colcrypt_k1] FROM [dbo].[t] WHERE (("+
+			col+" > "+expr+")) AND (("+col+" = "+expr+" AND "+col+" <= "+expr+")) ORDER BY "+col, 0, 5000))
+	}
+}

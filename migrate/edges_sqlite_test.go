@@ -209,3 +209,29 @@ func TestMissingTableNamesThePlanLine(t *testing.T) {
 		t.Errorf("apply with a missing column: got %v, want it located at plan2.yaml:14:15", err)
 	}
 }
+
+// TestVerifyAfterAnInterruptedCutover: a cut-over that swapped a table and
+// stopped before it recorded the swap (killed between the two) leaves a
+// table that reads neither as before it nor as after it. Verify says to
+// finish the job with apply, instead of failing on the columns the swap
+// replaced; apply then finishes it.
+func TestVerifyAfterAnInterruptedCutover(t *testing.T) {
+	f := newFixture(t,
+		`CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)`,
+		`INSERT INTO people VALUES (1, 'a@example.com'), (2, NULL), (3, 'c@example.com'), (4, 'd@example.com')`,
+	)
+	p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "people", columns: []planColumn{{name: "email"}}}}})
+	f.apply(p, migrate.Options{Until: "verify"})
+	// What the swap does, committed, without the record that follows it.
+	f.exec(`DROP TABLE people`, `ALTER TABLE "people__colcrypt_new" RENAME TO people`)
+	_, err := f.engine(p, f.ks, migrate.Options{}).Verify(context.Background())
+	if err == nil || exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "interrupted after it swapped the columns") ||
+		!strings.Contains(err.Error(), "colcrypt apply") {
+		t.Fatalf("verify after an interrupted cut-over: %v (exit %d), want exit 2 saying to finish it with apply", err, exitcode.Of(err))
+	}
+	f.apply(p, migrate.Options{})
+	f.wantStates(p, migrate.StateEncrypted)
+	if vr := f.verify(p); !vr.OK() || vr.Values != 3 {
+		t.Fatalf("verify once apply finished the cut-over: %+v %v", vr, vr.Err())
+	}
+}

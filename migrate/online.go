@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/colcrypt/colcrypt/dialect"
@@ -418,6 +420,38 @@ func (e *Engine) onlineSwap(s *dialect.TableSwap, t *tableJob) {
 // so a difference still names its row; the others get one record for the
 // whole table, as their verify only adds up digests.
 func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) error {
+	strays := &strayValues{}
+	if err := e.rebaselineTable(ctx, jobID, t, strays); err != nil {
+		return err
+	}
+	if n := strays.n.Load(); n > 0 {
+		msg := fmt.Sprintf("%d values of %s written since the cut-over do not decrypt under the job's keys (the application wrote "+
+			"something other than colcrypt's ciphertext into an encrypted column), e.g. %s; the job is done, and colcrypt verify names them",
+			n, t.name, strings.Join(strays.first, "; "))
+		e.log.Warn(msg)
+		e.note(ctx, jobID, "values that do not decrypt after the cut-over", msg)
+	}
+	return nil
+}
+
+// strayValues counts the values the rebaseline could not decrypt and
+// keeps the first few, for the warning.
+type strayValues struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	first []string
+}
+
+func (s *strayValues) add(where string, err error) {
+	s.n.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.first) < verifyFirstRows {
+		s.first = append(s.first, where+": "+err.Error())
+	}
+}
+
+func (e *Engine) rebaselineTable(ctx context.Context, jobID string, t *tableJob, strays *strayValues) error {
 	var exprs []string
 	for _, c := range t.cols {
 		exprs = append(exprs, e.d.Quote(c.col.Name))
@@ -449,7 +483,12 @@ func (e *Engine) rebaseline(ctx context.Context, jobID string, t *tableJob) erro
 				}
 				var err error
 				if plain[i], err = w.ciphers[i].Decrypt(ct, iv); err != nil {
-					return fmt.Errorf("decrypt %s.%s at %s: %w", t.name, c.col.Name, tj.describeKey(vals[:nKey]), err)
+					// The application writes again once the cut-over
+					// committed, and may write what is not colcrypt's
+					// ciphertext. The digest counts the value as verify
+					// will, as nothing; verify then names the row.
+					plain[i] = nil
+					strays.add(t.name+"."+c.col.Name+" at "+tj.describeKey(vals[:nKey]), err)
 				}
 			}
 			hashes = dg.appendRow(hashes, vals[:nKey], plain)

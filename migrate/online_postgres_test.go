@@ -271,3 +271,86 @@ func postgresJob(t *testing.T, plan func(dsn string) string, ddl ...string) (dia
 	}
 	return d, db, p, ks
 }
+
+// TestStrayWriteAfterOnlineCutoverPostgres: once an online cut-over
+// commits, the application writes again, and may write what is not
+// colcrypt's ciphertext into an encrypted column (here a text literal,
+// which PostgreSQL takes as bytea). The job is done all the same: the
+// digests recorded after the cut-over count that value as verify does, the
+// columns are encrypted (state 3), and verify names the row instead of
+// failing on a column the cut-over dropped. Before, apply failed on it
+// every time it was run again, and verify and revert each sent the user
+// to the other.
+func TestStrayWriteAfterOnlineCutoverPostgres(t *testing.T) {
+	const rows = 4000
+	ctx := t.Context()
+	var dsn string
+	d, db, p, ks := postgresJob(t, func(s string) string {
+		dsn = s
+		return strings.Replace(fmt.Sprintf(onlinePostgresPlan, dsn), "      - name: notes\n        suite: aes-256-cbc\n", "", 1)
+	},
+		"CREATE TABLE "+onlineTable+" (id bigint PRIMARY KEY, email text)",
+		fmt.Sprintf("INSERT INTO "+onlineTable+" SELECT g, 'user' || g || '@example.com' FROM generate_series(1, %d) g", rows))
+	// The writer changes the last row, which the digests' pass after the
+	// cut-over reads last; its write waiting on the cut-over's lock lands
+	// as soon as that commits.
+	wdb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wdb.Close()
+	stop, done := make(chan struct{}), make(chan struct{})
+	var writes int
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := wdb.ExecContext(ctx, fmt.Sprintf("UPDATE "+onlineTable+" SET email = 'app@example.com' WHERE id = %d", rows)); err == nil {
+				writes++
+			}
+		}
+	}()
+	e, err := migrate.New(p, d, db, ks, migrate.Options{Online: true, Workers: 2, BatchRows: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Apply(ctx)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatalf("apply with a stray write after the cut-over: %v", err)
+	}
+	engine := func() *migrate.Engine {
+		e, err := migrate.New(p, d, db, ks, migrate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	rep, err := engine().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Columns {
+		if c.State != migrate.StateEncrypted {
+			t.Errorf("status of %s.%s after apply: state %d, want 3", c.Table, c.Column, c.State)
+		}
+	}
+	vr, err := engine().Verify(ctx)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	want := fmt.Sprintf("id=%d", rows)
+	if vr.OK() || vr.Undecryptable != 1 || len(vr.Mismatches) != 1 || !strings.Contains(vr.Mismatches[0].Row, want) {
+		t.Fatalf("verify after %d writes: %+v, want the one value at %s that does not decrypt", writes, vr, want)
+	}
+	var note string
+	if err := db.QueryRowContext(ctx, "SELECT coalesce(max(detail), '') FROM colcrypt_events WHERE event = 'values that do not decrypt after the cut-over'").
+		Scan(&note); err != nil || !strings.Contains(note, "1 values of "+onlineTable) || !strings.Contains(note, want) {
+		t.Errorf("the job's events say %q (%v), want the value at %s", note, err, want)
+	}
+}

@@ -144,6 +144,19 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 		tables = prepared
 	}
 	after := phaseIndex(encryptPhases, j.Phase) >= phaseIndex(encryptPhases, phaseCutover)
+	if j.Phase == phaseVerified {
+		// A cut-over that swapped a group's columns and stopped before it
+		// recorded them (killed, or a failure after its commit) left
+		// tables that read neither as before it nor as after it.
+		for _, t := range tables {
+			if swapped, err := e.swappedAlready(ctx, j, t); err != nil {
+				return nil, err
+			} else if swapped {
+				return nil, exitcode.Input(fmt.Errorf("the cut-over of %s was interrupted after it swapped the columns: "+
+					"run colcrypt apply %s to finish it, then verify", t.name, e.plan.Path))
+			}
+		}
+	}
 	res, err := e.verifyAll(ctx, j.ID, tables, after, copying)
 	if err != nil {
 		return nil, err

@@ -65,6 +65,15 @@ type Limits struct {
 	ValueBytes int64
 	// Columns is the most columns a table may have.
 	Columns int
+	// IndexKeyBytes is the most bytes the key columns of an index may
+	// hold (1700 for a nonclustered index on SQL Server), and
+	// ClusteredKeyBytes the most for the index that orders the table's
+	// rows (900: a clustered index, which SQL Server's primary key is by
+	// default); 0 where the engine sets no smaller limit than a value's.
+	// An engine with such a limit cannot make its unbounded ciphertext
+	// type (CiphertextType(0), VARBINARY(MAX)) a key column.
+	IndexKeyBytes     int64
+	ClusteredKeyBytes int64
 	// CutoverRebuilds says an in-place cut-over writes the whole table
 	// again (SQLite cannot change a column's type), so that for a while
 	// the table exists twice.
@@ -74,6 +83,19 @@ type Limits struct {
 	// keeps each table in files of its own): a table swapped in by a
 	// rebuild leaves no plaintext behind for a purge to rewrite.
 	DropFreesStorage bool
+}
+
+// InRowSizer is implemented by engines with a row limit (Limits.RowBytes)
+// that a value does not always count against in full: SQL Server keeps a
+// large value of a MAX or LOB type off-row, behind a pointer of a few
+// bytes. Without it, the planner counts a value's stored length
+// (StoredLenExpr) against the limit.
+type InRowSizer interface {
+	// InRowLenExpr is an SQL expression giving the bytes a non-NULL value
+	// of the declared type (a column's schema.Column.Declared, or a
+	// CiphertextType) counts against Limits.RowBytes, from lenExpr, an
+	// SQL expression of its full length in bytes.
+	InRowLenExpr(declared, lenExpr string) string
 }
 
 // Codec turns the values of one column into canonical plaintext bytes
@@ -161,4 +183,28 @@ func EachRow(ctx context.Context, q Querier, query string, args []any, scan func
 		}
 	}
 	return rows.Err()
+}
+
+// SchemaFolder is implemented by engines where one schema goes by several
+// names: SQLite's main is also the schema of a name without one.
+type SchemaFolder interface {
+	// FoldSchema gives the one name colcrypt records for schema s.
+	FoldSchema(s string) string
+}
+
+// ResolveTableName parses a plan's table name ("schema.table" or "table")
+// into the name colcrypt records its job under: an unqualified name gets
+// the engine's default schema, and a schema with several names one of
+// them, so that two plans spelling one table differently find each other's
+// work (SQLite's "main.customers" and "customers" would otherwise each
+// encrypt it, the second time over the first's ciphertext).
+func ResolveTableName(d Dialect, s string) schema.TableName {
+	tn := schema.ParseTableName(s)
+	if tn.Schema == "" {
+		tn.Schema = d.DefaultSchema()
+	}
+	if f, ok := d.(SchemaFolder); ok {
+		tn.Schema = f.FoldSchema(tn.Schema)
+	}
+	return tn
 }

@@ -304,13 +304,7 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 	return orderByGroups(out), nil
 }
 
-func (e *Engine) tableName(s string) schema.TableName {
-	tn := schema.ParseTableName(s)
-	if tn.Schema == "" {
-		tn.Schema = e.d.DefaultSchema()
-	}
-	return tn
-}
+func (e *Engine) tableName(s string) schema.TableName { return dialect.ResolveTableName(e.d, s) }
 
 func stateKey(table, column string) string {
 	return strings.ToLower(table) + "\x00" + strings.ToLower(column)

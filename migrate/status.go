@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/colcrypt/colcrypt/dialect"
-	"github.com/colcrypt/colcrypt/schema"
 
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 )
@@ -188,15 +187,11 @@ func EncryptedColumns(ctx context.Context, d dialect.Dialect, db *sql.DB) (func(
 	done := map[string]bool{}
 	for _, c := range list {
 		if c.State == StateEncrypted || c.State == StateKeyChange {
-			done[stateKey(c.Table, c.Column)] = true
+			done[stateKey(dialect.ResolveTableName(d, c.Table).String(), c.Column)] = true
 		}
 	}
 	return func(table, column string) bool {
-		tn := schema.ParseTableName(table)
-		if tn.Schema == "" {
-			tn.Schema = d.DefaultSchema()
-		}
-		return done[stateKey(tn.String(), column)]
+		return done[stateKey(dialect.ResolveTableName(d, table).String(), column)]
 	}, nil
 }
 

@@ -67,6 +67,15 @@ func (d Dialect) QuoteTable(name schema.TableName) string {
 
 func isMainSchema(s string) bool { return s == "" || strings.EqualFold(s, "main") }
 
+// FoldSchema implements dialect.SchemaFolder: main is recorded as no
+// schema, as an unqualified name is.
+func (Dialect) FoldSchema(s string) string {
+	if isMainSchema(s) {
+		return ""
+	}
+	return s
+}
+
 // StoredLenExpr implements dialect.Dialect: SQLite stores integers and
 // reals in at most 8 bytes, text and blobs in their byte length.
 func (Dialect) StoredLenExpr(_ *schema.Column, quotedCol string) string {

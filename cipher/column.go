@@ -365,20 +365,24 @@ func NewColumnIV(s Suite) ([]byte, error) {
 }
 
 // columnIVLabel separates the column-IV derivation from every other use of
-// a data key.
-const columnIVLabel = "colcrypt column IV v1"
+// a data key. (v1 derived one IV per key, for every column under it.)
+const columnIVLabel = "colcrypt column IV v2"
 
-// ColumnIV derives the one IV of an IVColumn CBC column from its data key:
-// HMAC-SHA256(key, label) cut to the block size; nil for AEAD, whose
-// deterministic IV comes from the plaintext. Deriving it from the key, not
-// drawing it at random per column, is what lets two columns under the same
-// key (a primary key and the foreign key referencing it) encrypt equal
-// values to equal ciphertexts, so the foreign key can be rebuilt on them.
-func ColumnIV(s Suite, key []byte) []byte {
+// ColumnIV derives the one IV of an IVColumn CBC column from its data key
+// and the column's group: HMAC-SHA256(key, label, 0, group) cut to the
+// block size; nil for AEAD, whose deterministic IV comes from the
+// plaintext. group names the columns that must encrypt equal values to
+// equal ciphertexts: a primary key and the foreign keys referencing it,
+// so the foreign key can be rebuilt on them. Every other column has a
+// group of its own, so equal values in unrelated columns under one key (an
+// SSN in two tables) do not show as equal ciphertexts.
+func ColumnIV(s Suite, key []byte, group string) []byte {
 	if s.aead() || s.BlockSize() == 0 {
 		return nil
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(columnIVLabel))
+	m.Write([]byte{0})
+	m.Write([]byte(group))
 	return m.Sum(nil)[:s.BlockSize()]
 }

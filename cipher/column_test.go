@@ -750,37 +750,45 @@ func TestNewColumnIV(t *testing.T) {
 	}
 }
 
-func TestColumnIVIsDerivedFromTheKey(t *testing.T) {
+func TestColumnIVIsDerivedFromTheKeyAndGroup(t *testing.T) {
 	k1, k2 := make([]byte, 32), make([]byte, 32)
 	for i := range k1 {
 		k1[i], k2[i] = byte(i*7+1), byte(i*11+2) // distinct DES thirds, so 3DES accepts them
 	}
 	for _, s := range Suites() {
-		a, b, c := ColumnIV(s, k1), ColumnIV(s, k1), ColumnIV(s, k2)
+		a, b, c := ColumnIV(s, k1, "people.ssn"), ColumnIV(s, k1, "people.ssn"), ColumnIV(s, k2, "people.ssn")
+		other := ColumnIV(s, k1, "staff.badge")
 		if s == AEADAES256CBCHMACSHA256 {
 			if a != nil {
 				t.Errorf("%s: AEAD derives its IV from the plaintext, got a column IV", s)
 			}
 			continue
 		}
-		if len(a) != s.BlockSize() || !bytes.Equal(a, b) || bytes.Equal(a, c) {
-			t.Errorf("%s: ColumnIV must be block-sized, stable per key and differ between keys: %x %x %x", s, a, b, c)
+		if len(a) != s.BlockSize() || !bytes.Equal(a, b) || bytes.Equal(a, c) || bytes.Equal(a, other) {
+			t.Errorf("%s: ColumnIV must be block-sized, stable per key and group, and differ between keys and between groups: %x %x %x %x",
+				s, a, b, c, other)
 		}
-		// Two columns under the same key encrypt equal values equally.
 		key := k1[:s.KeySize()]
 		p := Params{Suite: s, IV: IVColumn, Versioned: true}
-		x, err := NewColumn(p, map[uint16][]byte{1: key}, 1, ColumnIV(s, k1))
-		if err != nil {
-			t.Fatal(err)
+		encrypt := func(group string) []byte {
+			t.Helper()
+			x, err := NewColumn(p, map[uint16][]byte{1: key}, 1, ColumnIV(s, k1, group))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct, _, err := x.Encrypt([]byte("123-45-6789"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ct
 		}
-		y, err := NewColumn(p, map[uint16][]byte{1: key}, 1, ColumnIV(s, k1))
-		if err != nil {
-			t.Fatal(err)
+		// Two columns of one group (a foreign key and the key it
+		// references) encrypt equal values equally; unrelated ones do not.
+		if !bytes.Equal(encrypt("people.ssn"), encrypt("people.ssn")) {
+			t.Errorf("%s: columns of one group encrypt the same SSN differently; a foreign key between them could not be rebuilt", s)
 		}
-		cx, _, _ := x.Encrypt([]byte("123-45-6789"))
-		cy, _, _ := y.Encrypt([]byte("123-45-6789"))
-		if !bytes.Equal(cx, cy) {
-			t.Errorf("%s: columns sharing a key encrypt the same SSN differently; a foreign key between them could not be rebuilt", s)
+		if bytes.Equal(encrypt("people.ssn"), encrypt("staff.badge")) {
+			t.Errorf("%s: unrelated columns under one key encrypt the same SSN to the same ciphertext", s)
 		}
 	}
 }

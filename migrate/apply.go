@@ -413,7 +413,7 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 					if err != nil {
 						return exitcode.Input(err)
 					}
-					if iv := cipher.ColumnIV(c.plan.Suite, dek[:c.plan.Suite.KeySize()]); iv != nil {
+					if iv := cipher.ColumnIV(c.plan.Suite, dek[:c.plan.Suite.KeySize()], e.ivGroup(tables, t, c.col.Name)); iv != nil {
 						st.ColumnIV = hex.EncodeToString(iv)
 					}
 				}

@@ -235,3 +235,47 @@ func TestVerifyAfterAnInterruptedCutover(t *testing.T) {
 		t.Fatalf("verify once apply finished the cut-over: %+v %v", vr, vr.Err())
 	}
 }
+
+// TestColumnIVsAreLinkedOnlyByForeignKeys: with iv: column, the columns of
+// a foreign key (and of a chain of them) share one IV, so the key can be
+// rebuilt on the ciphertexts; a column under the same key that no foreign
+// key links to them has an IV of its own, so the same SSN does not show as
+// the same ciphertext in both (it did: the IV came from the key alone).
+func TestColumnIVsAreLinkedOnlyByForeignKeys(t *testing.T) {
+	f := newFixture(t,
+		`CREATE TABLE patients (ssn TEXT PRIMARY KEY, name TEXT)`,
+		`CREATE TABLE visits (id INTEGER PRIMARY KEY, ssn TEXT REFERENCES patients (ssn))`,
+		`CREATE TABLE bills (id INTEGER PRIMARY KEY, visit_ssn TEXT REFERENCES visits (ssn))`,
+		`CREATE UNIQUE INDEX visits_ssn ON visits (ssn)`,
+		`CREATE TABLE staff (id INTEGER PRIMARY KEY, badge TEXT)`,
+		`INSERT INTO patients VALUES ('123-45-6789', 'Ann')`,
+		`INSERT INTO visits VALUES (1, '123-45-6789')`,
+		`INSERT INTO bills VALUES (1, '123-45-6789')`,
+		`INSERT INTO staff VALUES (1, '123-45-6789')`,
+	)
+	column := func(name string) planColumn { return planColumn{name: name, iv: "column"} }
+	p := f.plan("plan.yaml", planSpec{suite: "aes-256-cbc", tables: []planTable{
+		{name: "patients", columns: []planColumn{column("ssn")}},
+		{name: "visits", columns: []planColumn{column("ssn")}},
+		{name: "bills", columns: []planColumn{column("visit_ssn")}},
+		{name: "staff", columns: []planColumn{column("badge")}},
+	}})
+	f.apply(p, migrate.Options{})
+	db := f.raw()
+	defer db.Close()
+	var linked, patient, staff string
+	if err := db.QueryRow(`SELECT hex(p.ssn), hex(s.badge), (SELECT count(DISTINCT hex(x)) FROM
+		(SELECT ssn AS x FROM patients UNION ALL SELECT ssn FROM visits UNION ALL SELECT visit_ssn FROM bills))
+		FROM patients p, staff s`).Scan(&patient, &staff, &linked); err != nil {
+		t.Fatal(err)
+	}
+	if linked != "1" {
+		t.Errorf("the SSN along the chain of foreign keys has %s different ciphertexts, want 1", linked)
+	}
+	if patient == staff {
+		t.Errorf("patients.ssn and staff.badge, under one key and linked by no foreign key, both hold %s for the same SSN", patient)
+	}
+	if vr := f.verify(p); !vr.OK() {
+		t.Fatalf("verify: %v", vr.Err())
+	}
+}

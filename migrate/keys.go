@@ -12,7 +12,11 @@ import (
 	"io"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // encodeKey turns a row key, as scanned from the database, into text for a
@@ -235,4 +239,54 @@ func parseDigest(s string) (*digest, error) {
 	var d digest
 	d.sum.SetBytes(b)
 	return &d, nil
+}
+
+// ivGroup names the group of column col of table t for its column IV
+// (cipher.ColumnIV): the column itself, or, when it references another
+// through a foreign key, the column at the end of that chain, so both
+// sides of every foreign key share one IV and no other column does.
+// tables are the job's (a referenced table is in the plan, or the planner
+// refused it); a chain leaving them ends at the column it reaches.
+func (e *Engine) ivGroup(tables []*tableJob, t *tableJob, col string) string {
+	model, tn := t.model, t.tn
+	seen := map[string]bool{}
+	for {
+		id := e.columnID(tn, col)
+		if seen[id] || model == nil {
+			return id
+		}
+		seen[id] = true
+		fk, i := referencingKey(model, col)
+		if fk == nil {
+			return id
+		}
+		tn, col, model = fk.RefTable, fk.RefColumns[i], nil
+		ref := e.columnID(tn, "")
+		for _, o := range tables {
+			if e.columnID(o.tn, "") == ref {
+				model = o.model
+			}
+		}
+	}
+}
+
+// columnID is a column's name as ivGroup compares it: the table's schema
+// as colcrypt records it, lower case, since the catalog and the plan may
+// spell a name in different cases.
+func (e *Engine) columnID(tn schema.TableName, col string) string {
+	tn = dialect.ResolveTableName(e.d, tn.String())
+	return strings.ToLower(tn.Schema + "\x00" + tn.Name + "\x00" + col)
+}
+
+// referencingKey finds the foreign key of table m in which col is a
+// referencing column, and col's position in it.
+func referencingKey(m *schema.Table, col string) (*schema.ForeignKey, int) {
+	for _, fk := range m.ForeignKeys {
+		for i, c := range fk.Columns {
+			if strings.EqualFold(c, col) && i < len(fk.RefColumns) {
+				return fk, i
+			}
+		}
+	}
+	return nil, 0
 }

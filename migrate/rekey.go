@@ -248,7 +248,8 @@ func (e *Engine) rekeyTargetOf(ctx context.Context, j *job, t *tableJob, c *colJ
 		if err != nil {
 			return nil, info, exitcode.Input(err)
 		}
-		if iv := cipher.ColumnIV(suite, dek[:suite.KeySize()]); iv != nil {
+		// A column of a foreign key is refused above: its group is its own.
+		if iv := cipher.ColumnIV(suite, dek[:suite.KeySize()], e.columnID(t.tn, c.col.Name)); iv != nil {
 			target.ColumnIV = hex.EncodeToString(iv)
 		}
 	}

@@ -124,6 +124,21 @@ type Codec interface {
 	PlainLenExpr(quotedCol string) string
 }
 
+// FramedCodec is implemented by codecs whose canonical encoding adds bytes
+// of its own to every value (SQLite's storage-class byte). The plan's
+// large-object limit is on the value, so it allows them on top.
+type FramedCodec interface {
+	FrameBytes() int64
+}
+
+// FrameBytes is the bytes c adds to every value; 0 for most codecs.
+func FrameBytes(c Codec) int64 {
+	if f, ok := c.(FramedCodec); ok {
+		return f.FrameBytes()
+	}
+	return 0
+}
+
 // ErrTableNotFound is returned by ReadTable for a missing table.
 var ErrTableNotFound = errors.New("table not found")
 

@@ -775,6 +775,9 @@ func (e *Engine) checkNewDependents(ctx context.Context, tables []*tableJob) err
 			}
 		}
 		for _, dep := range live.Dependents {
+			if dep.Kind == schema.KindExtendedStatistics {
+				continue // dropped with the column, which the plan warns of
+			}
 			if c := touches(dep.Columns); c != "" {
 				return exitcode.Input(fmt.Errorf("%s %s depends on %s.%s, which cut-over would turn into ciphertext: drop it, then run apply again",
 					dep.Kind, dep.Name, t.name, c))

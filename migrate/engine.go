@@ -162,7 +162,10 @@ func contains(list []string, s string) bool {
 
 // jobID identifies the plan's job: the same plan always maps to the same
 // job, and a changed plan to a different one.
-func (e *Engine) jobID() string { return e.plan.Fingerprint()[:20] }
+func (e *Engine) jobID() string { return jobIDOf(e.plan) }
+
+// jobIDOf names the job of plan p in colcrypt's tables.
+func jobIDOf(p *planner.Plan) string { return p.Fingerprint()[:20] }
 
 // tableJob is one planned table with everything the phases need.
 type tableJob struct {

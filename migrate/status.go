@@ -3,12 +3,15 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/colcrypt/colcrypt/dialect"
-
 	"github.com/colcrypt/colcrypt/internal/exitcode"
+	"github.com/colcrypt/colcrypt/planner"
+	"github.com/colcrypt/colcrypt/schema"
 )
 
 // ColumnStatus is one planned column's state, as status prints it.
@@ -22,8 +25,14 @@ type ColumnStatus struct {
 	KeyVersion int    `json:"key_version"`
 	Suite      string `json:"suite"`
 	IV         string `json:"iv,omitempty"`
-	RowsDone   int64  `json:"rows_done"`
-	RowsTotal  int64  `json:"rows_total"`
+	// RowsDone of RowsTotal rows are done, and Percent is their share, for
+	// this plan's job only: in states 2, 4 and 5 the rows its chunks wrote
+	// (from the checkpoints, committed with the rows, so a job stopped at
+	// any instant shows what it wrote), in state 3 every row, in state 1
+	// none. A column another job left encrypted shows 100 percent and no
+	// rows; RowsTotal 0 means not counted.
+	RowsDone  int64 `json:"rows_done"`
+	RowsTotal int64 `json:"rows_total"`
 	// Versions counts the values under each key version (versioned
 	// columns): what a retire would leave unreadable, and how far a rekey is.
 	Versions []VersionCount `json:"versions,omitempty"`
@@ -57,22 +66,34 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkPlanned(ctx, all); err != nil {
+		return nil, err
+	}
 	counts, err := e.keyVersionCounts(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rep := &StatusReport{Columns: []ColumnStatus{}}
+	rows := map[string]int64{} // row counts of tables, counted once
 	for _, tp := range e.plan.Tables {
-		tn := e.tableName(tp.Name).String()
+		tn := e.tableName(tp.Name)
 		for _, cp := range tp.Columns {
-			cs := ColumnStatus{Table: tn, Column: cp.Name, State: StateUnencrypted, Key: cp.Key, Suite: string(cp.Suite), IV: string(cp.IV)}
-			if s := all[stateKey(tn, cp.Name)]; s != nil {
+			cs := ColumnStatus{Table: tn.String(), Column: cp.Name, State: StateUnencrypted, Key: cp.Key, Suite: string(cp.Suite), IV: string(cp.IV)}
+			if s := all[stateKey(tn.String(), cp.Name)]; s != nil {
 				cs.Column = s.Column
-				cs.State, cs.Percent, cs.Key, cs.KeyVersion = s.State, s.Percent, s.KeyName, s.KeyVersion
-				cs.Suite, cs.IV, cs.RowsDone, cs.RowsTotal = s.Suite, s.IVMode, s.RowsDone, s.RowsTotal
+				cs.State, cs.Key, cs.KeyVersion = s.State, s.KeyName, s.KeyVersion
+				cs.Suite, cs.IV = s.Suite, s.IVMode
+				switch {
+				case s.JobID == e.jobID():
+					if cs.RowsDone, cs.RowsTotal, cs.Percent, err = e.progressOf(ctx, tn, s, rows); err != nil {
+						return nil, err
+					}
+				case s.State == StateEncrypted:
+					cs.Percent = 100
+				}
 			}
 			cs.StateDesc = StateDesc(cs.State)
-			cs.Versions = counts[stateKey(tn, cs.Column)]
+			cs.Versions = counts[stateKey(tn.String(), cs.Column)]
 			rep.Columns = append(rep.Columns, cs)
 		}
 	}
@@ -93,6 +114,101 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// checkPlanned refuses a plan naming a table or column the database does
+// not have, as plan and apply do (file:line:column, exit 2): status would
+// show it as unencrypted. A table that this plan's job has recorded a
+// column of is its own and is not read (a cut-over may be swapping it).
+func (e *Engine) checkPlanned(ctx context.Context, all map[string]*columnState) error {
+	var missing []error
+	for _, tp := range e.plan.Tables {
+		tn := e.tableName(tp.Name)
+		if slices.ContainsFunc(tp.Columns, func(cp planner.ColumnPlan) bool {
+			s := all[stateKey(tn.String(), cp.Name)]
+			return s != nil && s.JobID == e.jobID()
+		}) {
+			continue
+		}
+		t, err := e.d.ReadTable(ctx, e.db, tn)
+		switch {
+		case errors.Is(err, dialect.ErrTableNotFound):
+			missing = append(missing, e.plan.Errorf(tp.Line, tp.Col, "table %s does not exist in the database", tp.Name))
+			continue
+		case err != nil:
+			return fmt.Errorf("read catalog of %s: %w", tp.Name, err)
+		}
+		for _, cp := range tp.Columns {
+			if t.Column(cp.Name) == nil {
+				missing = append(missing, e.plan.Errorf(cp.Line, cp.Col, "table %s has no column %s", tp.Name, cp.Name))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return exitcode.Input(errors.Join(missing...))
+	}
+	return nil
+}
+
+// progressOf gives a column's rows done, of how many, and percent, for
+// this plan's job. While rows move (states 2, 4, 5) the rows done are
+// those the checkpoints of the phase record: they commit with the rows, so
+// they are exact at any instant, where the percent the job records every
+// few seconds lags, and is not recorded at all once the job is
+// interrupted. The total is the job's count (or the catalog's estimate),
+// or, before the job recorded one, counted here (rows caches it).
+func (e *Engine) progressOf(ctx context.Context, tn schema.TableName, s *columnState, rows map[string]int64) (done, total int64, pct int, err error) {
+	var phase string
+	switch s.State {
+	case StateEncrypted:
+		return s.RowsTotal, s.RowsTotal, 100, nil
+	case StateUnencrypted, StateNone:
+		return 0, s.RowsTotal, 0, nil
+	case StateEncrypting:
+		phase = phaseCopy
+	case StateKeyChange:
+		phase = phaseRekey
+	case StateDecrypting:
+		phase = phaseDecrypt
+	default:
+		return s.RowsDone, s.RowsTotal, s.Percent, nil
+	}
+	if done, err = e.st.chunkRows(ctx, s.JobID, s.Table, phase); err != nil {
+		return 0, 0, 0, err
+	}
+	total = s.RowsTotal
+	if total == 0 {
+		n, ok := rows[tn.String()]
+		if !ok {
+			err = retry(ctx, e.log, "count rows of "+tn.String(), func(ctx context.Context) error {
+				return e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+e.d.QuoteTable(tn)).Scan(&n)
+			})
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("count rows of %s: %w", tn, err)
+			}
+			rows[tn.String()] = n
+		}
+		total = n
+	}
+	total = max(total, done)
+	pct = 100
+	if total > 0 {
+		pct = int(done * 100 / total)
+	}
+	return done, total, pct, nil
+}
+
+// chunkRows sums the rows of a phase's checkpoints of one table.
+func (s *store) chunkRows(ctx context.Context, jobID, table, phase string) (int64, error) {
+	return retried(ctx, s, "read checkpoints", func(ctx context.Context) (int64, error) {
+		var n int64
+		err := s.db.QueryRowContext(ctx, "SELECT COALESCE(SUM(rows_done), 0) FROM "+s.table(chunkTableName)+" WHERE job_id = "+s.ph(1)+
+			" AND table_name = "+s.ph(2)+" AND phase = "+s.ph(3), jobID, table, phase).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("read checkpoints of %s: %w", table, err)
+		}
+		return n, nil
+	})
 }
 
 // Verify checks every value of the plan's columns: against the plaintext
@@ -193,6 +309,104 @@ func EncryptedColumns(ctx context.Context, d dialect.Dialect, db *sql.DB) (func(
 	return func(table, column string) bool {
 		return done[stateKey(dialect.ResolveTableName(d, table).String(), column)]
 	}, nil
+}
+
+// PlanOptions gives the dry run of plan p what colcrypt's records in the
+// database add to the catalog: the columns other jobs encrypted (the
+// already-encrypted rule), and the plan's own job when it is begun and not
+// finished, with the columns and tables it added, so that plan does not
+// report them as the user's objects in the way of the job (they are the
+// job's, and apply resumes it without planning again).
+func PlanOptions(ctx context.Context, p *planner.Plan, d dialect.Dialect, db *sql.DB) (planner.Options, error) {
+	encrypted, err := EncryptedColumns(ctx, d, db)
+	if err != nil {
+		return planner.Options{}, err
+	}
+	opt := planner.Options{AlreadyEncrypted: encrypted}
+	m, ok := d.(dialect.Mover)
+	if !ok {
+		return opt, nil
+	}
+	st := &store{db: db, d: d, m: m}
+	id := jobIDOf(p)
+	j, err := st.loadJob(ctx, id)
+	if err != nil {
+		return opt, err
+	}
+	list, err := st.columns(ctx)
+	if err != nil {
+		return opt, err
+	}
+	resolve := func(table string) string { return strings.ToLower(dialect.ResolveTableName(d, table).String()) }
+	planned := map[string]bool{}
+	for _, tp := range p.Tables {
+		planned[resolve(tp.Name)] = true
+	}
+	ownCols, ownTables, mine := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	var rekeying []string
+	var rekeyJob string
+	for _, c := range list {
+		table := resolve(c.Table)
+		if !planned[table] {
+			continue
+		}
+		if c.State == StateKeyChange {
+			// A rekey in progress (of whichever job): its new IV column.
+			rekeying, rekeyJob = append(rekeying, c.Table+"."+c.Column), c.JobID
+			if c.Target != nil && c.Target.IVColumn != "" {
+				ownCols[stateKey(table, c.Target.IVColumn)] = true
+			}
+		}
+		if c.JobID != id || j == nil || j.Phase == phaseDone {
+			continue
+		}
+		mine[stateKey(table, c.Column)] = true
+		for _, col := range []string{c.Temp, c.IVColumn, c.Column + restoredColumnSuffix, rowIDColumn} {
+			if col != "" {
+				ownCols[stateKey(table, col)] = true
+			}
+		}
+	}
+	inProgress := &planner.JobInProgress{
+		OwnColumn: func(table, column string) bool { return ownCols[stateKey(resolve(table), column)] },
+		OwnTable:  func(table string) bool { return ownTables[resolve(table)] },
+	}
+	switch {
+	case j != nil && j.Phase != phaseDone:
+		inProgress.ID, inProgress.Kind, inProgress.Phase = j.ID, j.Kind, j.Phase
+		if j.Kind == jobKindRevert {
+			inProgress.Resume = fmt.Sprintf("colcrypt revert %s finishes it", p.Path)
+		} else {
+			inProgress.Resume = fmt.Sprintf("colcrypt apply %s resumes it, colcrypt revert %s undoes it", p.Path, p.Path)
+		}
+		if ok, err := st.exists(ctx, ddlTableName); err != nil {
+			return opt, err
+		} else if ok {
+			for _, tp := range p.Tables {
+				recs, err := st.ddl(ctx, id, dialect.ResolveTableName(d, tp.Name).String())
+				if err != nil {
+					return opt, err
+				}
+				for _, r := range recs {
+					if r.Kind == rebuildRecord {
+						ownTables[resolve(r.Name)] = true
+					}
+				}
+			}
+		}
+		// The job's own columns past its cut-over are encrypted by it,
+		// not before it.
+		opt.AlreadyEncrypted = func(table, column string) bool {
+			return !mine[stateKey(resolve(table), column)] && encrypted(table, column)
+		}
+	case len(rekeying) > 0:
+		inProgress.ID, inProgress.Kind = rekeyJob, jobKindRekey
+		inProgress.Resume = fmt.Sprintf("colcrypt rekey %s --column %s finishes it", p.Path, strings.Join(rekeying, " --column "))
+	default:
+		return opt, nil
+	}
+	opt.Job = inProgress
+	return opt, nil
 }
 
 // RecordProtectionChange appends a keystore protection change (a rewrap:

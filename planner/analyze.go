@@ -28,7 +28,7 @@ func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Op
 	}
 	findings := CheckSchema(p, targets, d, opt)
 	for i := range targets {
-		f, err := replacementConflict(ctx, p, d, db, &targets[i])
+		f, err := replacementConflict(ctx, p, d, db, &targets[i], opt)
 		if err != nil {
 			return nil, err
 		}
@@ -36,7 +36,7 @@ func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Op
 	}
 	rowID := addsRowID(d)
 
-	rep := &Report{Engine: d.Name(), Tables: make([]*TableReport, len(targets))}
+	rep := &Report{Engine: d.Name(), Tables: make([]*TableReport, len(targets)), Job: opt.Job}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, p.Job.Workers))
 	for i := range targets {
@@ -137,7 +137,7 @@ func rebuildPeak(d dialect.Dialect, p *Plan, tr *TableReport) {
 // replacementConflict blocks an offline job on an engine that builds the
 // table's replacement (SQLite) when a table already has the replacement's
 // name: the job would take it for its own, fill it, and drop it.
-func replacementConflict(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, t *Target) ([]Finding, error) {
+func replacementConflict(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, t *Target, opt Options) ([]Finding, error) {
 	r, ok := d.(dialect.Rebuilder)
 	if !ok || p.Job.Online {
 		return nil, nil
@@ -150,6 +150,9 @@ func replacementConflict(ctx context.Context, p *Plan, d dialect.Dialect, db *sq
 		return nil, nil
 	}
 	name := r.RebuildName(t.Table.Name)
+	if opt.Job.ownTable(name.String()) {
+		return nil, nil // the replacement the plan's own job in progress builds
+	}
 	_, err := d.ReadTable(ctx, db, name)
 	switch {
 	case errors.Is(err, dialect.ErrTableNotFound):

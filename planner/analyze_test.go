@@ -190,10 +190,15 @@ func TestAnalyzeCountsNullsAndRowID(t *testing.T) {
 	})
 }
 
+// TestAnalyzeLargeObjects: the limit is on each value's bytes, whatever
+// the engine's encoding adds (SQLite's storage-class byte): a value of
+// exactly the limit passes on every engine, and the message gives the
+// longest value's own length.
 func TestAnalyzeLargeObjects(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *testDB) {
 		e.exec(t, "CREATE TABLE docs (id integer PRIMARY KEY, body text)",
-			"INSERT INTO docs (id, body) SELECT i, CASE WHEN i <= 3 THEN '"+strings.Repeat("x", 200)+"' ELSE 'short' END FROM ("+e.series(10)+") AS s")
+			"INSERT INTO docs (id, body) SELECT i, CASE WHEN i <= 3 THEN '"+strings.Repeat("x", 200)+"' WHEN i <= 5 THEN '"+
+				strings.Repeat("y", 100)+"' ELSE 'short' END FROM ("+e.series(10)+") AS s")
 		r := e.analyze(t, `job:
   large_object_limit: 100
 tables:
@@ -202,7 +207,8 @@ tables:
       - name: body
 `)
 		tr := r.Tables[0]
-		requireFinding(t, tr.Findings, want{SeverityBlocker, RuleLargeObject, "docs.body", "body", "3 rows of docs.body hold values over the large-object limit of 100 bytes"})
+		requireFinding(t, tr.Findings, want{SeverityBlocker, RuleLargeObject, "docs.body", "body",
+			"3 rows of docs.body hold values over the large-object limit of 100 bytes (longest: 200 bytes)"})
 		if tr.Columns[0].LargeObjects != 3 {
 			t.Errorf("large objects %d, want 3", tr.Columns[0].LargeObjects)
 		}

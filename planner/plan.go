@@ -130,6 +130,11 @@ const (
 	// plain server-side rewrite (SPEC §8) while keeping each transaction
 	// and its locks short.
 	DefaultBatchRows = 5000
+	// MaxBatchRows bounds job.batch_rows (and apply's --batch-rows): a
+	// 32-bit row count, which every engine takes as a LIMIT, and far more
+	// than a chunk holds anyway, since chunks are also cut by time
+	// (DefaultChunkTarget).
+	MaxBatchRows = math.MaxInt32
 	// DefaultLargeObjectLimit is the per-value limit of SPEC §1.
 	DefaultLargeObjectLimit int64 = 500 << 20
 	// DefaultChunkTarget keeps each chunk's transaction, and so its locks
@@ -655,8 +660,8 @@ func (d *planDecoder) job(fields map[string]yamlField, j *Job) {
 	}
 	if f, ok := fields["batch_rows"]; ok {
 		if v, ok := d.integer(f.value, "job.batch_rows"); ok {
-			if v < 1 || v > math.MaxInt32 {
-				d.errorf(f.value, "job.batch_rows must be between 1 and %d, got %d", math.MaxInt32, v)
+			if v < 1 || v > MaxBatchRows {
+				d.errorf(f.value, "job.batch_rows must be between 1 and %d, got %d", MaxBatchRows, v)
 			} else {
 				j.BatchRows = int(v)
 			}

@@ -21,6 +21,8 @@ type Report struct {
 	// Groups are the planned tables in foreign-key groups, in the order the
 	// job processes them (see Groups).
 	Groups [][]string `json:"groups"`
+	// Job is the plan's own job when one is under way (Options.Job).
+	Job *JobInProgress `json:"job,omitempty"`
 }
 
 // Totals sum the tables.
@@ -126,6 +128,14 @@ func (r *Report) total() {
 
 // Verdict is the report in one line.
 func (r *Report) Verdict() string {
+	if r.Job != nil {
+		// apply resumes a job from its records and does not plan again.
+		found := "No blockers"
+		if n := r.Blockers(); n > 0 {
+			found = plural(int64(n), "blocker") + " in the tables as they are now"
+		}
+		return fmt.Sprintf("%s; the job of this plan is in progress: %s.", found, r.Job.Resume)
+	}
 	if n := r.Blockers(); n > 0 {
 		them := "them"
 		if n == 1 {
@@ -181,6 +191,9 @@ var severities = []struct {
 func WriteText(w io.Writer, r *Report) error {
 	p := &printer{w: w}
 	p.printf("colcrypt plan: %s, %s\n", r.Engine, plural(int64(len(r.Tables)), "table"))
+	if r.Job != nil {
+		p.printf("\n%s\n", r.Job.Summary())
+	}
 	for _, t := range r.Tables {
 		p.printf("\nTable %s: %s rows\n", t.Name, thousands(t.Rows))
 		p.printf("  bytes now %s, after %s, peak during migration %s\n",
@@ -225,6 +238,9 @@ func WriteText(w io.Writer, r *Report) error {
 func WriteMarkdown(w io.Writer, r *Report) error {
 	p := &printer{w: w}
 	p.printf("# colcrypt plan (%s)\n", r.Engine)
+	if r.Job != nil {
+		p.printf("\n**%s**\n", mdEscape(r.Job.Summary()))
+	}
 	for _, t := range r.Tables {
 		p.printf("\n## %s\n\n", mdEscape(t.Name))
 		p.printf("| rows | bytes now | bytes after | bytes peak | longest row now | after | during | row limit |\n")
@@ -375,4 +391,16 @@ func plural(n int64, noun string) string {
 		return "1 " + noun
 	}
 	return thousands(n) + " " + noun + "s"
+}
+
+// Summary says, in a sentence for the report's head, that the job is
+// under way, how far it got and how to finish it.
+func (j *JobInProgress) Summary() string {
+	phase := j.Phase
+	if phase == "" {
+		phase = "none yet"
+	}
+	return fmt.Sprintf("Job %s of this plan is in progress (%s, last phase completed: %s): %s. "+
+		"The findings describe the tables as the job has left them so far; the columns and tables colcrypt added for it are not counted against the plan.",
+		j.ID, j.Kind, phase, j.Resume)
 }

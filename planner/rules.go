@@ -61,6 +61,9 @@ const (
 	RuleColumnCount      = "column-count"
 	RuleReadOnly         = "read-only"
 	RuleGuarded          = "guarded"
+	RuleSystemVersioned  = "system-versioned"
+	RuleBoundObject      = "bound-object"
+	RuleIndexKey         = "index-key"
 )
 
 const (
@@ -101,6 +104,35 @@ type Options struct {
 	// byte counts are then not filled in, and a table whose declared types
 	// rule out every data blocker is not read at all (TableReport.Measured).
 	BlockersOnly bool
+	// Job is the plan's own unfinished job, from colcrypt's records in the
+	// database; nil when there is none. The columns and tables it made are
+	// not conflicts of the plan, and the report says the job is under way.
+	Job *JobInProgress
+}
+
+// JobInProgress is the plan's own job, begun and not finished: apply (or
+// revert, or rekey) resumes it from its records without planning again.
+type JobInProgress struct {
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`  // encrypt, revert or rekey
+	Phase string `json:"phase"` // the last phase it completed, "" for none
+	// Resume is the command that finishes the job, and what else the user
+	// can do, in a sentence.
+	Resume string `json:"resume"`
+	// OwnColumn reports whether a column of a planned table (named as in
+	// the plan) is one the job added: ciphertext, IV, restore or row-id
+	// columns. OwnTable does the same for tables: the replacement an
+	// offline job builds. Either may be nil.
+	OwnColumn func(table, column string) bool `json:"-"`
+	OwnTable  func(table string) bool         `json:"-"`
+}
+
+func (j *JobInProgress) ownColumn(table, column string) bool {
+	return j != nil && j.OwnColumn != nil && j.OwnColumn(table, column)
+}
+
+func (j *JobInProgress) ownTable(table string) bool {
+	return j != nil && j.OwnTable != nil && j.OwnTable(table)
 }
 
 // CheckSchema applies every rule of SPEC §1 that the plan and the catalog
@@ -134,7 +166,7 @@ func CheckSizing(tr *TableReport, limits dialect.Limits, largeObjectLimit int64)
 		if cr.LargeObjects > 0 {
 			fs = append(fs, Finding{SeverityBlocker, RuleLargeObject, obj, cr.Name, fmt.Sprintf(
 				"%s of %s hold values over the large-object limit of %s bytes (longest: %s bytes): raise job.large_object_limit, or remove %s from the plan",
-				plural(cr.LargeObjects, "row"), obj, thousands(largeObjectLimit), thousands(cr.MaxPlainBytes), cr.Name)})
+				plural(cr.LargeObjects, "row"), obj, thousands(largeObjectLimit), thousands(cr.MaxPlainBytes-frameBytes(cr)), cr.Name)})
 		}
 		if cr.ValueLimitRows > 0 {
 			fs = append(fs, Finding{SeverityBlocker, RuleValueLimit, obj, cr.Name, fmt.Sprintf(
@@ -238,10 +270,122 @@ func (c *checker) table(t *Target) []Finding {
 			name, thousands(declared), thousands(limits.RowBytes))
 	}
 
+	fs = append(fs, c.versioning(t)...)
 	for i := range t.Plan.Columns {
 		fs = append(fs, c.column(t, &t.Plan.Columns[i])...)
+		fs = append(fs, c.boundObjects(t, &t.Plan.Columns[i])...)
+		fs = append(fs, c.indexKeys(t, &t.Plan.Columns[i])...)
 	}
 	return fs
+}
+
+// versioning blocks a table whose engine keeps the past versions of its
+// rows in a history table (SQL Server's system-versioned temporal tables),
+// and that history table: every chunk's update would copy plaintext
+// versions into the history table, out of reach of the cut-over and the
+// purge; the engine applies the column changes there too, where a NOT NULL
+// ciphertext column fails on the old versions; and it refuses to change a
+// history table's columns at all.
+func (c *checker) versioning(t *Target) []Finding {
+	v := t.Table.Versioning
+	if v == nil {
+		return nil
+	}
+	name := t.Plan.Name
+	if schema.SameTable(t.Table.Name, v.History) {
+		return []Finding{{SeverityBlocker, RuleSystemVersioned, name, "", fmt.Sprintf(
+			"%s is the history table of system-versioned %s, whose columns the engine does not let change while versioning is on: run %s first (turn versioning on again after the job only with a history table whose columns match), or remove %s from the plan",
+			name, v.Current, v.Off, name)}}
+	}
+	return []Finding{{SeverityBlocker, RuleSystemVersioned, name, "", fmt.Sprintf(
+		"%s is system-versioned: every row the job updates leaves its plaintext version in history table %s, where neither the cut-over nor the purge reaches, and the column changes would be applied to %s too: run %s before the job and encrypt, move or delete the plaintext in %s yourself, or leave %s's columns out of the plan",
+		name, v.History, v.History, v.Off, v.History, name)}}
+}
+
+// boundObjects blocks a planned column that a stand-alone default or rule
+// is bound to (SQL Server's sp_bindefault, sp_bindrule): the cut-over
+// cannot drop a column while one is bound.
+func (c *checker) boundObjects(t *Target, cp *ColumnPlan) []Finding {
+	col := t.Table.Column(cp.Name)
+	if col == nil {
+		return nil
+	}
+	obj := t.Plan.Name + "." + col.Name
+	var fs []Finding
+	for _, b := range col.Bound {
+		fs = append(fs, Finding{SeverityBlocker, RuleBoundObject, b.Name, col.Name, fmt.Sprintf(
+			"%s %s is bound to %s, and the cut-over cannot drop a column that a %s is bound to: run %s before the job (and bind it again after a revert if it is still wanted), or remove %s from the plan",
+			b.Kind, b.Name, obj, b.Kind, b.Unbind, col.Name)})
+	}
+	return fs
+}
+
+// indexKeys checks that each index on a planned column can be rebuilt on
+// the ciphertext, on an engine that limits index keys (SQL Server): its
+// unbounded ciphertext type (VARBINARY(MAX)) cannot be a key column at
+// all, and a key whose declared size is over the limit fails for every
+// row whose key is longer.
+func (c *checker) indexKeys(t *Target, cp *ColumnPlan) []Finding {
+	limits := c.engine.Limits()
+	tbl := t.Table
+	col := tbl.Column(cp.Name)
+	if limits.IndexKeyBytes <= 0 || col == nil {
+		return nil
+	}
+	if _, err := c.engine.Codec(col); err != nil {
+		return nil // unsupported type: a blocker already
+	}
+	obj := t.Plan.Name + "." + col.Name
+	indexes := tbl.Indexes
+	if tbl.PrimaryKey != nil {
+		indexes = append([]*schema.Index{tbl.PrimaryKey}, indexes...)
+	}
+	unbounded := c.engine.CiphertextType(0)
+	var fs []Finding
+	for _, ix := range indexes {
+		if !ix.HasColumn(col.Name) {
+			continue
+		}
+		name := nameOr(ix.Name, obj)
+		if typ := c.engine.CiphertextType(c.ciphertextMax(col, cp)); typ == unbounded {
+			fs = append(fs, Finding{SeverityBlocker, RuleIndexKey, name, col.Name, fmt.Sprintf(
+				"index %s covers %s, whose ciphertext needs type %s, which the engine cannot use as an index key, so the index could not be rebuilt at cut-over: narrow %s's declared type, drop the index, or remove %s from the plan",
+				name, obj, typ, col.Name, col.Name)})
+			continue
+		}
+		var key int64 // declared key size, ciphertext for planned columns
+		for _, k := range ix.Columns {
+			kc := tbl.Column(k)
+			if kc == nil {
+				continue
+			}
+			if kp := c.planned(tbl.Name, k); kp != nil {
+				key += c.ciphertextMax(kc, kp)
+			} else {
+				key += c.maxPlain(kc)
+			}
+		}
+		limit, kind := limits.IndexKeyBytes, "nonclustered"
+		if ix.Clustered && limits.ClusteredKeyBytes > 0 {
+			limit, kind = limits.ClusteredKeyBytes, "clustered"
+		}
+		if key > limit {
+			fs = append(fs, Finding{SeverityWarning, RuleIndexKey, name, col.Name, fmt.Sprintf(
+				"index %s on %s rebuilt on the ciphertext has a key of up to %s bytes, over the engine's %s-byte limit for a %s index: a row whose key is longer fails to insert or update, and the rebuild at cut-over fails if one exists; narrow the key's declared types, or drop the index",
+				name, obj, thousands(key), thousands(limit), kind)})
+		}
+	}
+	return fs
+}
+
+// ciphertextMax is the declared maximum ciphertext of a planned column,
+// as newTableReport sizes its column; 0 when unbounded.
+func (c *checker) ciphertextMax(col *schema.Column, cp *ColumnPlan) int64 {
+	m := c.maxPlain(col)
+	if m <= 0 {
+		return 0
+	}
+	return int64(cipher.CiphertextLen(cp.Suite, cp.Versioned, int(m)))
 }
 
 // column applies the per-column rules to one planned column.
@@ -276,6 +420,9 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 	}
 
 	iv := tbl.Column(name + ivColumnSuffix)
+	if iv != nil && c.opt.Job.ownColumn(table, iv.Name) {
+		iv = nil // the IV column of the plan's own job in progress
+	}
 	encrypted := col.Encrypted ||
 		(c.opt.AlreadyEncrypted != nil && c.opt.AlreadyEncrypted(table, cp.Name)) ||
 		(c.binary[strings.ToLower(col.Type)] && iv != nil && c.binary[strings.ToLower(iv.Type)])
@@ -306,12 +453,12 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		}
 		other := fk.Table.String() + "." + fk.Columns[i]
 		object := nameOr(fk.Name, other)
-		if why := c.fkMismatch(cp, fk.Table, fk.Columns[i]); why == "" {
+		if why, fix := c.fkMismatch(cp, obj, fk.Table, fk.Columns[i]); why == "" {
 			add(SeverityAction, RuleReferencedByFK, object,
 				"foreign key%s of %s references %s: both columns are encrypted with key %s (iv: column, so equal values stay equal); it is dropped at cut-over and recreated once both are swapped", spaced(fk.Name), other, obj, cp.Key)
 		} else {
 			add(SeverityBlocker, RuleReferencedByFK, object,
-				"foreign key%s of %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", spaced(fk.Name), other, obj, why, other, name)
+				"foreign key%s of %s references %s, but %s: %s, or drop the foreign key", spaced(fk.Name), other, obj, why, fix)
 		}
 	}
 	for _, fk := range tbl.ForeignKeys {
@@ -321,12 +468,12 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		}
 		other := fk.RefTable.String() + "." + fk.RefColumns[i]
 		object := nameOr(fk.Name, obj)
-		if why := c.fkMismatch(cp, fk.RefTable, fk.RefColumns[i]); why == "" {
+		if why, fix := c.fkMismatch(cp, obj, fk.RefTable, fk.RefColumns[i]); why == "" {
 			add(SeverityAction, RuleForeignKey, object,
 				"foreign key%s on %s references %s: both columns are encrypted with key %s (iv: column, so equal values stay equal); it is dropped at cut-over and recreated once both are swapped", spaced(fk.Name), obj, other, cp.Key)
 		} else {
 			add(SeverityBlocker, RuleForeignKey, object,
-				"foreign key%s on %s references %s, but %s: add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both, or drop the foreign key", spaced(fk.Name), obj, other, why, other, name)
+				"foreign key%s on %s references %s, but %s: %s, or drop the foreign key", spaced(fk.Name), obj, other, why, fix)
 		}
 	}
 
@@ -334,20 +481,39 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		if !ix.HasColumn(name) {
 			continue
 		}
+		if schema.ContainsFold(ix.ExprColumns, name) {
+			// Recreated from its definition, the index would apply the
+			// expression or the predicate to ciphertext: a function or an
+			// operator for the plaintext type fails on bytea, and one that
+			// accepts it indexes, or filters, the wrong values (on SQLite
+			// ciphertext <> '' holds for every row).
+			add(SeverityBlocker, RuleIndex, ix.Name,
+				"index %s uses %s %s (%s), which after the cut-over would be computed on ciphertext and fail or index the wrong rows: drop the index before apply and, after it, create what the application needs on the ciphertext column (a plain index on %s, useful for equality with iv: column), or remove %s from the plan",
+				ix.Name, obj, exprPlace(ix), ix.Definition, name, name)
+			continue
+		}
 		kind := "index"
 		if ix.Constraint {
 			kind = "constraint"
 		}
+		// A partial index whose WHERE clause uses no planned column, or
+		// only tests one for NULL, is recreated with it unchanged, and it
+		// holds as before: it selects the same rows, and with iv: column equal plaintexts among them
+		// stay equal ciphertexts, so a unique one stays unique.
+		var where string
+		if ix.Partial {
+			where = ", with its WHERE clause unchanged (it uses no planned column but to test it for NULL, which stays NULL)"
+		}
 		switch {
 		case ix.Unique && deterministic:
 			add(SeverityAction, RuleUnique, ix.Name,
-				"unique %s %s on %s stays in force during the copy, is dropped at cut-over and recreated on the ciphertext column (iv: column keeps equal values equal)", kind, ix.Name, obj)
+				"unique %s %s on %s stays in force during the copy, is dropped at cut-over and recreated on the ciphertext column%s (iv: column keeps equal values equal)", kind, ix.Name, obj, where)
 		case ix.Unique:
 			add(SeverityBlocker, RuleUnique, ix.Name,
 				"field-level IVs cannot keep a unique constraint: unique %s %s covers %s; set iv: column for %s in the plan, or drop the unique %s", kind, ix.Name, obj, name, kind)
 		default:
 			add(SeverityAction, RuleIndex, ix.Name,
-				"index %s on %s is dropped at cut-over and rebuilt on the ciphertext column", ix.Name, obj)
+				"index %s on %s is dropped at cut-over and rebuilt on the ciphertext column%s", ix.Name, obj, where)
 			if deterministic {
 				add(SeverityWarning, RuleIndex, ix.Name,
 					"index %s on %s will serve equality lookups only (by ciphertext): ordering and range queries on %s stop working; move them to the application, or drop the index", ix.Name, obj, name)
@@ -398,6 +564,14 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 		if strings.Contains(strings.ToLower(dep.Kind), "computed") {
 			rule = RuleComputed
 		}
+		if dep.Kind == schema.KindExtendedStatistics {
+			// DROP COLUMN drops it rather than failing, and no step of
+			// the job records or recreates it.
+			add(SeverityWarning, rule, dep.Name,
+				"%s %s covers %s: the cut-over drops it with the plaintext column, and colcrypt recreates it neither after the job nor on revert; create it again after the job if it is still wanted (with iv: column its dependencies and distinct counts still hold on ciphertext), and after a revert: %s",
+				dep.Kind, dep.Name, obj, nameOr(dep.Definition, "(its definition: pg_get_statisticsobjdef)"))
+			continue
+		}
 		if dep.Kind == schema.KindStatistics {
 			add(SeverityBlocker, rule, dep.Name,
 				"%s %s covers %s, and the cut-over cannot drop a column such an object covers: drop it before the job (DROP STATISTICS) and create it again after if it is still wanted, or remove %s from the plan", dep.Kind, dep.Name, obj, name)
@@ -415,26 +589,37 @@ func (c *checker) column(t *Target, cp *ColumnPlan) []Finding {
 }
 
 // fkMismatch says why the column at the other end of a foreign key (table,
-// column) cannot keep the key with cp, or "" when it can: both planned, with
-// the same suite, key and versioning, and both deterministic.
-func (c *checker) fkMismatch(cp *ColumnPlan, table schema.TableName, column string) string {
+// column) cannot keep the key with cp (planned column obj), and what to
+// change in the plan, or "" when it can: both planned, with the same suite,
+// key and versioning, and both deterministic. The fix names the setting
+// that differs: a column already in the plan is not to be added again.
+func (c *checker) fkMismatch(cp *ColumnPlan, obj string, table schema.TableName, column string) (why, fix string) {
 	other := table.String() + "." + column
 	partner := c.planned(table, column)
 	switch {
 	case partner == nil:
-		return other + " is not in the plan"
+		return other + " is not in the plan",
+			fmt.Sprintf("add %s to the plan with the same suite, key and versioned setting as %s and iv: column on both", other, obj)
+	case cp.IV != cipher.IVColumn && partner.IV != cipher.IVColumn:
+		return fmt.Sprintf("%s uses iv: %s and %s iv: %s", obj, cp.IV, other, partner.IV),
+			fmt.Sprintf("set iv: column for both %s and %s in the plan (equal values must encrypt equally on both sides)", obj, other)
 	case cp.IV != cipher.IVColumn:
-		return cp.Name + " uses iv: " + string(cp.IV)
+		return obj + " uses iv: " + string(cp.IV),
+			fmt.Sprintf("set iv: column for %s in the plan, as %s has (equal values must encrypt equally on both sides)", obj, other)
 	case partner.IV != cipher.IVColumn:
-		return other + " uses iv: " + string(partner.IV)
+		return other + " uses iv: " + string(partner.IV),
+			fmt.Sprintf("set iv: column for %s in the plan, as %s has (equal values must encrypt equally on both sides)", other, obj)
 	case cp.Suite != partner.Suite:
-		return fmt.Sprintf("%s uses suite %s and %s suite %s", cp.Name, cp.Suite, other, partner.Suite)
+		return fmt.Sprintf("%s uses suite %s and %s suite %s", obj, cp.Suite, other, partner.Suite),
+			fmt.Sprintf("give %s and %s the same suite in the plan", obj, other)
 	case cp.Key != partner.Key:
-		return fmt.Sprintf("%s uses key %s and %s key %s", cp.Name, cp.Key, other, partner.Key)
+		return fmt.Sprintf("%s uses key %s and %s key %s", obj, cp.Key, other, partner.Key),
+			fmt.Sprintf("give %s and %s the same key in the plan", obj, other)
 	case cp.Versioned != partner.Versioned:
-		return fmt.Sprintf("%s and %s differ in versioned", cp.Name, other)
+		return fmt.Sprintf("%s and %s differ in versioned", obj, other),
+			fmt.Sprintf("give %s and %s the same versioned setting in the plan", obj, other)
 	}
-	return ""
+	return "", ""
 }
 
 // planned returns the plan entry of a column, or nil when the column is not
@@ -554,6 +739,18 @@ func identChar(b byte) bool {
 	return b == '_' || b == '$' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 0x80
 }
 
+// exprPlace says where an index uses its ExprColumns.
+func exprPlace(ix *schema.Index) string {
+	switch {
+	case ix.Expression && ix.Partial:
+		return "in a key expression or its WHERE clause"
+	case ix.Partial:
+		return "in its WHERE clause"
+	default:
+		return "in a key expression"
+	}
+}
+
 // nameOr returns name, or fallback when name is empty (an unnamed constraint).
 func nameOr(name, fallback string) string {
 	if name == "" {
@@ -586,4 +783,13 @@ func baseType(declared string) string {
 		declared = declared[:i]
 	}
 	return strings.ToLower(strings.TrimSpace(declared))
+}
+
+// frameBytes is what the column's codec adds to each value
+// (dialect.FrameBytes), 0 without a codec.
+func frameBytes(cr *ColumnReport) int64 {
+	if cr.Codec == nil {
+		return 0
+	}
+	return dialect.FrameBytes(cr.Codec)
 }

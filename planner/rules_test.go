@@ -3,6 +3,7 @@ package planner
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -404,6 +405,7 @@ func TestForeignKeyRules(t *testing.T) {
 		wantCust     want
 		wantOrders   *want
 		wantNoOrders bool
+		notInMsg     string // text no foreign-key finding may hold
 	}{
 		{
 			name:     "referencing column not in the plan",
@@ -439,6 +441,32 @@ func TestForeignKeyRules(t *testing.T) {
 			wantOrders: &want{SeverityBlocker, RuleForeignKey, "", "customer_ssn", "customer_ssn uses iv: field"},
 		},
 		{
+			// Both sides are planned: the remedy is the IV mode of the side
+			// that has iv: field, not adding a column already in the plan.
+			name:       "field-level IVs on the referencing side, remedy",
+			custCol:    planCol("ssn", ivColumn),
+			ordersCols: []ColumnPlan{planCol("customer_ssn")},
+			wantCust:   want{SeverityBlocker, RuleReferencedByFK, "", "ssn", "set iv: column for dbo.orders.customer_ssn in the plan"},
+			wantOrders: &want{SeverityBlocker, RuleForeignKey, "", "customer_ssn", "set iv: column for dbo.orders.customer_ssn in the plan"},
+			notInMsg:   "to the plan",
+		},
+		{
+			name:       "field-level IVs on both sides, remedy",
+			custCol:    planCol("ssn"),
+			ordersCols: []ColumnPlan{planCol("customer_ssn")},
+			wantCust:   want{SeverityBlocker, RuleReferencedByFK, "", "ssn", "set iv: column for both dbo.customers.ssn and dbo.orders.customer_ssn"},
+			wantOrders: &want{SeverityBlocker, RuleForeignKey, "", "customer_ssn", "set iv: column for both dbo.orders.customer_ssn and dbo.customers.ssn"},
+			notInMsg:   "to the plan",
+		},
+		{
+			name:       "different keys, remedy",
+			custCol:    planCol("ssn", ivColumn),
+			ordersCols: []ColumnPlan{planCol("customer_ssn", ivColumn, withKey("other"))},
+			wantCust:   want{SeverityBlocker, RuleReferencedByFK, "", "ssn", "give dbo.customers.ssn and dbo.orders.customer_ssn the same key"},
+			wantOrders: &want{SeverityBlocker, RuleForeignKey, "", "customer_ssn", "give dbo.orders.customer_ssn and dbo.customers.ssn the same key"},
+			notInMsg:   "to the plan",
+		},
+		{
 			name:       "foreign key side: referenced column not in the plan",
 			custCol:    planCol("email"),
 			ordersCols: []ColumnPlan{planCol("customer_ssn", ivColumn)},
@@ -459,6 +487,15 @@ func TestForeignKeyRules(t *testing.T) {
 			}
 			if tc.wantOrders != nil {
 				requireFinding(t, fs[1], *tc.wantOrders)
+			}
+			if tc.notInMsg != "" {
+				for _, tfs := range fs {
+					for _, f := range tfs {
+						if (f.Rule == RuleForeignKey || f.Rule == RuleReferencedByFK) && strings.Contains(f.Message, tc.notInMsg) {
+							t.Errorf("%s finding says %q: %s", f.Rule, tc.notInMsg, f.Message)
+						}
+					}
+				}
 			}
 		})
 	}
@@ -598,4 +635,196 @@ func TestMentions(t *testing.T) {
 			t.Errorf("mentions(%q, %q) = %v, want %v", tc.text, tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestIndexExpressionRules: an index recreated from its definition
+// evaluates its key expressions and its WHERE clause on whatever the
+// columns hold: when they use a planned column, on ciphertext. Such an
+// index is a blocker naming it; a partial index whose WHERE clause uses
+// no planned column is rebuilt like any other, its clause unchanged.
+func TestIndexExpressionRules(t *testing.T) {
+	d := sqlServer(t)
+	lower := &schema.Index{Name: "ix_lower", Columns: []string{"email"}, Expression: true, ExprColumns: []string{"email"},
+		Definition: "CREATE INDEX ix_lower ON customers (lower(email))"}
+	nonEmpty := &schema.Index{Name: "ux_email", Columns: []string{"email"}, Unique: true, Partial: true, ExprColumns: []string{"email"},
+		Definition: "CREATE UNIQUE INDEX ux_email ON customers (email) WHERE email <> ''"}
+	active := &schema.Index{Name: "ux_active_email", Columns: []string{"email", "active"}, Unique: true, Partial: true, ExprColumns: []string{"active"},
+		Definition: "CREATE UNIQUE INDEX ux_active_email ON customers (email) WHERE active = 1"}
+	activeIx := &schema.Index{Name: "ix_active_email", Columns: []string{"email", "active"}, Partial: true, ExprColumns: []string{"active"}}
+	mixed := &schema.Index{Name: "ix_mixed", Columns: []string{"ssn", "email"}, Expression: true, ExprColumns: []string{"email"}}
+	both := &schema.Index{Name: "ix_both", Columns: []string{"email", "ssn"}, Expression: true, Partial: true, ExprColumns: []string{"email", "ssn"}}
+	tests := []struct {
+		name string
+		ix   *schema.Index
+		col  ColumnPlan
+		want []want
+		none []Severity // severities no finding on the index may have
+	}{
+		{
+			name: "expression key on the column",
+			ix:   lower, col: planCol("email", ivColumn),
+			want: []want{{SeverityBlocker, RuleIndex, "ix_lower", "email", "index ix_lower uses dbo.customers.email in a key expression (CREATE INDEX ix_lower ON customers (lower(email)))"}},
+			none: []Severity{SeverityAction, SeverityWarning},
+		},
+		{
+			name: "the message says what to do",
+			ix:   lower, col: planCol("email"),
+			want: []want{{SeverityBlocker, RuleIndex, "ix_lower", "email", "drop the index before apply and, after it, create what the application needs on the ciphertext column"}},
+		},
+		{
+			name: "WHERE clause on the column, which is also the key",
+			ix:   nonEmpty, col: planCol("email", ivColumn),
+			want: []want{{SeverityBlocker, RuleIndex, "ux_email", "email", "uses dbo.customers.email in its WHERE clause"}},
+			none: []Severity{SeverityAction},
+		},
+		{
+			name: "WHERE clause on another column, unique, iv: column",
+			ix:   active, col: planCol("email", ivColumn),
+			want: []want{{SeverityAction, RuleUnique, "ux_active_email", "email", "recreated on the ciphertext column, with its WHERE clause unchanged"}},
+			none: []Severity{SeverityBlocker},
+		},
+		{
+			name: "WHERE clause on another column, unique, iv: field",
+			ix:   active, col: planCol("email"),
+			want: []want{{SeverityBlocker, RuleUnique, "ux_active_email", "email", "field-level IVs cannot keep a unique constraint"}},
+		},
+		{
+			name: "WHERE clause on another column, not unique",
+			ix:   activeIx, col: planCol("email", ivColumn),
+			want: []want{
+				{SeverityAction, RuleIndex, "ix_active_email", "email", "rebuilt on the ciphertext column, with its WHERE clause unchanged"},
+				{SeverityWarning, RuleIndex, "ix_active_email", "email", "equality lookups only"},
+			},
+			none: []Severity{SeverityBlocker},
+		},
+		{
+			name: "the column the WHERE clause uses",
+			ix:   active, col: planCol("active", ivColumn),
+			want: []want{{SeverityBlocker, RuleIndex, "ux_active_email", "active", "uses dbo.customers.active in its WHERE clause"}},
+			none: []Severity{SeverityAction},
+		},
+		{
+			name: "a plain key column of an index with an expression on another",
+			ix:   mixed, col: planCol("ssn", ivColumn),
+			want: []want{{SeverityAction, RuleIndex, "ix_mixed", "ssn", "rebuilt"}},
+			none: []Severity{SeverityBlocker},
+		},
+		{
+			name: "expression and WHERE clause",
+			ix:   both, col: planCol("ssn"),
+			want: []want{{SeverityBlocker, RuleIndex, "ix_both", "ssn", "in a key expression or its WHERE clause"}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl := customers()
+			tbl.Columns = append(tbl.Columns, mssqlCol("active", "int"))
+			ix := *tc.ix
+			tbl.Indexes = []*schema.Index{&ix}
+			fs := check(t, d, nil, Options{}, fixture{tbl, []ColumnPlan{tc.col}})[0]
+			for _, w := range tc.want {
+				requireFinding(t, fs, w)
+			}
+			for _, f := range fs {
+				for _, sev := range tc.none {
+					if f.Object == ix.Name && f.Severity == sev {
+						t.Errorf("unexpected %s on %s: %s", sev, ix.Name, f.Message)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestExtendedStatisticsRule: PostgreSQL drops an extended statistics
+// object with a column it covers, where SQL Server refuses to drop the
+// column: a warning that gives the definition to create it again, not a
+// blocker and not an action (revert does not bring it back).
+func TestExtendedStatisticsRule(t *testing.T) {
+	tbl := customers()
+	tbl.Dependents = []*schema.Dependent{{Kind: schema.KindExtendedStatistics, Name: "customers_st", Columns: []string{"ssn", "email"},
+		Definition: "CREATE STATISTICS public.customers_st (dependencies) ON ssn, email FROM customers"}}
+	fs := check(t, sqlServer(t), nil, Options{}, fixture{tbl, []ColumnPlan{planCol("ssn")}})[0]
+	requireFinding(t, fs, want{SeverityWarning, RuleDependent, "customers_st", "ssn",
+		"the cut-over drops it with the plaintext column, and colcrypt recreates it neither after the job nor on revert"})
+	requireFinding(t, fs, want{SeverityWarning, RuleDependent, "customers_st", "ssn", "CREATE STATISTICS public.customers_st (dependencies) ON ssn, email FROM customers"})
+	for _, f := range fs {
+		if f.Object == "customers_st" && f.Severity != SeverityWarning {
+			t.Errorf("unexpected %s: %s", f.Severity, f.Message)
+		}
+	}
+}
+
+// blockersOn lists the objects of a report's blockers for one column.
+func blockersOn(r *Report, column string) []string {
+	var out []string
+	for _, tr := range r.Tables {
+		for _, f := range tr.Findings {
+			if f.Severity == SeverityBlocker && f.Column == column {
+				out = append(out, f.Object)
+			}
+		}
+	}
+	return out
+}
+
+// TestAnalyzeIndexOnExpressionOrPredicate runs the index rules on the
+// catalogs of real engines: the audit's indexes that failed apply
+// (PostgreSQL: lower(bytea) does not exist, bytea <> text; SQLite: the
+// cut-over's UNIQUE constraint failed, as every empty string encrypts
+// alike and passes the WHERE clause) are blockers naming them, and a
+// unique partial index whose WHERE clause uses another column is rebuilt.
+func TestAnalyzeIndexOnExpressionOrPredicate(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *testDB) {
+		e.exec(t, "CREATE TABLE pu (id int PRIMARY KEY, email varchar(64), active int)",
+			"INSERT INTO pu (id, email, active) VALUES (1, 'a@x', 1), (2, '', 0), (3, '', 0), (4, NULL, 0)",
+			"CREATE UNIQUE INDEX pu_email ON pu (email) WHERE email <> ''",
+			"CREATE INDEX ei_lower ON pu (lower(email))",
+			"CREATE UNIQUE INDEX pu_active ON pu (email) WHERE active = 1")
+		r := e.analyze(t, `tables:
+  - name: pu
+    columns:
+      - name: email
+        iv: column
+`)
+		got := blockersOn(r, "email")
+		sort.Strings(got)
+		if !reflect.DeepEqual(got, []string{"ei_lower", "pu_email"}) {
+			t.Errorf("blockers on email: %v, want ei_lower and pu_email:\n%s", got, dump(r.Tables[0].Findings))
+		}
+		requireFinding(t, r.Tables[0].Findings, want{SeverityAction, RuleUnique, "pu_active", "email", "WHERE clause unchanged"})
+	})
+}
+
+// TestAnalyzePostgresDependents runs the dependent rules on PostgreSQL's
+// catalog with the objects an audit found apply breaking on: a rule using
+// the column (the cut-over's DROP COLUMN failed), and views of the whole
+// row (they showed ciphertext and the IV column after it); and a view that
+// reads the table without using the column, which must not block. An
+// extended statistics object, which the cut-over drops, is a warning.
+func TestAnalyzePostgresDependents(t *testing.T) {
+	e := openPostgres(t)
+	e.exec(t, "CREATE SCHEMA aud", "CREATE TABLE aud.log (tbl text, col text, val text)",
+		"CREATE TABLE tr4 (id int PRIMARY KEY, card text, a int, b int)",
+		"INSERT INTO tr4 VALUES (1, '4111', 1, 1), (2, NULL, 2, 2)",
+		"CREATE RULE tr4_rule AS ON INSERT TO tr4 DO ALSO INSERT INTO aud.log VALUES ('tr4', 'card', NEW.card)",
+		"CREATE VIEW tr4_api AS SELECT id, row_to_json(c) AS doc FROM tr4 c",
+		"CREATE VIEW tr4_rows AS SELECT t FROM tr4 t",
+		"CREATE VIEW tr4_count AS SELECT count(*) FROM tr4",
+		"CREATE VIEW tr4_ids AS SELECT id, a FROM tr4",
+		"CREATE STATISTICS tr4_st (dependencies) ON a, b FROM tr4")
+	r := e.analyze(t, `tables:
+  - name: tr4
+    columns:
+      - name: card
+      - name: b
+`)
+	if got := blockersOn(r, "card"); !reflect.DeepEqual(got, []string{"tr4_rule on tr4", "tr4_api", "tr4_rows"}) {
+		t.Errorf("blockers on card: %v, want the rule and the two whole-row views:\n%s", got, dump(r.Tables[0].Findings))
+	}
+	if got := blockersOn(r, "b"); !reflect.DeepEqual(got, []string{"tr4_api", "tr4_rows"}) {
+		t.Errorf("blockers on b: %v, want the two whole-row views:\n%s", got, dump(r.Tables[0].Findings))
+	}
+	requireFinding(t, r.Tables[0].Findings, want{SeverityBlocker, RuleDependent, "tr4_rule on tr4", "card", "rule tr4_rule on tr4 depends on tr4.card"})
+	requireFinding(t, r.Tables[0].Findings, want{SeverityWarning, RuleDependent, "tr4_st", "b", "CREATE STATISTICS public.tr4_st (dependencies) ON a, b FROM tr4"})
 }

@@ -119,7 +119,18 @@ func underLimits(limits dialect.Limits, tr *TableReport, largeObjectLimit int64)
 // largest value.
 func overLimits(limits dialect.Limits, cr *ColumnReport, largeObjectLimit, plainBytes int64) bool {
 	ct := int64(cipher.CiphertextLen(cr.Plan.Suite, cr.Plan.Versioned, int(plainBytes)))
-	return (largeObjectLimit > 0 && plainBytes > largeObjectLimit) || (limits.ValueBytes > 0 && ct > limits.ValueBytes)
+	return (largeObjectLimit > 0 && plainBytes > objectLimit(cr.Codec, largeObjectLimit)) || (limits.ValueBytes > 0 && ct > limits.ValueBytes)
+}
+
+// objectLimit is the large-object limit on a canonical encoding of the
+// codec: the limit is on the value, and the codec's own bytes come on top
+// (SQLite's tag: a 100-byte BLOB under a limit of 100 bytes was refused
+// as 101 bytes long). 0 stays no limit.
+func objectLimit(c dialect.Codec, largeObjectLimit int64) int64 {
+	if largeObjectLimit <= 0 {
+		return largeObjectLimit
+	}
+	return largeObjectLimit + dialect.FrameBytes(c)
 }
 
 // scanInts runs a query of one row of n integer columns.
@@ -170,9 +181,11 @@ const (
 // sizingQuery builds the one aggregate query that measures a table. The
 // inner query turns each row into lengths (the whole row's stored bytes,
 // and per planned column its stored bytes and the length of its canonical
-// plaintext, NULL for a NULL value); the outer one aggregates them:
+// plaintext, NULL for a NULL value; and where an engine's row limit does
+// not count every stored byte (dialect.InRowSizer), the row's and each
+// planned column's bytes in the row); the outer one aggregates them:
 //
-//	rows, SUM(row), MAX(row), MAX(row after), MAX(row during), rows over the row limit,
+//	rows, SUM(row), MAX(row in-row), MAX(row after), MAX(row during), rows over the row limit,
 //	then per planned column: non-NULL values, SUM(stored), SUM(ciphertext), MAX(plaintext),
 //	values over the large-object limit, ciphertexts over the engine's value limit.
 //
@@ -184,51 +197,76 @@ const (
 func sizingQuery(d dialect.Dialect, tr *TableReport, addsRowID bool, largeObjectLimit int64, blockersOnly bool) string {
 	limits := d.Limits()
 	const (
-		rowAlias = "colcrypt_row_bytes"
-		subAlias = "colcrypt_sizing"
+		rowAlias      = "colcrypt_row_bytes"
+		rowInRowAlias = "colcrypt_row_in_row"
+		subAlias      = "colcrypt_sizing"
 	)
-	stored := func(q string, col *schema.Column) string {
+	// The row limit counts a value's bytes in the row (inRow), which on
+	// SQL Server are a pointer for a long MAX or LOB value: one 10 KB
+	// nvarchar(max) value does not make its row too long. The byte totals
+	// count every stored byte.
+	inRow := func(declared, lenExpr string) string { return lenExpr }
+	if s, ok := d.(dialect.InRowSizer); ok {
+		inRow = s.InRowLenExpr
+	}
+	length := func(q string, col *schema.Column, in bool) string {
 		if blockersOnly && limits.RowBytes <= 0 {
 			return "0"
 		}
-		return fmt.Sprintf("CASE WHEN %s IS NULL THEN 0 ELSE CAST(%s AS BIGINT) END", q, d.StoredLenExpr(col, q))
+		n := d.StoredLenExpr(col, q)
+		if in {
+			n = inRow(col.Declared, n)
+		}
+		return fmt.Sprintf("CASE WHEN %s IS NULL THEN 0 ELSE CAST(%s AS BIGINT) END", q, n)
+	}
+	// withInRow adds expr to inner as alias, and the in-row length as
+	// inAlias when it differs; it returns the alias of the in-row length.
+	var inner []string
+	withInRow := func(expr, inExpr, alias, inAlias string) string {
+		inner = append(inner, expr+" AS "+alias)
+		if inExpr == expr {
+			return alias
+		}
+		inner = append(inner, inExpr+" AS "+inAlias)
+		return inAlias
 	}
 
-	var row []string
+	var row, rowIn []string
 	for _, col := range tr.Table.Columns {
-		row = append(row, stored(d.Quote(col.Name), col))
+		row = append(row, length(d.Quote(col.Name), col, false))
+		rowIn = append(rowIn, length(d.Quote(col.Name), col, true))
 	}
-	inner := []string{addAll(row) + " AS " + rowAlias}
-	var after, during []string // per-row deltas
+	rowInAlias := withInRow(addAll(row), addAll(rowIn), rowAlias, rowInRowAlias)
+	var after, during []string // per-row deltas of the in-row length
 	var aggs []string
 	for i, cr := range tr.Columns {
 		q := d.Quote(cr.Column.Name)
 		s, l := fmt.Sprintf("colcrypt_s%d", i), fmt.Sprintf("colcrypt_l%d", i)
-		inner = append(inner, stored(q, cr.Column)+" AS "+s)
+		sIn := withInRow(length(q, cr.Column, false), length(q, cr.Column, true), s, fmt.Sprintf("colcrypt_r%d", i))
 		if cr.Codec == nil {
 			// Unsupported type (a blocker): count it, measure nothing after.
 			inner = append(inner, fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE 0 END AS %s", q, l))
 			aggs = append(aggs, "COUNT("+l+")", sum(s), "0", "0", "0", "0")
-			after = append(after, "(0 - "+s+")")
+			after = append(after, "(0 - "+sIn+")")
 			continue
 		}
 		inner = append(inner, fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE CAST(%s AS BIGINT) END AS %s", q, cr.Codec.PlainLenExpr(q), l))
 		suite := cr.Plan.Suite
 		fixed, block := cipher.Shape(suite, cr.Plan.Versioned)
 		ct := fmt.Sprintf("(%d + (%s / %d + 1) * %d)", fixed, l, block, block)
-		grown := fmt.Sprintf("COALESCE(%s + %d, 0)", ct, cipher.IVLen(suite, cr.Plan.IV))
-		after = append(after, "("+grown+" - "+s+")")
+		grown := fmt.Sprintf("COALESCE(%s + %d, 0)", inRow(cr.CiphertextType, ct), cipher.IVLen(suite, cr.Plan.IV))
+		after = append(after, "("+grown+" - "+sIn+")")
 		during = append(during, grown)
 		aggs = append(aggs, "COUNT("+l+")", sum(s), sum(ct), "MAX("+l+")",
-			countIf(l, largeObjectLimit), countIf(ct, limits.ValueBytes))
+			countIf(l, objectLimit(cr.Codec, largeObjectLimit)), countIf(ct, limits.ValueBytes))
 	}
 	if tr.Key == nil && addsRowID {
 		during = append(during, strconv.Itoa(rowIDBytes))
 	}
-	rowAfter := addAll(append([]string{rowAlias}, after...))
-	rowDuring := addAll(append([]string{rowAlias}, during...))
+	rowAfter := addAll(append([]string{rowInAlias}, after...))
+	rowDuring := addAll(append([]string{rowInAlias}, during...))
 
-	outer := []string{"COUNT(*)", sum(rowAlias), "MAX(" + rowAlias + ")",
+	outer := []string{"COUNT(*)", sum(rowAlias), "MAX(" + rowInAlias + ")",
 		"MAX(" + rowAfter + ")", "MAX(" + rowDuring + ")", countIf(rowDuring, limits.RowBytes)}
 	outer = append(outer, aggs...)
 

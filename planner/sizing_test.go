@@ -3,12 +3,16 @@ package planner
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/antlr4-go/antlr/v4"
 	tsqlparser "github.com/bytebase/tsql-parser"
+	sqlitedrv "modernc.org/sqlite"
 
 	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/schema"
@@ -25,11 +29,11 @@ import (
 //     text), which pads to the same 56 bytes of 3DES as 50 would
 //     (51/8+1 = 7 blocks). Every figure of the example comes out exactly.
 //   - PostgreSQL: a text of 50 ASCII characters is 50 bytes of plaintext
-//     (its ::text form), but the table pays 51 bytes for it (pg_column_size
-//     counts the 1-byte varlena header): 510,000 bytes now, and the
-//     example's 560,000 + 80,000 after.
+//     (its ::text form) and 50 bytes of value (octet_length; the 1-byte
+//     varlena header is not counted, as bytea's is not after): every
+//     figure of the example comes out exactly.
 func TestWorkedExample(t *testing.T) {
-	wantNow := map[string]int64{"sqlite": 500_000, "postgres": 510_000}
+	wantNow := map[string]int64{"sqlite": 500_000, "postgres": 500_000}
 	forEachEngine(t, func(t *testing.T, e *testDB) {
 		fifty := map[string]string{
 			"sqlite":   "printf('%050d', i)",
@@ -400,4 +404,123 @@ type syntaxErrors struct {
 
 func (l *syntaxErrors) SyntaxError(_ antlr.Recognizer, _ any, line, column int, msg string, _ antlr.RecognitionException) {
 	l.errs = append(l.errs, fmt.Sprintf("line %d:%d: %s", line, column, msg))
+}
+
+// TestSQLServerRowLimitCountsInRowBytes runs the SQL Server sizing query
+// on rows shaped as SQL Server stores them, on SQLite (no SQL Server runs
+// here): the query's T-SQL-only spellings are rewritten (VARBINARY(MAX)
+// to BLOB, [dbo]. dropped) and DATALENGTH is a function giving a blob's or
+// text's byte length, which every fixture value is stored as. A MAX value
+// over 8000 bytes lives off-row behind a 24-byte pointer, so it neither
+// blocks its row nor counts in full in the longest row; its bytes still
+// count in the table's bytes now. Fixed-size columns and a short
+// ciphertext still count in full, and such rows still block.
+func TestSQLServerRowLimitCountsInRowBytes(t *testing.T) {
+	d := sqlServer(t)
+	db := sqlServerRowsOnSQLite(t)
+	id := func() *schema.Column { c := mssqlCol("id", "int"); c.Nullable = false; return c }
+	ct := func(n int) int64 { return int64(cipher.CiphertextLen(DefaultSuite, true, n)) }
+	tests := []struct {
+		name    string
+		table   *schema.Table
+		ddl     string
+		insert  string
+		planned []string
+		// longest row now, during; rows over 8060 during; bytes now
+		now, during, offending, bytesNow int64
+	}{{
+		name:  "20,000-byte nvarchar(max) value, small planned column",
+		table: &schema.Table{Name: schema.TableName{Schema: "dbo", Name: "docs"}, Columns: []*schema.Column{id(), mssqlCol("ssn", "char(11)"), mssqlCol("body", "nvarchar(max)")}},
+		ddl:   "CREATE TABLE docs (id, ssn, body)",
+		// DATALENGTH of a 10,000-character nvarchar(max) value is 20,000.
+		insert:  "INSERT INTO docs VALUES (x'00000001', '123-45-6789', zeroblob(20000)), (x'00000002', '987-65-4321', zeroblob(100))",
+		planned: []string{"ssn"},
+		now:     4 + 11 + 100, during: 4 + 11 + 100 + ct(11), offending: 0,
+		bytesNow: 2*(4+11) + 20_000 + 100,
+	}, {
+		name:    "the nvarchar(max) column planned: its VARBINARY(MAX) ciphertext is off-row too",
+		table:   &schema.Table{Name: schema.TableName{Schema: "dbo", Name: "docs"}, Columns: []*schema.Column{id(), mssqlCol("ssn", "char(11)"), mssqlCol("body", "nvarchar(max)")}},
+		planned: []string{"ssn", "body"},
+		now:     4 + 11 + 100, during: 4 + 11 + 100 + ct(11) + ct(100), offending: 0,
+		bytesNow: 2*(4+11) + 20_000 + 100,
+	}, {
+		name:  "fixed columns and ciphertext over 8060 in-row",
+		table: &schema.Table{Name: schema.TableName{Schema: "dbo", Name: "wide"}, Columns: []*schema.Column{id(), mssqlCol("pad", "char(8000)"), mssqlCol("ssn", "char(40)"), mssqlCol("body", "nvarchar(max)")}},
+		ddl:   "CREATE TABLE wide (id, pad, ssn, body)",
+		insert: "INSERT INTO wide VALUES (x'00000001', zeroblob(8000), zeroblob(40), zeroblob(30000))," +
+			" (x'00000002', zeroblob(8000), zeroblob(40), NULL), (x'00000003', zeroblob(8000), NULL, NULL)",
+		planned: []string{"ssn"},
+		now:     4 + 8000 + 40 + 24, during: 4 + 8000 + 40 + 24 + ct(40), offending: 2,
+		bytesNow: 3*(4+8000) + 2*40 + 30_000,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.ddl != "" {
+				if _, err := db.Exec(tc.ddl); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.Exec(tc.insert); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var cols []ColumnPlan
+			for _, name := range tc.planned {
+				cols = append(cols, planCol(name))
+			}
+			tc.table.PrimaryKey = &schema.Index{Name: "pk", Columns: []string{"id"}, Unique: true, Primary: true, Constraint: true}
+			p, targets := targetsOf(fixture{tc.table, cols})
+			tr := newTableReport(&targets[0], d)
+			q := sizingQuery(d, tr, true, p.Job.LargeObjectLimit, false)
+			if errs := tsqlErrors(q); len(errs) > 0 {
+				t.Fatalf("sizing query is not valid T-SQL:\n%s\n%s", q, strings.Join(errs, "\n"))
+			}
+			q = strings.ReplaceAll(strings.ReplaceAll(q, "VARBINARY(MAX)", "BLOB"), "[dbo].", "")
+			vals, err := scanInts(context.Background(), db, q, tableFields+columnFields*len(tr.Columns))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, q)
+			}
+			tr.BytesNow, tr.MaxRowBytesNow, tr.MaxRowBytesDuring, tr.OffendingRows = vals[1].Int64, vals[2].Int64, vals[4].Int64, vals[5].Int64
+			if got, want := [4]int64{tr.MaxRowBytesNow, tr.MaxRowBytesDuring, tr.OffendingRows, tr.BytesNow},
+				[4]int64{tc.now, tc.during, tc.offending, tc.bytesNow}; got != want {
+				t.Errorf("longest row now, during, rows over 8060, bytes now = %v, want %v", got, want)
+			}
+			fs := CheckSizing(tr, d.Limits(), p.Job.LargeObjectLimit)
+			if tc.offending == 0 {
+				requireNoRule(t, fs, RuleRowSize)
+			} else {
+				requireFinding(t, fs, want{SeverityBlocker, RuleRowSize, tr.Name, "", fmt.Sprintf("%d rows of %s would exceed", tc.offending, tr.Name)})
+			}
+		})
+	}
+}
+
+var registerDataLength sync.Once
+
+// sqlServerRowsOnSQLite opens an SQLite database with DATALENGTH, the byte
+// length of a blob or text, as SQL Server's DATALENGTH is of its values.
+func sqlServerRowsOnSQLite(t *testing.T) *sql.DB {
+	t.Helper()
+	registerDataLength.Do(func() {
+		err := sqlitedrv.RegisterDeterministicScalarFunction("datalength", 1, func(_ *sqlitedrv.FunctionContext, args []driver.Value) (driver.Value, error) {
+			switch v := args[0].(type) {
+			case nil:
+				return nil, nil
+			case []byte:
+				return int64(len(v)), nil
+			case string:
+				return int64(len(v)), nil
+			}
+			return nil, fmt.Errorf("DATALENGTH of %T: the fixture stores blobs and text only", args[0])
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -61,6 +61,11 @@ type Table struct {
 	// Empty where the engine binds such objects by name (SQLite).
 	Unmovable []string
 
+	// Versioning is set when the engine keeps the past versions of the
+	// table's rows in another table (SQL Server's system-versioned
+	// temporal tables), on both of the two tables; nil elsewhere.
+	Versioning *Versioning
+
 	// RowCount is the catalog's estimate, 0 where the engine keeps none
 	// (SQLite); sizing counts exactly.
 	RowCount int64
@@ -99,6 +104,32 @@ type Column struct {
 	// Encrypted is true when the engine itself marks the column encrypted
 	// (SQL Server Always Encrypted: sys.columns.encryption_type).
 	Encrypted bool
+
+	// Bound lists the stand-alone objects bound to the column rather than
+	// declared with it (SQL Server's CREATE DEFAULT and CREATE RULE objects
+	// bound with sp_bindefault and sp_bindrule): the column cannot be
+	// dropped while one is bound.
+	Bound []Binding
+}
+
+// Binding is a stand-alone object bound to a column.
+type Binding struct {
+	Kind string // "default", "rule"
+	Name string // schema-qualified
+	// Unbind is the statement that unbinds it from the column.
+	Unbind string
+}
+
+// Versioning links a system-versioned table and the history table that
+// holds the past versions of its rows. The engine copies every version a
+// statement replaces into History, and applies column changes of Current
+// to History too.
+type Versioning struct {
+	Current TableName
+	History TableName
+	// Off is the statement that stops the versioning, after which both are
+	// plain tables.
+	Off string
 }
 
 // Index is an index or a key constraint (primary key, unique constraint).
@@ -115,6 +146,15 @@ type Index struct {
 	// reference. Neither can identify rows for batching.
 	Partial    bool
 	Expression bool
+	// ExprColumns are the columns of Columns that an expression key or the
+	// WHERE clause uses, where the catalog reader can tell (PostgreSQL,
+	// SQLite; SQL Server reports a filter's columns as a Dependent). An
+	// index recreated from Definition evaluates them on whatever the
+	// column holds then: encrypted, on ciphertext.
+	ExprColumns []string
+	// Clustered is true for the index that orders the table's rows (SQL
+	// Server's clustered index), whose key the engine may limit more.
+	Clustered bool
 	// Definition is the DDL that recreates it, as the engine reports it
 	// (pg_get_indexdef / pg_get_constraintdef, sqlite_master.sql, or built
 	// from the SQL Server catalog).
@@ -156,12 +196,20 @@ type Dependent struct {
 	Kind    string // "view", "computed column", "materialized view", "schema-bound function", KindStatistics, ...
 	Name    string
 	Columns []string
+	// Definition is the DDL that creates it again, where the reader keeps
+	// it (KindExtendedStatistics); empty elsewhere.
+	Definition string
 }
 
 // KindStatistics is the Dependent kind of a statistics object created by
 // hand (SQL Server's CREATE STATISTICS), which stops its columns from
 // being dropped.
 const KindStatistics = "statistics object"
+
+// KindExtendedStatistics is the Dependent kind of PostgreSQL's extended
+// statistics (CREATE STATISTICS), which dropping one of its columns drops
+// with it rather than being stopped by it.
+const KindExtendedStatistics = "extended statistics"
 
 // Column returns the column with the given name, matched case-insensitively
 // as every supported engine does for unquoted names, or nil.

@@ -92,16 +92,37 @@ func (a *app) withEngine(ctx context.Context, path string, withKeys bool, f jobF
 }
 
 func (f *jobFlags) add(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&f.workers, "workers", 0, "parallel workers (default: the plan's job.workers)")
+	cmd.Flags().IntVar(&f.workers, "workers", 0, fmt.Sprintf("parallel workers, 1 to %d (default: the plan's job.workers)", planner.MaxWorkers))
 	cmd.Flags().IntVar(&f.batchRows, "batch-rows", 0, "rows per chunk to start from (default: the plan's job.batch_rows)")
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error { return f.check(cmd) }
+}
+
+// check holds the tuning flags to the limits the plan file's job.workers
+// and job.batch_rows have: each worker holds a connection, and a thousand
+// of them took every connection the server had.
+func (f *jobFlags) check(cmd *cobra.Command) error {
+	for _, lim := range []struct {
+		flag  string
+		value int
+		max   int
+	}{
+		{"workers", f.workers, planner.MaxWorkers},
+		{"batch-rows", f.batchRows, planner.MaxBatchRows},
+	} {
+		if cmd.Flags().Changed(lim.flag) && (lim.value < 1 || lim.value > lim.max) {
+			return exitcode.Input(fmt.Errorf("--%s must be between 1 and %d, got %d", lim.flag, lim.max, lim.value))
+		}
+	}
+	return nil
 }
 
 func newApplyCmd(a *app) *cobra.Command {
 	var f jobFlags
 	cmd := &cobra.Command{
-		Use:   "apply PLAN",
-		Short: "Encrypt the planned columns, or resume the job where it stopped",
-		Args:  exactArgs(1),
+		Use:         "apply PLAN",
+		Short:       "Encrypt the planned columns, or resume the job where it stopped",
+		Args:        exactArgs(1),
+		Annotations: map[string]string{resumesAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEngine(cmd.Context(), args[0], true, f, func(e *migrate.Engine) error {
 				res, err := e.Apply(cmd.Context())
@@ -162,9 +183,10 @@ func newVerifyCmd(a *app) *cobra.Command {
 func newRevertCmd(a *app) *cobra.Command {
 	var f jobFlags
 	cmd := &cobra.Command{
-		Use:   "revert PLAN",
-		Short: "Decrypt the planned columns back to their original types and constraints",
-		Args:  exactArgs(1),
+		Use:         "revert PLAN",
+		Short:       "Decrypt the planned columns back to their original types and constraints",
+		Args:        exactArgs(1),
+		Annotations: map[string]string{resumesAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEngine(cmd.Context(), args[0], true, f, func(e *migrate.Engine) error {
 				res, err := e.Revert(cmd.Context())

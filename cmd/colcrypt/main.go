@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,13 @@ func register(newCmd func(*app) *cobra.Command) { commands = append(commands, ne
 func main() {
 	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal stops the job at its next checkpoint; a second one
+	// (the default action again) ends the process at once, which loses
+	// nothing either (SPEC §7) when the stop takes too long.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Stdin)
 	stop()
 	os.Exit(code)
@@ -68,9 +76,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin *os
 	// cobra reports flag and argument mistakes as plain errors; they are bad usage.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.Input(err) })
 
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitcode.OK
+	}
+	if ctx.Err() != nil {
+		// Interrupted (Ctrl-C, SIGTERM): whatever error the cancellation
+		// surfaced as ("context canceled" from deep inside a chunk) says
+		// less than what the user needs to know.
+		err = exitcode.Input(interrupted(cmd, args))
 	}
 	code := exitcode.Of(err)
 	var ee *exitcode.Error
@@ -78,6 +92,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin *os
 		fmt.Fprintln(stderr, "colcrypt:", err)
 	}
 	return code
+}
+
+// resumesAnnotation marks the commands whose work is a resumable job
+// (apply, revert, rekey): an interrupted run of them loses nothing and the
+// same command line resumes it.
+const resumesAnnotation = "resumes"
+
+// interrupted is the error of a command stopped by a signal. Exit code 2
+// (SPEC §5 has no other for it), as before.
+func interrupted(cmd *cobra.Command, args []string) error {
+	if cmd != nil && cmd.Annotations[resumesAnnotation] != "" {
+		return fmt.Errorf("interrupted: the job stopped at its last checkpoint and nothing it did is lost; "+
+			"run the same command again to resume it: colcrypt %s", shellJoin(args))
+	}
+	return fmt.Errorf("interrupted: colcrypt %s stopped before it finished", shellJoin(args))
+}
+
+// shellJoin writes a command line back so that it can be pasted into a
+// shell: arguments with anything but plain characters are single-quoted.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
 }
 
 // exactArgs is cobra.ExactArgs whose error is bad usage (exit 2) and

@@ -48,11 +48,11 @@ unreachable database.`,
 				return err
 			}
 			defer db.Close()
-			encrypted, err := migrate.EncryptedColumns(ctx, d, db)
+			opt, err := migrate.PlanOptions(ctx, p, d, db)
 			if err != nil {
 				return err
 			}
-			rep, err := planner.Analyze(ctx, p, d, db, planner.Options{AlreadyEncrypted: encrypted})
+			rep, err := planner.Analyze(ctx, p, d, db, opt)
 			if err != nil {
 				return err
 			}

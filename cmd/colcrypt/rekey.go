@@ -16,9 +16,10 @@ func newRekeyCmd(a *app) *cobra.Command {
 	var columns []string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "rekey PLAN (--column TABLE.COLUMN ... | --all)",
-		Short: "Re-encrypt columns under their key's newest version (and the plan's suite and IV mode)",
-		Args:  exactArgs(1),
+		Use:         "rekey PLAN (--column TABLE.COLUMN ... | --all)",
+		Short:       "Re-encrypt columns under their key's newest version (and the plan's suite and IV mode)",
+		Args:        exactArgs(1),
+		Annotations: map[string]string{resumesAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(columns) > 0) {
 				return exitcode.Input(fmt.Errorf("give either --column TABLE.COLUMN (repeatable) or --all"))

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -60,6 +61,7 @@ func (r *catalogReader) read(ctx context.Context, name schema.TableName) (*schem
 		{"views", r.views},
 		{"computed columns", r.computedColumns},
 		{"functions and policies", r.otherDependents},
+		{"extended statistics", r.statistics},
 		{"objects bound to the table", r.unmovable},
 	}
 	for _, s := range steps {
@@ -318,15 +320,27 @@ ORDER BY rn.nspname, r.relname, c.conname`, func(rows *sql.Rows) error {
 // key and INCLUDE columns in order, then the columns that only appear in
 // index expressions or the predicate of a partial index, which pg_depend
 // records.
+//
+// ExprColumns are the columns the expressions and the predicate use, read
+// from their node trees: pg_depend cannot tell them, since it records a
+// column once however many times the index uses it (ON t (email) WHERE
+// email IS NOT NULL has one entry for email). A column the predicate only
+// tests for NULL (a NullTest of the bare column) is not among them: NULL
+// stays NULL under encryption, so that test selects the same rows on the
+// ciphertext, and a unique index WHERE email IS NOT NULL is rebuilt as it
+// is.
 func (r *catalogReader) indexes(ctx context.Context) error {
 	return r.query(ctx, `
 SELECT ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisunique,
+       i.indexprs IS NOT NULL, i.indpred IS NOT NULL,
        to_json(i.indkey::int2[])::text,
        coalesce((SELECT json_agg(DISTINCT d.refobjsubid ORDER BY d.refobjsubid)
                  FROM pg_catalog.pg_depend d
                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
                    AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid
-                   AND d.refobjsubid > 0), '[]')::text
+                   AND d.refobjsubid > 0), '[]')::text,
+       `+varAttnumsSQL(`coalesce(i.indexprs::text, '') || ' ' || `+
+		`regexp_replace(coalesce(i.indpred::text, ''), '\{NULLTEST :arg \{VAR [^{}]*\}', '', 'g')`)+`
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = $1
@@ -335,16 +349,55 @@ WHERE i.indrelid = $1
                     AND c.contype IN ('p', 'u', 'x'))
 ORDER BY ic.relname`, func(rows *sql.Rows) error {
 		var (
-			ix         schema.Index
-			key, extra jsonNums
+			ix               schema.Index
+			key, extra, expr jsonNums
 		)
-		if err := rows.Scan(&ix.Name, &ix.Definition, &ix.Unique, &key, &extra); err != nil {
+		if err := rows.Scan(&ix.Name, &ix.Definition, &ix.Unique, &ix.Expression, &ix.Partial,
+			&key, &extra, &expr); err != nil {
 			return err
 		}
 		ix.Columns = r.names(append(key, extra...))
+		ix.ExprColumns = r.varColumns(expr)
+		for _, c := range ix.ExprColumns {
+			// A whole-row reference, which pg_depend records as the table.
+			if !slices.Contains(ix.Columns, c) {
+				ix.Columns = append(ix.Columns, c)
+			}
+		}
 		r.t.Indexes = append(r.t.Indexes, &ix)
 		return nil
 	})
+}
+
+// varAttnumsSQL is an SQL expression giving the JSON array of the attnums
+// of the Vars in tree, the text of pg_node_tree values of the table (index
+// expressions and predicates, rule actions): "{VAR :varno 1 :varattno 2
+// ...}". 0 is a whole-row reference. The text form is stable across
+// releases; constants in it are printed as bytes, so no value can pass
+// for a Var.
+func varAttnumsSQL(tree string) string {
+	return `coalesce((SELECT json_agg(DISTINCT m[1]::int ORDER BY m[1]::int)
+                 FROM regexp_matches(` + tree + `, ':varattno (-?[0-9]+)', 'g') AS m), '[]')::text`
+}
+
+// varColumns turns the attnums of varAttnumsSQL into column names; a
+// whole-row reference (0) uses every column.
+func (r *catalogReader) varColumns(nums []int) []string {
+	for _, n := range nums {
+		if n == 0 {
+			return r.allColumns()
+		}
+	}
+	return r.names(nums)
+}
+
+// allColumns lists every column of the table in order.
+func (r *catalogReader) allColumns() []string {
+	out := make([]string, 0, len(r.t.Columns))
+	for _, c := range r.t.Columns {
+		out = append(out, c.Name)
+	}
+	return out
 }
 
 // guardLike matches the names of WriteGuard triggers in LIKE, which are
@@ -406,35 +459,63 @@ var viewKinds = map[string]string{
 	"m": "materialized view",
 }
 
-// views reads the views and materialized views that depend on columns of
-// the table: their rewrite rules depend on each column they use.
+// viewRule is the name of the rewrite rule that is a view's query.
+const viewRule = "_RETURN"
+
+// views reads the views, materialized views and rules (CREATE RULE, on
+// this table or another relation) that use columns of the table. Each
+// rewrite rule depends in pg_depend on the columns it reads or writes,
+// which is what stops DROP COLUMN and ALTER COLUMN TYPE.
+//
+// A whole-row reference (SELECT t FROM t, row_to_json(t), NEW in a rule)
+// stops neither, yet sees the table's new columns after the cut-over:
+// ciphertext and the IV column. pg_depend cannot show it: it records the
+// whole table once for every table a query reads (SELECT count(*) FROM t
+// too), and drops that entry when a column of the same table is recorded
+// (SELECT id, row_to_json(c) FROM t c has only id). The rule's node tree
+// can: a whole-row Var of the table has varattno 0 and the table's row
+// type, and then every column counts as used.
 func (r *catalogReader) views(ctx context.Context) error {
 	return r.query(ctx, `
-SELECT v.relkind::text, vn.nspname, v.relname,
-       json_agg(DISTINCT d.refobjsubid ORDER BY d.refobjsubid)::text
-FROM pg_catalog.pg_depend d
-JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid
+SELECT v.relkind::text, rw.rulename, vn.nspname, v.relname, deps.nums,
+       rw.ev_action::text ~ w.pattern OR coalesce(rw.ev_qual::text, '') ~ w.pattern
+FROM pg_catalog.pg_rewrite rw
 JOIN pg_catalog.pg_class v ON v.oid = rw.ev_class
 JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
-WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
-  AND d.refclassid = 'pg_catalog.pg_class'::regclass
-  AND d.refobjid = $1 AND d.refobjsubid > 0 AND v.oid <> $1
-GROUP BY v.relkind, vn.nspname, v.relname
-ORDER BY vn.nspname, v.relname`, func(rows *sql.Rows) error {
+CROSS JOIN (SELECT '\{VAR :varno [0-9]+ :varattno 0 :vartype ' || t.reltype || ' ' AS pattern
+            FROM pg_catalog.pg_class t WHERE t.oid = $1) w
+CROSS JOIN LATERAL (
+       SELECT coalesce(json_agg(DISTINCT d.refobjsubid ORDER BY d.refobjsubid)
+                       FILTER (WHERE d.refobjsubid > 0), '[]')::text AS nums
+       FROM pg_catalog.pg_depend d
+       WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = rw.oid
+         AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1) deps
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+              WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = rw.oid
+                AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1)
+ORDER BY vn.nspname, v.relname, rw.rulename`, func(rows *sql.Rows) error {
 		var (
-			kind string
-			name schema.TableName
-			nums jsonNums
+			kind, rule string
+			rel        schema.TableName
+			nums       jsonNums
+			wholeRow   bool
 		)
-		if err := rows.Scan(&kind, &name.Schema, &name.Name, &nums); err != nil {
+		if err := rows.Scan(&kind, &rule, &rel.Schema, &rel.Name, &nums, &wholeRow); err != nil {
 			return err
 		}
-		k, ok := viewKinds[kind]
-		if !ok {
-			k = "relation"
+		cols := r.names(nums)
+		if wholeRow {
+			cols = r.allColumns()
 		}
-		r.t.Dependents = append(r.t.Dependents, &schema.Dependent{
-			Kind: k, Name: r.relativeName(name), Columns: r.names(nums)})
+		if len(cols) == 0 {
+			return nil // SELECT count(*) FROM t; a rule that uses no column
+		}
+		dep := &schema.Dependent{Kind: viewKinds[kind], Name: r.relativeName(rel), Columns: cols}
+		if rule != viewRule || dep.Kind == "" {
+			// DROP RULE takes the rule's name and its relation's.
+			dep.Kind, dep.Name = "rule", rule+" on "+r.relativeName(rel)
+		}
+		r.t.Dependents = append(r.t.Dependents, dep)
 		return nil
 	})
 }
@@ -500,6 +581,37 @@ ORDER BY 1, 2, 3`, func(rows *sql.Rows) error {
 			nums jsonNums
 		)
 		if err := rows.Scan(&dep.Kind, &name.Schema, &name.Name, &nums); err != nil {
+			return err
+		}
+		dep.Name = r.relativeName(name)
+		dep.Columns = r.names(nums)
+		r.t.Dependents = append(r.t.Dependents, &dep)
+		return nil
+	})
+}
+
+// statistics reads the extended statistics objects (CREATE STATISTICS) on
+// columns of the table, with their definitions: dropping a column drops
+// every such object on it (PostgreSQL 15 drops even one left with two
+// columns), so the cut-over's DROP COLUMN loses them.
+func (r *catalogReader) statistics(ctx context.Context) error {
+	return r.query(ctx, `
+SELECT sn.nspname, s.stxname, pg_catalog.pg_get_statisticsobjdef(s.oid),
+       json_agg(DISTINCT d.refobjsubid ORDER BY d.refobjsubid)::text
+FROM pg_catalog.pg_statistic_ext s
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.stxnamespace
+JOIN pg_catalog.pg_depend d
+  ON d.classid = 'pg_catalog.pg_statistic_ext'::regclass AND d.objid = s.oid
+ AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1 AND d.refobjsubid > 0
+WHERE s.stxrelid = $1
+GROUP BY s.oid, sn.nspname, s.stxname
+ORDER BY sn.nspname, s.stxname`, func(rows *sql.Rows) error {
+		var (
+			dep  = schema.Dependent{Kind: schema.KindExtendedStatistics}
+			name schema.TableName
+			nums jsonNums
+		)
+		if err := rows.Scan(&name.Schema, &name.Name, &dep.Definition, &nums); err != nil {
 			return err
 		}
 		dep.Name = r.relativeName(name)

@@ -184,7 +184,8 @@ func TestReadTableCatalogDetails(t *testing.T) {
 		RefTable: p.Name, RefColumns: []string{"a", "b"}, OnDelete: "CASCADE", OnUpdate: "RESTRICT",
 	}, self})
 	checkFKs(t, "child.ReferencedBy", c.ReferencedBy, []schema.ForeignKey{self})
-	if ix := indexByName(c, "child_expr"); ix == nil || !reflect.DeepEqual(ix.Columns, []string{"pb", "up"}) {
+	if ix := indexByName(c, "child_expr"); ix == nil || !reflect.DeepEqual(ix.Columns, []string{"pb", "up"}) ||
+		!ix.Expression || !ix.Partial || !reflect.DeepEqual(ix.ExprColumns, []string{"pb", "up"}) {
 		t.Errorf("expression index = %+v, want columns pb (expression) and up (predicate)", ix)
 	}
 	if ix := indexByName(c, "child_incl"); ix == nil || !ix.Unique || ix.Constraint || !reflect.DeepEqual(ix.Columns, []string{"pa", "pb"}) {
@@ -227,6 +228,127 @@ func TestReadTableCatalogDetails(t *testing.T) {
 			t.Errorf("ReadTable(%s) = %v, want ErrTableNotFound naming it", name, err)
 		}
 	}
+}
+
+// TestReadTableRules: a rule (CREATE RULE) that reads or writes a column
+// is a dependent naming the rule and its relation, on the table itself
+// (NEW.card) or on another one (UPDATE tr4 SET card): DROP COLUMN refuses
+// to drop a column one uses. A rule that uses no column is none.
+func TestReadTableRules(t *testing.T) {
+	t.Parallel()
+	d, db := openDB(t,
+		`CREATE SCHEMA aud`,
+		`CREATE TABLE aud.log (tbl text, col text, val text)`,
+		`CREATE TABLE tr4 (id int PRIMARY KEY, card text, note text)`,
+		`CREATE RULE tr4_rule AS ON INSERT TO tr4 DO ALSO INSERT INTO aud.log VALUES ('tr4', 'card', NEW.card)`,
+		`CREATE RULE tr4_quiet AS ON DELETE TO tr4 DO INSTEAD NOTHING`,
+		`CREATE RULE log_rule AS ON INSERT TO aud.log WHERE NEW.col = 'x' DO ALSO UPDATE tr4 SET card = NEW.val WHERE id = 0`,
+	)
+	tb := readTable(t, d, db, "tr4")
+	checkDependents(t, tb.Dependents, []schema.Dependent{
+		{Kind: "rule", Name: "log_rule on aud.log", Columns: []string{"id", "card"}},
+		{Kind: "rule", Name: "tr4_rule on tr4", Columns: []string{"card"}},
+	})
+}
+
+// TestReadTableWholeRowViews: a view or rule that uses the whole row
+// (row_to_json(c), SELECT t FROM t, NEW as a record) would show the
+// ciphertext and IV columns after the cut-over, so it uses every column;
+// one that reads the table without a column (count(*)) uses none, and one
+// that names columns uses those only. pg_depend alone records
+// SELECT count(*) and SELECT t alike, and the first view as id only.
+func TestReadTableWholeRowViews(t *testing.T) {
+	t.Parallel()
+	d, db := openDB(t,
+		`CREATE TABLE cust (id int PRIMARY KEY, card text, name text)`,
+		`CREATE TABLE other (id int PRIMARY KEY, x text)`,
+		`CREATE TABLE audit (doc json)`,
+		`CREATE VIEW cust_api AS SELECT id, row_to_json(c) AS doc FROM cust c`,
+		`CREATE VIEW cust_rows AS SELECT t FROM cust t`,
+		`CREATE VIEW cust_count AS SELECT count(*) FROM cust`,
+		`CREATE VIEW cust_ids AS SELECT id FROM cust`,
+		`CREATE VIEW cust_other AS SELECT o FROM other o JOIN cust c ON c.id = o.id`,
+		`CREATE MATERIALIZED VIEW cust_mv AS SELECT c.id, c FROM cust c`,
+		`CREATE RULE cust_log AS ON UPDATE TO cust DO ALSO INSERT INTO audit VALUES (row_to_json(NEW))`,
+	)
+	all := []string{"id", "card", "name"}
+	checkDependents(t, readTable(t, d, db, "cust").Dependents, []schema.Dependent{
+		{Kind: "rule", Name: "cust_log on cust", Columns: all},
+		{Kind: "view", Name: "cust_api", Columns: all},
+		{Kind: "view", Name: "cust_ids", Columns: []string{"id"}},
+		{Kind: "materialized view", Name: "cust_mv", Columns: all},
+		{Kind: "view", Name: "cust_other", Columns: []string{"id"}},
+		{Kind: "view", Name: "cust_rows", Columns: all},
+	})
+}
+
+// TestReadTableExpressionAndPartialIndexes: an index whose key is an
+// expression or that has a WHERE clause says so, and ExprColumns lists
+// the columns those use, apart from its plain key columns: email in
+// pu_email is both.
+func TestReadTableExpressionAndPartialIndexes(t *testing.T) {
+	t.Parallel()
+	d, db := openDB(t,
+		`CREATE TABLE ei (id int PRIMARY KEY, email text, active bool, name text)`,
+		`CREATE INDEX ei_lower ON ei (lower(email))`,
+		`CREATE UNIQUE INDEX ei_partial_email ON ei (email) WHERE email <> ''`,
+		`CREATE UNIQUE INDEX ei_active_email ON ei (email) WHERE active`,
+		`CREATE INDEX ei_mixed ON ei (name, lower(email)) INCLUDE (id)`,
+		`CREATE INDEX ei_plain ON ei (email)`,
+		`CREATE INDEX ei_row ON ei ((ei IS NULL))`,
+		`CREATE UNIQUE INDEX ei_notnull ON ei (email) WHERE email IS NOT NULL AND name IS NULL`,
+		`CREATE INDEX ei_concat_null ON ei (name) WHERE (email || 'x') IS NULL`,
+	)
+	tb := readTable(t, d, db, "ei")
+	tests := []struct {
+		name                string
+		expression, partial bool
+		columns, expr       []string
+	}{
+		{"ei_lower", true, false, []string{"email"}, []string{"email"}},
+		{"ei_partial_email", false, true, []string{"email"}, []string{"email"}},
+		{"ei_active_email", false, true, []string{"email", "active"}, []string{"active"}},
+		{"ei_mixed", true, false, []string{"name", "id", "email"}, []string{"email"}},
+		{"ei_plain", false, false, []string{"email"}, nil},
+		{"ei_row", true, false, []string{"id", "email", "active", "name"}, []string{"id", "email", "active", "name"}},
+		// NULL stays NULL: a test of the bare column for NULL holds on
+		// the ciphertext; a test of an expression of it does not.
+		{"ei_notnull", false, true, []string{"email", "name"}, nil},
+		{"ei_concat_null", false, true, []string{"name", "email"}, []string{"email"}},
+	}
+	for _, tc := range tests {
+		ix := indexByName(tb, tc.name)
+		if ix == nil {
+			t.Errorf("no index %s among %+v", tc.name, tb.Indexes)
+			continue
+		}
+		if ix.Expression != tc.expression || ix.Partial != tc.partial ||
+			!reflect.DeepEqual(ix.Columns, tc.columns) || !reflect.DeepEqual(ix.ExprColumns, tc.expr) {
+			t.Errorf("%s: Expression %v, Partial %v, Columns %v, ExprColumns %v; want %v, %v, %v, %v",
+				tc.name, ix.Expression, ix.Partial, ix.Columns, ix.ExprColumns, tc.expression, tc.partial, tc.columns, tc.expr)
+		}
+	}
+	if k := tb.UsableKey(); !reflect.DeepEqual(k, []string{"id"}) {
+		t.Errorf("UsableKey = %v, want the primary key", k)
+	}
+}
+
+// TestReadTableExtendedStatistics: an extended statistics object on
+// columns of the table is a dependent with its definition, which DROP
+// COLUMN drops silently.
+func TestReadTableExtendedStatistics(t *testing.T) {
+	t.Parallel()
+	d, db := openDB(t,
+		`CREATE TABLE d3 (id int PRIMARY KEY, a text, b text, c text)`,
+		`CREATE STATISTICS d3_st (dependencies) ON a, b FROM d3`,
+		`CREATE STATISTICS d3_expr ON (lower(c)), id FROM d3`,
+	)
+	checkDependents(t, readTable(t, d, db, "d3").Dependents, []schema.Dependent{
+		{Kind: schema.KindExtendedStatistics, Name: "d3_expr", Columns: []string{"id", "c"},
+			Definition: "CREATE STATISTICS public.d3_expr ON id, lower(c) FROM d3"},
+		{Kind: schema.KindExtendedStatistics, Name: "d3_st", Columns: []string{"a", "b"},
+			Definition: "CREATE STATISTICS public.d3_st (dependencies) ON a, b FROM d3"},
+	})
 }
 
 func indexByName(t *schema.Table, name string) *schema.Index {

@@ -107,9 +107,21 @@ func (d Dialect) QuoteTable(name schema.TableName) string {
 // DefaultSchema implements dialect.Dialect.
 func (Dialect) DefaultSchema() string { return "public" }
 
-// StoredLenExpr implements dialect.Dialect: the bytes the datum occupies,
-// after TOAST compression, which is what the table pays for it today.
+// StoredLenExpr implements dialect.Dialect: the bytes of the value, as
+// DATALENGTH and SQLite's length() count them and as the ciphertext's are
+// counted (SPEC §2: a 50-byte column of 10,000 rows is 500,000 bytes now).
+// pg_column_size would add the 1- or 4-byte varlena header of every
+// string and bytea value; octet_length counts the value itself (char(n)
+// with its pad spaces). Other types count their datum: the fixed-size
+// ones have no header.
 func (Dialect) StoredLenExpr(col *schema.Column, quotedCol string) string {
+	switch typ := strings.ToLower(col.Type); {
+	case typ == "text" || typ == "varchar" || typ == "bpchar" || typ == "bytea":
+		return "octet_length(" + quotedCol + ")"
+	case typ == "json" || typ == "xml":
+		// Stored as their text.
+		return "octet_length((" + quotedCol + ")::text)"
+	}
 	return "pg_column_size(" + quotedCol + ")"
 }
 

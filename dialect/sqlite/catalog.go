@@ -302,11 +302,11 @@ func (r *catalogReader) readIndexes(ctx context.Context, t *schema.Table, def *t
 			ix.name).Scan(&createSQL); err != nil {
 			return fmt.Errorf("index %s: %w", ix.name, err)
 		}
-		cols, err := r.indexColumns(ctx, ix.name, createSQL.String, names)
-		if err != nil {
+		out := &schema.Index{Name: ix.name, Unique: ix.unique, Definition: createSQL.String}
+		if err := r.indexColumns(ctx, out, createSQL.String, names); err != nil {
 			return fmt.Errorf("index %s: %w", ix.name, err)
 		}
-		out := &schema.Index{Name: ix.name, Columns: cols, Unique: ix.unique, Definition: createSQL.String}
+		cols := out.Columns
 		if ix.origin == "u" {
 			// A UNIQUE constraint: SQLite names its index sqlite_autoindex_*
 			// and forgets the constraint's name, so find it in the CREATE
@@ -327,19 +327,22 @@ func (r *catalogReader) readIndexes(ctx context.Context, t *schema.Table, def *t
 	return nil
 }
 
-// indexColumns lists the key columns of an index in order. A key that is an
-// expression contributes the columns it references, and a partial index
-// the columns of its WHERE clause: the index depends on them too.
-func (r *catalogReader) indexColumns(ctx context.Context, index, createSQL string, names []string) ([]string, error) {
+// indexColumns fills the columns of an index: its key columns in order;
+// a key that is an expression contributes the columns it references, and
+// a partial index the columns of its WHERE clause, since the index depends
+// on them too. Those are its ExprColumns as well (a column may be both a
+// key and in the WHERE clause), but for a column the clause only tests for
+// NULL (withoutNullTests), and they make it an Expression or Partial
+// index.
+func (r *catalogReader) indexColumns(ctx context.Context, ix *schema.Index, createSQL string, names []string) error {
 	keys, where := indexParts(createSQL)
-	var cols []string
-	add := func(c string) {
-		if !schema.ContainsFold(cols, c) {
-			cols = append(cols, c)
+	add := func(list *[]string, c string) {
+		if !schema.ContainsFold(*list, c) {
+			*list = append(*list, c)
 		}
 	}
 	err := r.query(ctx, `SELECT seqno, cid, name FROM pragma_index_xinfo(?, ?) WHERE key = 1 ORDER BY seqno`,
-		[]any{index, r.schemaArg}, func(rows *sql.Rows) error {
+		[]any{ix.Name, r.schemaArg}, func(rows *sql.Rows) error {
 			var seq, cid int
 			var name sql.NullString
 			if err := rows.Scan(&seq, &cid, &name); err != nil {
@@ -347,18 +350,36 @@ func (r *catalogReader) indexColumns(ctx context.Context, index, createSQL strin
 			}
 			switch {
 			case name.Valid:
-				add(name.String)
-			case cid == -2 && seq < len(keys): // an expression
+				add(&ix.Columns, name.String)
+			case cid == -2: // an expression
+				ix.Expression = true
+				if seq >= len(keys) {
+					// Its text could not be recovered: assume it may use
+					// every column.
+					for _, c := range names {
+						add(&ix.Columns, c)
+						add(&ix.ExprColumns, c)
+					}
+					return nil
+				}
 				for _, c := range columnRefs(keys[seq], names) {
-					add(c)
+					add(&ix.Columns, c)
+					add(&ix.ExprColumns, c)
 				}
 			}
 			return nil
 		})
-	for _, c := range columnRefs(where, names) {
-		add(c)
+	if err != nil {
+		return err
 	}
-	return cols, err
+	ix.Partial = len(where) > 0
+	for _, c := range columnRefs(where, names) {
+		add(&ix.Columns, c)
+	}
+	for _, c := range columnRefs(withoutNullTests(where), names) {
+		add(&ix.ExprColumns, c)
+	}
+	return nil
 }
 
 // fkRow is one row of pragma_foreign_key_list: one column pair of a key.

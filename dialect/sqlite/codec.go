@@ -53,6 +53,9 @@ func (codec) SelectExpr(quotedCol string) string { return "+" + quotedCol }
 // nothing.
 func (codec) RestoreExpr(expr string) string { return expr }
 
+// FrameBytes implements dialect.FramedCodec: the tag byte.
+func (codec) FrameBytes() int64 { return 1 }
+
 // MaxPlainBytes is 0: SQLite does not enforce declared lengths, so a
 // VARCHAR(10) may hold a gigabyte.
 func (codec) MaxPlainBytes() int64 { return 0 }

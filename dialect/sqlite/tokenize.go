@@ -352,3 +352,44 @@ func isAnyKeyword(t token, kws []string) bool {
 	}
 	return false
 }
+
+// withoutNullTests drops from a WHERE clause's tokens each test of a bare
+// column for NULL (c IS NULL, c IS NOT NULL, c ISNULL, c NOTNULL, c NOT
+// NULL) that is a whole operand of AND, OR or NOT, or the whole clause:
+// NULL stays NULL under encryption, so such a test selects the same rows
+// on the ciphertext. A column in a larger expression tested for NULL
+// ((a || b) IS NULL, a = b IS NULL) is kept.
+func withoutNullTests(toks []token) []token {
+	at := func(i int, kws ...string) bool {
+		for j, kw := range kws {
+			if i+j >= len(toks) || !toks[i+j].is(kw) {
+				return false
+			}
+		}
+		return true
+	}
+	// before and after: where a whole operand begins and ends.
+	before := func(i int) bool { return i < 0 || toks[i].punct("(") || at(i, "AND") || at(i, "OR") || at(i, "NOT") }
+	after := func(i int) bool { return i >= len(toks) || toks[i].punct(")") || at(i, "AND") || at(i, "OR") }
+	var out []token
+	for i := 0; i < len(toks); i++ {
+		_, isName := toks[i].name()
+		if isName && !(toks[i].kind == tokWord && reservedWords[strings.ToUpper(toks[i].text)]) && before(i-1) {
+			n := 0 // the test's tokens after the column
+			switch {
+			case at(i+1, "IS", "NOT", "NULL"):
+				n = 3
+			case at(i+1, "IS", "NULL"), at(i+1, "NOT", "NULL"):
+				n = 2
+			case at(i+1, "ISNULL"), at(i+1, "NOTNULL"):
+				n = 1
+			}
+			if n > 0 && after(i+n+1) {
+				i += n
+				continue
+			}
+		}
+		out = append(out, toks[i])
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -18,20 +19,38 @@ import (
 // documentation of each sys catalog view. NULLs are mapped in SQL (ISNULL)
 // so that the rows scan into plain Go values.
 const (
+	// sys.tables.temporal_type is 1 for a history table and 2 for a
+	// system-versioned temporal table, whose history_table_id names its
+	// history table; a history table belongs to one such table, found by
+	// its history_table_id.
 	tableQuery = `SELECT o.object_id, SCHEMA_NAME(o.schema_id), o.name,
 	ISNULL((SELECT SUM(p.rows) FROM sys.partitions AS p
-	        WHERE p.object_id = o.object_id AND p.index_id IN (0, 1)), 0)
+	        WHERE p.object_id = o.object_id AND p.index_id IN (0, 1)), 0),
+	ISNULL(t.temporal_type, 0),
+	ISNULL(SCHEMA_NAME(h.schema_id), N''), ISNULL(h.name, N''),
+	ISNULL(SCHEMA_NAME(cur.schema_id), N''), ISNULL(cur.name, N'')
 FROM sys.objects AS o
+LEFT JOIN sys.tables AS t ON t.object_id = o.object_id
+LEFT JOIN sys.tables AS h ON h.object_id = t.history_table_id
+LEFT JOIN sys.tables AS cur ON cur.history_table_id = o.object_id
 WHERE o.object_id = OBJECT_ID(@p1, N'U')`
 
 	// sys.types joined on user_type_id names the declared type (an alias
 	// type's own name); joined on system_type_id it names the base type an
 	// alias stands for. CLR types share one system_type_id, so for them the
 	// declared name is the type.
+	//
+	// default_object_id names a default constraint or a default bound
+	// with sp_bindefault (CREATE DEFAULT), which sys.default_constraints
+	// does not hold; rule_object_id a rule bound with sp_bindrule. Either
+	// may come from an alias type the column has. OBJECT_NAME(0) is NULL.
 	columnsQuery = `SELECT c.column_id, c.name, t.name, ISNULL(bt.name, N''), t.is_assembly_type,
 	c.max_length, c.precision, c.scale, ISNULL(c.collation_name, N''),
 	c.is_nullable, c.is_identity, c.is_computed, ISNULL(cc.definition, N''),
-	ISNULL(dc.name, N''), ISNULL(dc.definition, N''), ISNULL(c.encryption_type, 0)
+	ISNULL(dc.name, N''), ISNULL(dc.definition, N''), ISNULL(c.encryption_type, 0),
+	CASE WHEN dc.object_id IS NULL THEN ISNULL(OBJECT_SCHEMA_NAME(c.default_object_id), N'') ELSE N'' END,
+	CASE WHEN dc.object_id IS NULL THEN ISNULL(OBJECT_NAME(c.default_object_id), N'') ELSE N'' END,
+	ISNULL(OBJECT_SCHEMA_NAME(c.rule_object_id), N''), ISNULL(OBJECT_NAME(c.rule_object_id), N'')
 FROM sys.columns AS c
 JOIN sys.types AS t ON t.user_type_id = c.user_type_id
 LEFT JOIN sys.types AS bt ON bt.user_type_id = c.system_type_id
@@ -43,6 +62,7 @@ ORDER BY c.column_id`
 	// One row per index column; index_id 0 is the heap, which has none.
 	indexesQuery = `SELECT i.index_id, i.name, i.type, i.type_desc, i.is_unique,
 	i.is_primary_key, i.is_unique_constraint, ISNULL(i.filter_definition, N''),
+	i.ignore_dup_key, i.fill_factor,
 	ic.index_column_id, ic.key_ordinal, ic.is_descending_key, ic.is_included_column, c.name
 FROM sys.indexes AS i
 JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
@@ -113,10 +133,15 @@ var catalogQueries = []string{tableQuery, columnsQuery, indexesQuery, foreignKey
 // Rows as the catalog queries return them, one struct per query.
 type (
 	tableRow struct {
-		ObjectID int64
-		Schema   string
-		Name     string
-		RowCount int64
+		ObjectID      int64
+		Schema        string
+		Name          string
+		RowCount      int64
+		TemporalType  int    // 0 not temporal, 1 history table, 2 system-versioned
+		HistorySchema string // of a system-versioned table's history table
+		HistoryName   string
+		CurrentSchema string // of the table whose history this table holds
+		CurrentName   string
 	}
 	columnRow struct {
 		ColumnID       int
@@ -135,6 +160,12 @@ type (
 		DefaultName    string
 		DefaultDef     string
 		EncryptionType int // 0 when NULL: not Always Encrypted
+		// A default bound with sp_bindefault ("" for none or a default
+		// constraint) and a rule bound with sp_bindrule.
+		BoundDefaultSchema string
+		BoundDefault       string
+		RuleSchema         string
+		Rule               string
 	}
 	indexColumnRow struct {
 		IndexID            int
@@ -145,6 +176,8 @@ type (
 		IsPrimaryKey       bool
 		IsUniqueConstraint bool
 		Filter             string
+		IgnoreDupKey       bool
+		FillFactor         int // 0: the server's default
 		IndexColumnID      int
 		KeyOrdinal         int // 0 for included (and partitioning) columns
 		IsDescending       bool
@@ -223,7 +256,8 @@ func (d sqlServer) ReadTable(ctx context.Context, db *sql.DB, name schema.TableN
 func readCatalog(ctx context.Context, db *sql.DB, quotedName string) (catalogRows, error) {
 	var r catalogRows
 	tables, err := query(ctx, db, tableQuery, quotedName, func(s scanner) (t tableRow, err error) {
-		err = s.Scan(&t.ObjectID, &t.Schema, &t.Name, &t.RowCount)
+		err = s.Scan(&t.ObjectID, &t.Schema, &t.Name, &t.RowCount,
+			&t.TemporalType, &t.HistorySchema, &t.HistoryName, &t.CurrentSchema, &t.CurrentName)
 		return t, err
 	})
 	if err != nil {
@@ -237,14 +271,15 @@ func readCatalog(ctx context.Context, db *sql.DB, quotedName string) (catalogRow
 		err = s.Scan(&c.ColumnID, &c.Name, &c.TypeName, &c.BaseTypeName, &c.IsAssemblyType,
 			&c.MaxLength, &c.Precision, &c.Scale, &c.Collation,
 			&c.Nullable, &c.Identity, &c.Computed, &c.ComputedDef,
-			&c.DefaultName, &c.DefaultDef, &c.EncryptionType)
+			&c.DefaultName, &c.DefaultDef, &c.EncryptionType,
+			&c.BoundDefaultSchema, &c.BoundDefault, &c.RuleSchema, &c.Rule)
 		return c, err
 	}); err != nil {
 		return r, err
 	}
 	if r.Indexes, err = query(ctx, db, indexesQuery, quotedName, func(s scanner) (i indexColumnRow, err error) {
 		err = s.Scan(&i.IndexID, &i.Name, &i.Type, &i.TypeDesc, &i.IsUnique,
-			&i.IsPrimaryKey, &i.IsUniqueConstraint, &i.Filter,
+			&i.IsPrimaryKey, &i.IsUniqueConstraint, &i.Filter, &i.IgnoreDupKey, &i.FillFactor,
 			&i.IndexColumnID, &i.KeyOrdinal, &i.IsDescending, &i.IsIncluded, &i.Column)
 		return i, err
 	}); err != nil {
@@ -311,11 +346,14 @@ func query[T any](ctx context.Context, db *sql.DB, q, quotedName string, scan fu
 // tests can feed it the rows SQL Server returns for a known schema.
 func buildTable(r catalogRows) *schema.Table {
 	t := &schema.Table{
-		Name:     schema.TableName{Schema: r.Table.Schema, Name: r.Table.Name},
-		RowCount: r.Table.RowCount,
+		Name:       schema.TableName{Schema: r.Table.Schema, Name: r.Table.Name},
+		RowCount:   r.Table.RowCount,
+		Versioning: buildVersioning(r.Table),
 	}
 	for i, c := range r.Columns {
-		t.Columns = append(t.Columns, buildColumn(i+1, c))
+		col := buildColumn(i+1, c)
+		col.Bound = buildBindings(t.Name, c)
+		t.Columns = append(t.Columns, col)
 	}
 	for _, c := range r.Columns {
 		if c.Computed {
@@ -335,6 +373,45 @@ func buildTable(r catalogRows) *schema.Table {
 	buildDependents(t, r.Dependencies)
 	buildStatistics(t, r.Statistics)
 	return t
+}
+
+// buildVersioning links a system-versioned table and its history table,
+// read from either: the engine would copy plaintext into the history
+// table, and refuses to change a history table's columns.
+func buildVersioning(r tableRow) *schema.Versioning {
+	this := schema.TableName{Schema: r.Schema, Name: r.Name}
+	var v schema.Versioning
+	// history_table_id is set "when temporal_type IN (2, 4)" (sys.tables),
+	// so the names decide rather than the type.
+	switch {
+	case r.HistoryName != "":
+		v = schema.Versioning{Current: this, History: schema.TableName{Schema: r.HistorySchema, Name: r.HistoryName}}
+	case r.CurrentName != "":
+		v = schema.Versioning{Current: schema.TableName{Schema: r.CurrentSchema, Name: r.CurrentName}, History: this}
+	default:
+		return nil
+	}
+	v.Off = "ALTER TABLE " + quoteTable(v.Current) + " SET (SYSTEM_VERSIONING = OFF)"
+	return &v
+}
+
+// buildBindings lists the default and the rule bound to the column with
+// sp_bindefault and sp_bindrule: ALTER TABLE ... DROP COLUMN refuses a
+// column bound to either, and the engine would apply them to ciphertext.
+// sp_unbindefault and sp_unbindrule take the column as a quoted
+// 'table.column', schema-qualified here.
+func buildBindings(table schema.TableName, c columnRow) []schema.Binding {
+	object := nstr(quoteTable(table) + "." + quoteIdent(c.Name))
+	var out []schema.Binding
+	if c.BoundDefault != "" {
+		out = append(out, schema.Binding{Kind: "default", Name: c.BoundDefaultSchema + "." + c.BoundDefault,
+			Unbind: "EXEC sp_unbindefault " + object})
+	}
+	if c.Rule != "" {
+		out = append(out, schema.Binding{Kind: "rule", Name: c.RuleSchema + "." + c.Rule,
+			Unbind: "EXEC sp_unbindrule " + object})
+	}
+	return out
 }
 
 // buildStatistics reports each statistics object created with CREATE
@@ -445,8 +522,10 @@ func buildIndexes(t *schema.Table, rows []indexColumnRow) {
 			Constraint: first.IsPrimaryKey || first.IsUniqueConstraint,
 			// A filtered index is unique only over its filter: it cannot
 			// identify every row for batching (schema.Table.UsableKey).
-			Partial:    first.Filter != "",
-			Definition: indexDefinition(t.Name, first, keys, desc, included),
+			Partial:     first.Filter != "",
+			ExprColumns: filterColumns(t, first.Filter),
+			Clustered:   first.Type == 1,
+			Definition:  indexDefinition(t.Name, first, keys, desc, included),
 		}
 		if ix.Primary {
 			t.PrimaryKey = ix
@@ -475,8 +554,22 @@ func buildIndexes(t *schema.Table, rows []indexColumnRow) {
 }
 
 // indexDefinition recreates a key constraint with ALTER TABLE ... ADD
-// CONSTRAINT, any other index with CREATE INDEX.
+// CONSTRAINT, any other index with CREATE INDEX, with the options that
+// change what the index does or how full its pages are: IGNORE_DUP_KEY
+// (a duplicate insert is dropped with a warning instead of failing the
+// statement) and FILLFACTOR.
 func indexDefinition(table schema.TableName, ix indexColumnRow, keys []string, desc []bool, included []string) string {
+	var options []string
+	if ix.IgnoreDupKey {
+		options = append(options, "IGNORE_DUP_KEY = ON")
+	}
+	if ix.FillFactor > 0 {
+		options = append(options, fmt.Sprintf("FILLFACTOR = %d", ix.FillFactor))
+	}
+	with := ""
+	if len(options) > 0 {
+		with = " WITH (" + strings.Join(options, ", ") + ")"
+	}
 	kind := "NONCLUSTERED"
 	if ix.Type == 1 {
 		kind = "CLUSTERED"
@@ -492,9 +585,9 @@ func indexDefinition(table schema.TableName, ix indexColumnRow, keys []string, d
 	keyList := "(" + strings.Join(cols, ", ") + ")"
 	switch {
 	case ix.IsPrimaryKey:
-		return "ALTER TABLE " + quoteTable(table) + " ADD CONSTRAINT " + quoteIdent(ix.Name) + " PRIMARY KEY " + kind + " " + keyList
+		return "ALTER TABLE " + quoteTable(table) + " ADD CONSTRAINT " + quoteIdent(ix.Name) + " PRIMARY KEY " + kind + " " + keyList + with
 	case ix.IsUniqueConstraint:
-		return "ALTER TABLE " + quoteTable(table) + " ADD CONSTRAINT " + quoteIdent(ix.Name) + " UNIQUE " + kind + " " + keyList
+		return "ALTER TABLE " + quoteTable(table) + " ADD CONSTRAINT " + quoteIdent(ix.Name) + " UNIQUE " + kind + " " + keyList + with
 	}
 	var b strings.Builder
 	b.WriteString("CREATE ")
@@ -508,6 +601,7 @@ func indexDefinition(table schema.TableName, ix indexColumnRow, keys []string, d
 	if ix.Filter != "" {
 		b.WriteString(" WHERE " + ix.Filter)
 	}
+	b.WriteString(with)
 	return b.String()
 }
 
@@ -744,3 +838,25 @@ func groupBy[T any, K comparable](rows []T, key func(T) K) [][]T {
 	}
 	return groups
 }
+
+// filterColumns are the columns a filtered index's WHERE clause uses (as
+// sys.indexes.filter_definition writes it: "([email]<>”)"), but for a
+// column it only tests for NULL ("([ssn] IS NOT NULL)", the usual filter of
+// a unique index that allows several NULLs): NULL stays NULL under
+// encryption, so such a test selects the same rows on the ciphertext, and
+// any other comparison would compare ciphertext with a plaintext literal.
+func filterColumns(t *schema.Table, filter string) []string {
+	for {
+		stripped := nullTest.ReplaceAllString(filter, "$1$2")
+		if stripped == filter {
+			break
+		}
+		filter = stripped
+	}
+	return referencedColumns(t, filter)
+}
+
+// nullTest is a test of a bare column for NULL that is a whole operand, in
+// filter_definition's normalized form; matched with the delimiters around
+// it, which the replacement keeps.
+var nullTest = regexp.MustCompile(`(?i)(\(|\bAND |\bOR )\[(?:[^\]]|\]\])+\] IS (?:NOT )?NULL(\)| AND\b| OR\b)`)

@@ -13,9 +13,14 @@ import (
 // the value back: character data in the column's code page (or UTF-16LE for
 // the n-types) with CHAR's trailing spaces, numbers and dates in SQL
 // Server's own binary layout with their precision and scale. Nothing is
-// parsed or formatted in Go, so nothing can be lost in between, and "CAST
-// and CONVERT (Transact-SQL)" guarantees exactly this kind of round trip
-// (a type to binary and back) from version to version.
+// parsed or formatted in Go, so nothing can be lost in between. "binary
+// and varbinary (Transact-SQL)" guarantees the round trip (a type to
+// binary and back) only when both conversions run on the same version of
+// SQL Server: "The binary representation of a value might change from
+// version to version". Character and binary types are their own bytes
+// whatever the version; the layouts of numbers, money and dates are the
+// server's, so a revert or verify should run on the major version that
+// encrypted (see the package's known limits).
 //
 // The lengths below are the longest such casts, which are not always the
 // storage sizes ("datetime2 (Transact-SQL)": "When a datetime2 value is

@@ -10,7 +10,12 @@
 // The package registers itself as "sqlserver" in init; import it for its
 // side effect.
 //
-// Known limits: it needs SQL Server 2016 or later (sys.columns.encryption_type);
+// Known limits: it needs SQL Server 2016 SP1 or later (CREATE OR ALTER
+// TRIGGER, for the write guard and change capture, came with SP1;
+// sys.columns.encryption_type and sys.tables.temporal_type with 2016);
+// decimal, numeric, money, float and date/time values are encrypted in
+// the server's own binary layout, which Microsoft guarantees to read back
+// only on the same version, so revert on the major version that encrypted;
 // char, varchar and text columns whose collation uses another code page
 // than the database's default collation may not be restored byte for byte
 // (see codec.RestoreExpr); a reverted column comes back last in the table,
@@ -47,6 +52,22 @@ const (
 	// maxVarbinaryN is the largest n of VARBINARY(n); longer values need
 	// VARBINARY(MAX).
 	maxVarbinaryN = 8000
+	// maxKeyBytes and maxClusteredKeyBytes are the most bytes of an index
+	// key, nonclustered and clustered (SQL Server 2016 and later).
+	maxKeyBytes          = 1700
+	maxClusteredKeyBytes = 900
+)
+
+// Off-row storage. "Row-Overflow Data Exceeding 8 KB": the 8060-byte limit
+// "does not apply to varchar(max), nvarchar(max), varbinary(max), text,
+// image, or xml columns", and a value moved off-row leaves a 24-byte
+// pointer in the row; at most 8000 bytes of a value stay in-row. A text,
+// ntext or image column keeps a 16-byte text pointer in the row
+// (sys.columns.max_length is 16 for them unless 'text in row' is set).
+const (
+	maxInRowValueBytes = 8000
+	maxPointerBytes    = 24
+	textPointerBytes   = 16
 )
 
 func init() { dialect.Register(sqlServer{}) }
@@ -125,7 +146,28 @@ func (sqlServer) CiphertextType(maxBytes int64) string {
 }
 
 func (sqlServer) Limits() dialect.Limits {
-	return dialect.Limits{RowBytes: maxInRowBytes, ValueBytes: maxValueBytes, Columns: maxColumns}
+	return dialect.Limits{RowBytes: maxInRowBytes, ValueBytes: maxValueBytes, Columns: maxColumns,
+		IndexKeyBytes: maxKeyBytes, ClusteredKeyBytes: maxClusteredKeyBytes}
+}
+
+var _ dialect.InRowSizer = sqlServer{}
+
+// InRowLenExpr implements dialect.InRowSizer: a value of a MAX type, xml,
+// text, ntext or image over 8000 bytes counts as its pointer. A shorter
+// one may stay in-row, so it counts in full, which may overstate a row
+// (text, ntext and image are off-row at any length unless the table sets
+// 'text in row') but never understates it.
+func (sqlServer) InRowLenExpr(declared, lenExpr string) string {
+	var pointer int
+	switch t := strings.ToLower(strings.ReplaceAll(declared, " ", "")); {
+	case strings.HasSuffix(t, "(max)") || t == "xml":
+		pointer = maxPointerBytes
+	case t == "text" || t == "ntext" || t == "image":
+		pointer = textPointerBytes
+	default:
+		return lenExpr
+	}
+	return fmt.Sprintf("CASE WHEN %s > %d THEN %d ELSE %s END", lenExpr, maxInRowValueBytes, pointer, lenExpr)
 }
 
 // openError wraps a connection failure. When the driver's message holds a

@@ -157,3 +157,28 @@ func withoutIDs(r catalogRows) catalogRows {
 	r.Checks = append([]checkRow{}, r.Checks...)
 	return r
 }
+
+// TestInRowLenExpr: MAX and LOB values over 8000 bytes count against the
+// row limit as their pointer (24 bytes; 16 for text, ntext and image),
+// every other value in full, in T-SQL that parses.
+func TestInRowLenExpr(t *testing.T) {
+	d := sqlServer{}
+	for declared, want := range map[string]string{
+		"nvarchar(max)":  "CASE WHEN DATALENGTH([c]) > 8000 THEN 24 ELSE DATALENGTH([c]) END",
+		"varchar(max)":   "CASE WHEN DATALENGTH([c]) > 8000 THEN 24 ELSE DATALENGTH([c]) END",
+		"VARBINARY(MAX)": "CASE WHEN DATALENGTH([c]) > 8000 THEN 24 ELSE DATALENGTH([c]) END",
+		"xml":            "CASE WHEN DATALENGTH([c]) > 8000 THEN 24 ELSE DATALENGTH([c]) END",
+		"text":           "CASE WHEN DATALENGTH([c]) > 8000 THEN 16 ELSE DATALENGTH([c]) END",
+		"ntext":          "CASE WHEN DATALENGTH([c]) > 8000 THEN 16 ELSE DATALENGTH([c]) END",
+		"image":          "CASE WHEN DATALENGTH([c]) > 8000 THEN 16 ELSE DATALENGTH([c]) END",
+		"nvarchar(4000)": "DATALENGTH([c])",
+		"VARBINARY(48)":  "DATALENGTH([c])",
+		"char(8000)":     "DATALENGTH([c])",
+	} {
+		got := d.InRowLenExpr(declared, "DATALENGTH([c])")
+		if got != want {
+			t.Errorf("%s: %s, want %s", declared, got, want)
+		}
+		requireTSQL(t, declared, "SELECT MAX(CAST("+got+" AS BIGINT)) FROM [dbo].[t]")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/colcrypt/colcrypt/schema"
@@ -203,23 +204,34 @@ func EachRow(ctx context.Context, q Querier, query string, args []any, scan func
 // SchemaFolder is implemented by engines where one schema goes by several
 // names: SQLite's main is also the schema of a name without one.
 type SchemaFolder interface {
-	// FoldSchema gives the one name colcrypt records for schema s.
+	// FoldSchema gives one name for all the names of schema s.
 	FoldSchema(s string) string
 }
 
 // ResolveTableName parses a plan's table name ("schema.table" or "table")
 // into the name colcrypt records its job under: an unqualified name gets
-// the engine's default schema, and a schema with several names one of
-// them, so that two plans spelling one table differently find each other's
-// work (SQLite's "main.customers" and "customers" would otherwise each
-// encrypt it, the second time over the first's ciphertext).
+// the engine's default schema. The plan's spelling is kept otherwise, so a
+// job's records stay found by the plan that began them.
 func ResolveTableName(d Dialect, s string) schema.TableName {
 	tn := schema.ParseTableName(s)
+	if tn.Schema == "" {
+		tn.Schema = d.DefaultSchema()
+	}
+	return tn
+}
+
+// TableKey is the name of table tn (a plan's, a job record's or the
+// catalog's) as names are compared across plans: the default schema for
+// none, one name for a schema with several, lower case. Two plans
+// spelling one table differently must find each other's work: SQLite's
+// "main.customers" and "customers" would otherwise each encrypt it, the
+// second time over the first's ciphertext.
+func TableKey(d Dialect, tn schema.TableName) string {
 	if tn.Schema == "" {
 		tn.Schema = d.DefaultSchema()
 	}
 	if f, ok := d.(SchemaFolder); ok {
 		tn.Schema = f.FoldSchema(tn.Schema)
 	}
-	return tn
+	return strings.ToLower(tn.Schema + "\x00" + tn.Name)
 }

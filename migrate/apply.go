@@ -187,27 +187,31 @@ func (e *Engine) openJob(ctx context.Context, id string) (*job, map[string]*colu
 		return nil, nil, err
 	}
 	mine := map[string]*columnState{}
+	// Other jobs' columns, found by name as names compare across plans
+	// (columnKey): one table spelled two ways is one table.
+	others := map[string]*columnState{}
+	for _, s := range all {
+		if s.JobID != id {
+			others[e.columnKey(s.Table, s.Column)] = s
+		}
+	}
 	for _, tp := range e.plan.Tables {
 		tn := e.tableName(tp.Name).String()
 		for _, cp := range tp.Columns {
-			s := all[stateKey(tn, cp.Name)]
-			if s == nil {
+			if s := all[stateKey(tn, cp.Name)]; s != nil && s.JobID == id {
+				mine[stateKey(tn, cp.Name)] = s
 				continue
 			}
-			if s.JobID != id {
-				if s.State != StateUnencrypted && s.State != StateEncrypted {
-					return nil, nil, exitcode.Input(fmt.Errorf("%s.%s is being changed by another job (%s, state %d %s): the plan differs from the one that started it; "+
-						"finish or revert that job with its original plan", tn, cp.Name, s.JobID, s.State, StateDesc(s.State)))
-				}
-				continue
+			if s := others[e.columnKey(tn, cp.Name)]; s != nil && s.State != StateUnencrypted && s.State != StateEncrypted {
+				return nil, nil, exitcode.Input(fmt.Errorf("%s.%s is being changed by another job (%s, state %d %s): the plan differs from the one that started it; "+
+					"finish or revert that job with its original plan", tn, cp.Name, s.JobID, s.State, StateDesc(s.State)))
 			}
-			mine[stateKey(tn, cp.Name)] = s
 		}
 	}
 	// Columns encrypted by another job must be blocked by the planner, not
-	// resumed: keep them visible to startJob through all.
-	for k, s := range all {
-		if _, ok := mine[k]; !ok && s.State == StateEncrypted {
+	// resumed.
+	for k, s := range others {
+		if s.State == StateEncrypted {
 			e.alreadyEncrypted = append(e.alreadyEncrypted, k)
 		}
 	}
@@ -245,7 +249,7 @@ func (e *Engine) startJob(ctx context.Context, id string, prev *job, tables []*t
 		encrypted[k] = true
 	}
 	report, err := planner.Analyze(ctx, e.plan, e.d, e.db, planner.Options{BlockersOnly: true, AlreadyEncrypted: func(table, column string) bool {
-		return encrypted[stateKey(e.tableName(table).String(), column)]
+		return encrypted[e.columnKey(table, column)]
 	}})
 	if err != nil {
 		return nil, err

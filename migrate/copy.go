@@ -402,6 +402,22 @@ type VerifyResult struct {
 	Stale int64
 }
 
+// add merges o, the result of other tables, into r.
+func (r *VerifyResult) add(o *VerifyResult) {
+	r.Rows += o.Rows
+	r.Values += o.Values
+	r.Undecryptable += o.Undecryptable
+	r.Stale += o.Stale
+	r.CopiedSoFar = r.CopiedSoFar || o.CopiedSoFar
+	r.Unpaired = append(r.Unpaired, o.Unpaired...)
+	r.Digests = append(r.Digests, o.Digests...)
+	for _, m := range o.Mismatches {
+		if len(r.Mismatches) < verifyFirstRows {
+			r.Mismatches = append(r.Mismatches, m)
+		}
+	}
+}
+
 // OK reports whether everything matched.
 func (r *VerifyResult) OK() bool { return len(r.Mismatches) == 0 && len(r.Digests) == 0 }
 

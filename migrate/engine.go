@@ -309,6 +309,12 @@ func (e *Engine) tables(ctx context.Context, jobID string, states map[string]*co
 
 func (e *Engine) tableName(s string) schema.TableName { return dialect.ResolveTableName(e.d, s) }
 
+// columnKey names a column of table (as a plan or a job record writes it)
+// as names compare across plans (dialect.TableKey).
+func (e *Engine) columnKey(table, column string) string {
+	return stateKey(dialect.TableKey(e.d, schema.ParseTableName(table)), column)
+}
+
 func stateKey(table, column string) string {
 	return strings.ToLower(table) + "\x00" + strings.ToLower(column)
 }

@@ -242,51 +242,57 @@ func parseDigest(s string) (*digest, error) {
 }
 
 // ivGroup names the group of column col of table t for its column IV
-// (cipher.ColumnIV): the column itself, or, when it references another
-// through a foreign key, the column at the end of that chain, so both
-// sides of every foreign key share one IV and no other column does.
-// tables are the job's (a referenced table is in the plan, or the planner
-// refused it); a chain leaving them ends at the column it reaches.
+// (cipher.ColumnIV): the columns joined to it by foreign keys, followed
+// in both directions and through every key a column takes part in (one
+// column referencing two tables, a cycle), named by its least member, so
+// that every column of the group derives the same IV and no other column
+// does. tables are the job's; a referenced table is in the plan, or the
+// planner refused it.
 func (e *Engine) ivGroup(tables []*tableJob, t *tableJob, col string) string {
-	model, tn := t.model, t.tn
-	seen := map[string]bool{}
-	for {
-		id := e.columnID(tn, col)
-		if seen[id] || model == nil {
-			return id
+	parent := map[string]string{}
+	find := func(x string) string {
+		for {
+			p, ok := parent[x]
+			if !ok || p == x {
+				return x
+			}
+			x = p
 		}
-		seen[id] = true
-		fk, i := referencingKey(model, col)
-		if fk == nil {
-			return id
+	}
+	// union keeps each group's least member as its root.
+	union := func(a, b string) {
+		ra, rb := find(a), find(b)
+		if ra == rb {
+			return
 		}
-		tn, col, model = fk.RefTable, fk.RefColumns[i], nil
-		ref := e.columnID(tn, "")
-		for _, o := range tables {
-			if e.columnID(o.tn, "") == ref {
-				model = o.model
+		if rb < ra {
+			ra, rb = rb, ra
+		}
+		parent[rb] = ra
+	}
+	for _, o := range tables {
+		if o.model == nil {
+			continue
+		}
+		for _, fk := range append(append([]*schema.ForeignKey{}, o.model.ForeignKeys...), o.model.ReferencedBy...) {
+			from, to := fk.Table, fk.RefTable
+			if from.Name == "" {
+				from = o.tn
+			}
+			if to.Name == "" {
+				to = o.tn
+			}
+			for i := range min(len(fk.Columns), len(fk.RefColumns)) {
+				union(e.columnID(from, fk.Columns[i]), e.columnID(to, fk.RefColumns[i]))
 			}
 		}
 	}
+	return find(e.columnID(t.tn, col))
 }
 
-// columnID is a column's name as ivGroup compares it: the table's schema
-// as colcrypt records it, lower case, since the catalog and the plan may
-// spell a name in different cases.
+// columnID is a column's name as ivGroup compares it: its table's as names
+// compare across plans (dialect.TableKey), lower case, since the catalog
+// and the plan may spell a name differently.
 func (e *Engine) columnID(tn schema.TableName, col string) string {
-	tn = dialect.ResolveTableName(e.d, tn.String())
-	return strings.ToLower(tn.Schema + "\x00" + tn.Name + "\x00" + col)
-}
-
-// referencingKey finds the foreign key of table m in which col is a
-// referencing column, and col's position in it.
-func referencingKey(m *schema.Table, col string) (*schema.ForeignKey, int) {
-	for _, fk := range m.ForeignKeys {
-		for i, c := range fk.Columns {
-			if strings.EqualFold(c, col) && i < len(fk.RefColumns) {
-				return fk, i
-			}
-		}
-	}
-	return nil, 0
+	return dialect.TableKey(e.d, tn) + "\x00" + strings.ToLower(col)
 }

@@ -73,13 +73,21 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	byName := map[string]*columnState{}
+	for _, s := range all {
+		byName[e.columnKey(s.Table, s.Column)] = s
+	}
 	rep := &StatusReport{Columns: []ColumnStatus{}}
 	rows := map[string]int64{} // row counts of tables, counted once
 	for _, tp := range e.plan.Tables {
 		tn := e.tableName(tp.Name)
 		for _, cp := range tp.Columns {
 			cs := ColumnStatus{Table: tn.String(), Column: cp.Name, State: StateUnencrypted, Key: cp.Key, Suite: string(cp.Suite), IV: string(cp.IV)}
-			if s := all[stateKey(tn.String(), cp.Name)]; s != nil {
+			s := all[stateKey(tn.String(), cp.Name)]
+			if s == nil {
+				s = byName[e.columnKey(tn.String(), cp.Name)] // another plan's spelling of the table
+			}
+			if s != nil {
 				cs.Column = s.Column
 				cs.State, cs.Key, cs.KeyVersion = s.State, s.KeyName, s.KeyVersion
 				cs.Suite, cs.IV = s.Suite, s.IVMode
@@ -257,24 +265,61 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 			}
 		}
 		tables = prepared
+	} else {
+		for _, t := range tables {
+			for _, c := range t.cols {
+				if c.state == nil {
+					return nil, exitcode.Input(fmt.Errorf("%s.%s has no recorded state in the job of plan %s, whose copy is done: "+
+						"the job's records do not name it as this plan does; run colcrypt status %s", t.name, c.col.Name, e.plan.Path, e.plan.Path))
+				}
+			}
+		}
 	}
 	after := phaseIndex(encryptPhases, j.Phase) >= phaseIndex(encryptPhases, phaseCutover)
+	var cut []*tableJob // cut over by a cut-over still under way
 	if j.Phase == phaseVerified {
-		// A cut-over that swapped a group's columns and stopped before it
-		// recorded them (killed, or a failure after its commit) left
-		// tables that read neither as before it nor as after it.
+		// The cut-over goes group by group, and records each group's
+		// columns as encrypted once its swap committed: a table all of
+		// whose columns are recorded is verified as after it, the others
+		// as before it. A table swapped and not (or not wholly) recorded
+		// (killed between the two) reads as neither.
+		var before []*tableJob
 		for _, t := range tables {
-			if swapped, err := e.swappedAlready(ctx, j, t); err != nil {
-				return nil, err
-			} else if swapped {
+			n := 0
+			for _, c := range t.cols {
+				if c.state.State == StateEncrypted {
+					n++
+				}
+			}
+			swapped := n > 0
+			if n == len(t.cols) {
+				cut = append(cut, t)
+				continue
+			}
+			if !swapped {
+				var err error
+				if swapped, err = e.swappedAlready(ctx, j, t); err != nil {
+					return nil, err
+				}
+			}
+			if swapped {
 				return nil, exitcode.Input(fmt.Errorf("the cut-over of %s was interrupted after it swapped the columns: "+
 					"run colcrypt apply %s to finish it, then verify", t.name, e.plan.Path))
 			}
+			before = append(before, t)
 		}
+		tables = before
 	}
 	res, err := e.verifyAll(ctx, j.ID, tables, after, copying)
 	if err != nil {
 		return nil, err
+	}
+	if len(cut) > 0 {
+		done, err := e.verifyAll(ctx, j.ID, cut, true, false)
+		if err != nil {
+			return nil, err
+		}
+		res.add(done)
 	}
 	detail := fmt.Sprintf("%d rows, %d values", res.Rows, res.Values)
 	if copying {
@@ -303,11 +348,11 @@ func EncryptedColumns(ctx context.Context, d dialect.Dialect, db *sql.DB) (func(
 	done := map[string]bool{}
 	for _, c := range list {
 		if c.State == StateEncrypted || c.State == StateKeyChange {
-			done[stateKey(dialect.ResolveTableName(d, c.Table).String(), c.Column)] = true
+			done[stateKey(dialect.TableKey(d, schema.ParseTableName(c.Table)), c.Column)] = true
 		}
 	}
 	return func(table, column string) bool {
-		return done[stateKey(dialect.ResolveTableName(d, table).String(), column)]
+		return done[stateKey(dialect.TableKey(d, schema.ParseTableName(table)), column)]
 	}, nil
 }
 
@@ -337,7 +382,7 @@ func PlanOptions(ctx context.Context, p *planner.Plan, d dialect.Dialect, db *sq
 	if err != nil {
 		return opt, err
 	}
-	resolve := func(table string) string { return strings.ToLower(dialect.ResolveTableName(d, table).String()) }
+	resolve := func(table string) string { return dialect.TableKey(d, schema.ParseTableName(table)) }
 	planned := map[string]bool{}
 	for _, tp := range p.Tables {
 		planned[resolve(tp.Name)] = true
@@ -350,8 +395,9 @@ func PlanOptions(ctx context.Context, p *planner.Plan, d dialect.Dialect, db *sq
 		if !planned[table] {
 			continue
 		}
-		if c.State == StateKeyChange {
-			// A rekey in progress (of whichever job): its new IV column.
+		if c.State == StateKeyChange && c.JobID == id {
+			// A rekey of this plan's job in progress: its new IV column.
+			// (Another plan's rekey is that plan's to finish.)
 			rekeying, rekeyJob = append(rekeying, c.Table+"."+c.Column), c.JobID
 			if c.Target != nil && c.Target.IVColumn != "" {
 				ownCols[stateKey(table, c.Target.IVColumn)] = true
@@ -361,7 +407,7 @@ func PlanOptions(ctx context.Context, p *planner.Plan, d dialect.Dialect, db *sq
 			continue
 		}
 		mine[stateKey(table, c.Column)] = true
-		for _, col := range []string{c.Temp, c.IVColumn, c.Column + restoredColumnSuffix, rowIDColumn} {
+		for _, col := range []string{c.Temp, c.IVColumn, c.Column + restoredColumnSuffix, rowIDColumn, dialect.VersionColumn, dialect.EncVersionColumn} {
 			if col != "" {
 				ownCols[stateKey(table, col)] = true
 			}

@@ -41,6 +41,7 @@ func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Op
 	g.SetLimit(max(1, p.Job.Workers))
 	for i := range targets {
 		tr := newTableReport(&targets[i], d)
+		tr.Table = withoutJobColumns(tr.Table, targets[i].Plan.Name, opt.Job)
 		rep.Tables[i] = tr
 		g.Go(func() error { return measure(gctx, d, db, tr, rowID, p.Job.LargeObjectLimit, opt.BlockersOnly) })
 	}
@@ -57,6 +58,24 @@ func Analyze(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, opt Op
 	rep.Groups = Groups(targets)
 	rep.total()
 	return rep, nil
+}
+
+// withoutJobColumns is table t without the columns the plan's job in
+// progress added to it (ciphertext, IV, row-id and change-capture
+// columns), for sizing: they are the job's, not the table the plan
+// measures, and the sizing projects the ciphertext itself.
+func withoutJobColumns(t *schema.Table, name string, job *JobInProgress) *schema.Table {
+	if job == nil {
+		return t
+	}
+	own := *t
+	own.Columns = nil
+	for _, c := range t.Columns {
+		if !job.ownColumn(name, c.Name) {
+			own.Columns = append(own.Columns, c)
+		}
+	}
+	return &own
 }
 
 // readTargets reads every planned table from the catalog and checks that

@@ -290,9 +290,15 @@ func TestPlanDuringUnfinishedJob(t *testing.T) {
 				!strings.Contains(r.stdout, "colcrypt apply "+plan+" resumes it") {
 				t.Errorf("plan during the job: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 			}
+			sized := rep.Tables[0]
 			r, rep = planJSONOf(t, plan)
 			if r.code != 0 || rep.Job == nil || rep.Job.Phase != "copy" || rep.Totals.Blockers != 0 {
 				t.Errorf("plan --format json during the job: exit %d, job %+v, %d blockers\n%s", r.code, rep.Job, rep.Totals.Blockers, r.stdout)
+			}
+			// The sizes are the table's without what the job added to it
+			// (its ciphertext, IV and change-capture columns).
+			if rep.Tables[0] != sized {
+				t.Errorf("plan during the job sizes the table as %+v, before it %+v", rep.Tables[0], sized)
 			}
 			mustRun(t, "apply", plan, "--no-backup-check")
 			mustRun(t, "verify", plan)
@@ -319,6 +325,11 @@ type planJobJSON struct {
 		Kind  string `json:"kind"`
 		Phase string `json:"phase"`
 	} `json:"job"`
+	Tables []struct {
+		BytesNow          int64 `json:"bytes_now"`
+		MaxRowBytesNow    int64 `json:"max_row_bytes_now"`
+		MaxRowBytesDuring int64 `json:"max_row_bytes_during"`
+	} `json:"tables"`
 	Totals struct {
 		Blockers int `json:"blockers"`
 	} `json:"totals"`

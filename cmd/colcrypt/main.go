@@ -80,10 +80,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin *os
 	if err == nil {
 		return exitcode.OK
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && exitcode.Of(err) != exitcode.Failed {
 		// Interrupted (Ctrl-C, SIGTERM): whatever error the cancellation
 		// surfaced as ("context canceled" from deep inside a chunk) says
-		// less than what the user needs to know.
+		// less than what the user needs to know. A verdict the command
+		// reached before the signal (blockers, a failed verify) stands.
 		err = exitcode.Input(interrupted(cmd, args))
 	}
 	code := exitcode.Of(err)

@@ -22,6 +22,7 @@ func TestReadTableExpressionAndPartialIndexes(t *testing.T) {
 		`CREATE INDEX pu_plain ON pu (email COLLATE NOCASE)`,
 		`CREATE UNIQUE INDEX pu_notnull ON pu (email) WHERE email IS NOT NULL AND (name ISNULL OR NOT "active" NOT NULL)`,
 		`CREATE INDEX pu_concat_null ON pu (name) WHERE email || 'x' IS NULL AND active = email IS NULL`,
+		`CREATE INDEX pu_between ON pu (name) WHERE id BETWEEN 1 AND email IS NULL`,
 	} {
 		if _, err := db.ExecContext(t.Context(), stmt); err != nil {
 			t.Fatalf("%v\n%s", err, stmt)
@@ -45,6 +46,7 @@ func TestReadTableExpressionAndPartialIndexes(t *testing.T) {
 		// the ciphertext; one of an expression of it does not.
 		{"pu_notnull", false, true, []string{"email", "active", "name"}, nil},
 		{"pu_concat_null", false, true, []string{"name", "email", "active"}, []string{"email", "active"}},
+		{"pu_between", false, true, []string{"name", "id", "email"}, []string{"id", "email"}},
 	}
 	byName := map[string]*schema.Index{}
 	for _, ix := range tb.Indexes {

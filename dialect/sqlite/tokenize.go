@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -368,9 +369,13 @@ func withoutNullTests(toks []token) []token {
 		}
 		return true
 	}
-	// before and after: where a whole operand begins and ends.
-	before := func(i int) bool { return i < 0 || toks[i].punct("(") || at(i, "AND") || at(i, "OR") || at(i, "NOT") }
-	after := func(i int) bool { return i >= len(toks) || toks[i].punct(")") || at(i, "AND") || at(i, "OR") }
+	// before and after: where a whole operand begins and ends. The AND of
+	// x BETWEEN a AND c IS NULL is not one ((x BETWEEN a AND c) IS NULL
+	// compares c): with a BETWEEN anywhere, no AND counts.
+	between := slices.ContainsFunc(toks, func(t token) bool { return t.is("BETWEEN") })
+	and := func(i int) bool { return !between && at(i, "AND") }
+	before := func(i int) bool { return i < 0 || toks[i].punct("(") || and(i) || at(i, "OR") || at(i, "NOT") }
+	after := func(i int) bool { return i >= len(toks) || toks[i].punct(")") || and(i) || at(i, "OR") }
 	var out []token
 	for i := 0; i < len(toks); i++ {
 		_, isName := toks[i].name()

@@ -161,7 +161,9 @@ func (f *fixture) colcryptState() []byte {
 // writes that chunk again and no other.
 func TestJobStateHoldsNoPlaintextKeys(t *testing.T) {
 	var numbers, values []string
-	for i := 0; i < 300; i++ {
+	// Enough rows for 7 chunks however the chunker sizes them: it grows a
+	// fast chunk up to 4 × batch_rows (160).
+	for i := 0; i < 1000; i++ {
 		n := fmt.Sprintf("4%03d-%04d-%04d-%04d", i, i*7%10000, i*13%10000, i*31%10000)
 		numbers = append(numbers, n)
 		values = append(values, fmt.Sprintf("('%s', 'holder %d')", n, i))
@@ -198,7 +200,7 @@ func TestJobStateHoldsNoPlaintextKeys(t *testing.T) {
 			f.apply(p, until)
 			chunks := f.chunkCount()
 			if chunks < 7 {
-				t.Fatalf("the copy recorded %d chunks, want at least 7 (300 rows by 40)", chunks)
+				t.Fatalf("the copy recorded %d chunks, want at least 7 (1000 rows, at most 160 a chunk)", chunks)
 			}
 			leaks("after the copy, colcrypt's tables", f.colcryptState())
 			// A lost checkpoint: the next apply writes that chunk again,
@@ -228,7 +230,7 @@ func TestJobStateHoldsNoPlaintextKeys(t *testing.T) {
 			f.apply(p, opt)
 			f.wantEncrypted("cards", "number", "holder")
 			leaks("after cut-over, colcrypt's tables", f.colcryptState())
-			f.wantVerifiedAndReverted(p, original, 600)
+			f.wantVerifiedAndReverted(p, original, int64(2*len(numbers)))
 		})
 	}
 }

@@ -151,7 +151,10 @@ func (c *codec) RestoreExpr(expr string) string {
 	case "ntext":
 		return "CAST(CAST(" + expr + " AS NVARCHAR(MAX))" + collate + " AS NTEXT)"
 	case "xml":
-		return "CAST(CAST(" + expr + " AS NVARCHAR(MAX)) AS XML)"
+		// Style 1 keeps insignificant white space: the text came from the
+		// stored value, which kept it only if it was stored that way, and
+		// style 0 (CAST) would drop it.
+		return "CONVERT(XML, CAST(" + expr + " AS NVARCHAR(MAX)), 1)"
 	default:
 		return "CAST(" + expr + " AS " + c.col.Declared + ")"
 	}

@@ -44,18 +44,25 @@ WHERE o.object_id = OBJECT_ID(@p1, N'U')`
 	// with sp_bindefault (CREATE DEFAULT), which sys.default_constraints
 	// does not hold; rule_object_id a rule bound with sp_bindrule. Either
 	// may come from an alias type the column has. OBJECT_NAME(0) is NULL.
+	//
+	// xml_collection_id (0 for untyped xml) names the XML schema collection
+	// a typed xml column is validated by, and is_xml_document whether it
+	// holds documents or content: the column's type, which a revert
+	// restores.
 	columnsQuery = `SELECT c.column_id, c.name, t.name, ISNULL(bt.name, N''), t.is_assembly_type,
 	c.max_length, c.precision, c.scale, ISNULL(c.collation_name, N''),
 	c.is_nullable, c.is_identity, c.is_computed, ISNULL(cc.definition, N''),
 	ISNULL(dc.name, N''), ISNULL(dc.definition, N''), ISNULL(c.encryption_type, 0),
 	CASE WHEN dc.object_id IS NULL THEN ISNULL(OBJECT_SCHEMA_NAME(c.default_object_id), N'') ELSE N'' END,
 	CASE WHEN dc.object_id IS NULL THEN ISNULL(OBJECT_NAME(c.default_object_id), N'') ELSE N'' END,
-	ISNULL(OBJECT_SCHEMA_NAME(c.rule_object_id), N''), ISNULL(OBJECT_NAME(c.rule_object_id), N'')
+	ISNULL(OBJECT_SCHEMA_NAME(c.rule_object_id), N''), ISNULL(OBJECT_NAME(c.rule_object_id), N''),
+	c.is_xml_document, ISNULL(SCHEMA_NAME(xc.schema_id), N''), ISNULL(xc.name, N'')
 FROM sys.columns AS c
 JOIN sys.types AS t ON t.user_type_id = c.user_type_id
 LEFT JOIN sys.types AS bt ON bt.user_type_id = c.system_type_id
 LEFT JOIN sys.computed_columns AS cc ON cc.object_id = c.object_id AND cc.column_id = c.column_id
 LEFT JOIN sys.default_constraints AS dc ON dc.object_id = c.default_object_id
+LEFT JOIN sys.xml_schema_collections AS xc ON xc.xml_collection_id = c.xml_collection_id AND c.xml_collection_id <> 0
 WHERE c.object_id = OBJECT_ID(@p1, N'U')
 ORDER BY c.column_id`
 
@@ -166,6 +173,11 @@ type (
 		BoundDefault       string
 		RuleSchema         string
 		Rule               string
+		// A typed xml column's schema collection ("" untyped), and
+		// whether it holds documents (else content).
+		XMLDocument         bool
+		XMLCollectionSchema string
+		XMLCollection       string
 	}
 	indexColumnRow struct {
 		IndexID            int
@@ -272,7 +284,8 @@ func readCatalog(ctx context.Context, db *sql.DB, quotedName string) (catalogRow
 			&c.MaxLength, &c.Precision, &c.Scale, &c.Collation,
 			&c.Nullable, &c.Identity, &c.Computed, &c.ComputedDef,
 			&c.DefaultName, &c.DefaultDef, &c.EncryptionType,
-			&c.BoundDefaultSchema, &c.BoundDefault, &c.RuleSchema, &c.Rule)
+			&c.BoundDefaultSchema, &c.BoundDefault, &c.RuleSchema, &c.Rule,
+			&c.XMLDocument, &c.XMLCollectionSchema, &c.XMLCollection)
 		return c, err
 	}); err != nil {
 		return r, err
@@ -447,11 +460,19 @@ func buildColumn(ordinal int, c columnRow) *schema.Column {
 	case "text", "ntext", "image", "xml":
 		length = -1 // max_length is the in-row pointer size, not a limit
 	}
+	declared := declaredType(typ, length, c.Precision, c.Scale)
+	if typ == "xml" && c.XMLCollection != "" {
+		kind := "CONTENT"
+		if c.XMLDocument {
+			kind = "DOCUMENT"
+		}
+		declared = "xml(" + kind + " " + quoteIdent(c.XMLCollectionSchema) + "." + quoteIdent(c.XMLCollection) + ")"
+	}
 	return &schema.Column{
 		Name:         c.Name,
 		Ordinal:      ordinal,
 		Type:         typ,
-		Declared:     declaredType(typ, length, c.Precision, c.Scale),
+		Declared:     declared,
 		Length:       length,
 		Precision:    c.Precision,
 		Scale:        c.Scale,

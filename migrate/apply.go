@@ -376,6 +376,7 @@ func (e *Engine) runPhase(ctx context.Context, j *job, phase string, tables []*t
 // row-id columns. Every step checks what is already there, so a prepare
 // interrupted at any point runs again cleanly.
 func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error {
+	ivGroup := e.ivGroups(tables)
 	for _, t := range tables {
 		model, err := json.Marshal(t.model)
 		if err != nil {
@@ -417,7 +418,7 @@ func (e *Engine) prepare(ctx context.Context, j *job, tables []*tableJob) error 
 					if err != nil {
 						return exitcode.Input(err)
 					}
-					if iv := cipher.ColumnIV(c.plan.Suite, dek[:c.plan.Suite.KeySize()], e.ivGroup(tables, t, c.col.Name)); iv != nil {
+					if iv := cipher.ColumnIV(c.plan.Suite, dek[:c.plan.Suite.KeySize()], ivGroup(t, c.col.Name)); iv != nil {
 						st.ColumnIV = hex.EncodeToString(iv)
 					}
 				}

@@ -241,14 +241,15 @@ func parseDigest(s string) (*digest, error) {
 	return &d, nil
 }
 
-// ivGroup names the group of column col of table t for its column IV
-// (cipher.ColumnIV): the columns joined to it by foreign keys, followed
+// ivGroups reads the foreign keys of the job's tables once and gives the
+// group of a column for its column IV (cipher.ColumnIV): the columns
+// joined to it by foreign keys, followed
 // in both directions and through every key a column takes part in (one
 // column referencing two tables, a cycle), named by its least member, so
 // that every column of the group derives the same IV and no other column
 // does. tables are the job's; a referenced table is in the plan, or the
 // planner refused it.
-func (e *Engine) ivGroup(tables []*tableJob, t *tableJob, col string) string {
+func (e *Engine) ivGroups(tables []*tableJob) func(t *tableJob, col string) string {
 	parent := map[string]string{}
 	find := func(x string) string {
 		for {
@@ -287,7 +288,7 @@ func (e *Engine) ivGroup(tables []*tableJob, t *tableJob, col string) string {
 			}
 		}
 	}
-	return find(e.columnID(t.tn, col))
+	return func(t *tableJob, col string) string { return find(e.columnID(t.tn, col)) }
 }
 
 // columnID is a column's name as ivGroup compares it: its table's as names

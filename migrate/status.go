@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -129,33 +128,14 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 // show it as unencrypted. A table that this plan's job has recorded a
 // column of is its own and is not read (a cut-over may be swapping it).
 func (e *Engine) checkPlanned(ctx context.Context, all map[string]*columnState) error {
-	var missing []error
-	for _, tp := range e.plan.Tables {
+	_, err := planner.ReadTargets(ctx, e.plan, e.d, e.db, func(tp *planner.TablePlan) bool {
 		tn := e.tableName(tp.Name)
-		if slices.ContainsFunc(tp.Columns, func(cp planner.ColumnPlan) bool {
+		return slices.ContainsFunc(tp.Columns, func(cp planner.ColumnPlan) bool {
 			s := all[stateKey(tn.String(), cp.Name)]
 			return s != nil && s.JobID == e.jobID()
-		}) {
-			continue
-		}
-		t, err := e.d.ReadTable(ctx, e.db, tn)
-		switch {
-		case errors.Is(err, dialect.ErrTableNotFound):
-			missing = append(missing, e.plan.Errorf(tp.Line, tp.Col, "table %s does not exist in the database", tp.Name))
-			continue
-		case err != nil:
-			return fmt.Errorf("read catalog of %s: %w", tp.Name, err)
-		}
-		for _, cp := range tp.Columns {
-			if t.Column(cp.Name) == nil {
-				missing = append(missing, e.plan.Errorf(cp.Line, cp.Col, "table %s has no column %s", tp.Name, cp.Name))
-			}
-		}
-	}
-	if len(missing) > 0 {
-		return exitcode.Input(errors.Join(missing...))
-	}
-	return nil
+		})
+	})
+	return err
 }
 
 // progressOf gives a column's rows done, of how many, and percent, for

@@ -81,10 +81,22 @@ func withoutJobColumns(t *schema.Table, name string, job *JobInProgress) *schema
 // readTargets reads every planned table from the catalog and checks that
 // each planned column exists.
 func readTargets(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB) ([]Target, error) {
+	return ReadTargets(ctx, p, d, db, nil)
+}
+
+// ReadTargets is readTargets for a caller that must not read some tables
+// (skip; their Target has no Table): status skips the tables its job is
+// changing. A table or column the database lacks is an error naming the
+// plan's file, line and column (exit 2), all of them at once.
+func ReadTargets(ctx context.Context, p *Plan, d dialect.Dialect, db *sql.DB, skip func(*TablePlan) bool) ([]Target, error) {
 	targets := make([]Target, len(p.Tables))
 	var missing []error
 	for i := range p.Tables {
 		tp := &p.Tables[i]
+		if skip != nil && skip(tp) {
+			targets[i] = Target{Plan: tp}
+			continue
+		}
 		t, err := d.ReadTable(ctx, db, schema.ParseTableName(tp.Name))
 		switch {
 		case errors.Is(err, dialect.ErrTableNotFound):

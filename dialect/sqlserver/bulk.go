@@ -142,18 +142,14 @@ func planBulk(u dialect.Update) (*bulkPlan, error) {
 			on = append(on, qk+" = "+qs)
 		}
 		b.columns = append(b.columns, name)
-		decimalText := isDecimalText(declared)
 		for r, row := range u.Rows {
 			v := row[i]
 			if v == nil {
 				return nil, fmt.Errorf("key column %s is NULL in row %d", k, r+1)
 			}
-			// decimal, numeric and money come from the driver as the
-			// number's text in a []byte; its bulk load takes them only as
-			// a string. A ciphertext (an encrypted key after cut-over,
-			// which KeyTypes still calls decimal) is left as bytes.
-			if raw, ok := v.([]byte); ok && decimalText && decimalLiteral.Match(raw) {
-				v = string(raw)
+			// Its bulk load takes decimal, numeric and money only as a string.
+			if text, ok := decimalText(declared, v); ok {
+				v = text
 			}
 			b.rows[r][i] = v
 		}
@@ -266,6 +262,19 @@ func isDecimalText(declared string) bool {
 	return false
 }
 
+// decimalText gives the number's text of a decimal, numeric or money value
+// v of a column of the declared type, which go-mssqldb reads as that text
+// in a []byte and would send back as VARBINARY. A ciphertext (an encrypted
+// key after cut-over, whose recorded type is still the number's) is not
+// one.
+func decimalText(declared string, v any) (string, bool) {
+	raw, ok := v.([]byte)
+	if !ok || !isDecimalText(declared) || !decimalLiteral.Match(raw) {
+		return "", false
+	}
+	return string(raw), true
+}
+
 // decimalLiteral is the text go-mssqldb gives decimal, numeric and money
 // values.
 var decimalLiteral = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
@@ -304,19 +313,15 @@ func (sqlServer) KeyArg(col *schema.Column, v any, placeholder string) (string, 
 	if col == nil {
 		return placeholder, v
 	}
-	switch x := v.(type) {
-	case []byte:
-		if isDecimalText(col.Declared) && decimalLiteral.Match(x) {
-			return "CAST(" + placeholder + " AS " + col.Declared + ")", string(x)
+	if text, ok := decimalText(col.Declared, v); ok {
+		return "CAST(" + placeholder + " AS " + col.Declared + ")", text
+	}
+	if _, ok := v.(string); ok && isSingleByteChar(col.Declared) {
+		in := placeholder
+		if col.Collation != "" {
+			in += " COLLATE " + col.Collation
 		}
-	case string:
-		if isSingleByteChar(col.Declared) {
-			in := placeholder
-			if col.Collation != "" {
-				in += " COLLATE " + col.Collation
-			}
-			return "CAST(" + in + " AS " + col.Declared + ")", x
-		}
+		return "CAST(" + in + " AS " + col.Declared + ")", v
 	}
 	return placeholder, v
 }

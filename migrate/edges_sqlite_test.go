@@ -236,6 +236,25 @@ func TestVerifyAfterAnInterruptedCutover(t *testing.T) {
 	}
 }
 
+// TestVerifyOfAColumnWithoutRecordedState: a planned column the job's
+// records do not name once its copy is done (records edited by hand, or a
+// plan that names it differently) is bad input that says how to see the
+// job's state; verify used to dereference the missing record and panic.
+func TestVerifyOfAColumnWithoutRecordedState(t *testing.T) {
+	f := newFixture(t,
+		`CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT, phone TEXT)`,
+		`INSERT INTO people VALUES (1, 'a@example.com', '555-0101'), (2, NULL, '555-0102')`,
+	)
+	p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "people", columns: []planColumn{{name: "email"}, {name: "phone"}}}}})
+	f.apply(p, migrate.Options{Until: "verify"})
+	f.exec(`DELETE FROM colcrypt_columns WHERE table_name = 'people' AND column_name = 'phone'`)
+	_, err := f.engine(p, f.ks, migrate.Options{}).Verify(context.Background())
+	if err == nil || exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "people.phone has no recorded state") ||
+		!strings.Contains(err.Error(), "colcrypt status") {
+		t.Fatalf("verify with people.phone's record gone: %v (exit %d), want exit 2 naming the column and status", err, exitcode.Of(err))
+	}
+}
+
 // TestColumnIVsAreLinkedOnlyByForeignKeys: with iv: column, the columns of
 // a foreign key (and of a chain of them) share one IV, so the key can be
 // rebuilt on the ciphertexts; a column under the same key that no foreign

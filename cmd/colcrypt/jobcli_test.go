@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/migrate"
 	"github.com/colcrypt/colcrypt/planner"
 )
@@ -250,6 +254,47 @@ func TestInterruptSaysHowToResume(t *testing.T) {
 	}
 	mustRun(t, args...)
 	mustRun(t, "verify", plan)
+}
+
+// TestInterruptKeepsAVerdict: a signal that arrives once a command has
+// reached its verdict (a failed verify, blockers: exit 1) does not turn it
+// into "interrupted" (exit 2); the user must still see what failed. A
+// command stopped by the signal without a verdict says it was interrupted.
+func TestInterruptKeepsAVerdict(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	verdict := errors.New("verification failed: 1 value differs")
+	saved := commands
+	t.Cleanup(func() { commands = saved })
+	register(func(*app) *cobra.Command {
+		return &cobra.Command{Use: "judge", Annotations: map[string]string{resumesAnnotation: "yes"},
+			RunE: func(*cobra.Command, []string) error {
+				cancel() // the signal, after the verdict and before the exit
+				return exitcode.Fail(verdict)
+			}}
+	})
+	register(func(*app) *cobra.Command {
+		return &cobra.Command{Use: "stopped", RunE: func(c *cobra.Command, _ []string) error {
+			cancel()
+			return c.Context().Err()
+		}}
+	})
+	for _, c := range []struct {
+		cmd      string
+		code     int
+		wantLine string
+	}{
+		{"judge", exitcode.Failed, "colcrypt: " + verdict.Error()},
+		{"stopped", exitcode.BadInput, "colcrypt: interrupted: colcrypt stopped stopped before it finished"},
+	} {
+		ctx, cancel = context.WithCancel(context.Background())
+		var stdout, stderr bytes.Buffer
+		code := run(ctx, []string{c.cmd}, &stdout, &stderr, nil)
+		if code != c.code || lastLine(stderr.String()) != c.wantLine {
+			t.Errorf("%s, then a signal: exit %d, %q; want exit %d, %q", c.cmd, code, lastLine(stderr.String()), c.code, c.wantLine)
+		}
+		cancel()
+	}
 }
 
 // TestShellJoin: the command line to run again can be pasted into a shell.

@@ -116,9 +116,9 @@ type planTable struct {
 }
 
 type planColumn struct {
-	name      string
-	suite, iv string
-	versioned *bool
+	name           string
+	key, suite, iv string // "" for the plan's defaults
+	versioned      *bool
 }
 
 // yamlString quotes s as a YAML double-quoted scalar.
@@ -146,6 +146,9 @@ func (f *fixture) plan(name string, s planSpec) *planner.Plan {
 		fmt.Fprintf(&b, "  - name: %s\n    columns:\n", yamlString(t.name))
 		for _, c := range t.columns {
 			fmt.Fprintf(&b, "      - name: %s\n", yamlString(c.name))
+			if c.key != "" {
+				fmt.Fprintf(&b, "        key: %s\n", c.key)
+			}
 			if c.suite != "" {
 				fmt.Fprintf(&b, "        suite: %s\n", c.suite)
 			}

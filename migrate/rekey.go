@@ -242,6 +242,25 @@ func (e *Engine) rekeyTargetOf(ctx context.Context, j *job, t *tableJob, c *colJ
 	if err := e.checkRekeyRules(t, c); err != nil {
 		return nil, info, err
 	}
+	if target.Suite == st.Suite && target.KeyVersion == st.KeyVersion {
+		// While the rekey runs, a value's header (its suite and key
+		// version) is all that tells a rewritten value from an old one
+		// (decryptAny). A new key name of the same version number, or a new
+		// IV mode alone, would write values that read as old ones: the
+		// first would not decrypt, the second would decrypt to garbage.
+		var what []string
+		fix := "revert the plan and apply it again with the new settings"
+		if target.KeyName != st.KeyName {
+			what = append(what, fmt.Sprintf("its key (%s v%d → %s v%d)", st.KeyName, st.KeyVersion, target.KeyName, target.KeyVersion))
+			fix = fmt.Sprintf("add versions to key %s (colcrypt keys add %s %s) until its newest is not v%d, then rekey; or %s",
+				target.KeyName, e.plan.Keystore, target.KeyName, st.KeyVersion, fix)
+		}
+		if target.IVMode != st.IVMode {
+			what = append(what, "its IV mode ("+st.IVMode+" → "+target.IVMode+")")
+		}
+		return nil, info, exitcode.Input(fmt.Errorf("%s.%s: a rekey that changes only %s keeps suite %s and key version %d, so its values could not be "+
+			"told from the old ones while it runs; %s", t.name, c.col.Name, strings.Join(what, " and "), st.Suite, st.KeyVersion, fix))
+	}
 	suite := c.plan.Suite
 	if c.plan.IV == cipher.IVColumn {
 		dek, _, err := e.ks.EncryptionKey(info.Name, info.Version)

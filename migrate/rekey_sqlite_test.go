@@ -154,6 +154,68 @@ func TestRekeySuiteChange(t *testing.T) {
 	}
 }
 
+// TestRekeyRefusesAChangeItCannotTellApart: while a rekey runs, a value's
+// header (suite and key version) is all that says whether it was rewritten
+// yet. A rekey that changes only the IV mode, or only the key's name at the
+// same version number, would write values whose header reads as an old
+// one: it exited 0 having garbled the first block of every value (and
+// dropped the IV column), or stopped with the column stuck mid-rekey. It
+// is refused before anything changes, saying what to do; once the new key
+// has another version number, the same change works.
+func TestRekeyRefusesAChangeItCannotTellApart(t *testing.T) {
+	f := newFixture(t,
+		`CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT, phone TEXT)`,
+		`INSERT INTO people VALUES (1, 'a@example.com', '555-0101'), (2, NULL, '555-0102'), (3, 'c@example.com', NULL), (4, 'd@example.com', '555-0104')`,
+	)
+	planWith := func(name string, email planColumn) *planner.Plan {
+		email.name = "email"
+		return f.plan(name, planSpec{suite: "aes-256-cbc", tables: []planTable{{name: "people", columns: []planColumn{email, {name: "phone"}}}}})
+	}
+	p := planWith("plan.yaml", planColumn{iv: "field"})
+	original := f.snapshot()
+	f.apply(p, migrate.Options{})
+	applied := f.snapshot()
+	refused := func(next *planner.Plan, want string) {
+		t.Helper()
+		_, err := f.engine(next, f.ks, migrate.Options{NoBackupCheck: true}).Rekey(context.Background(), nil)
+		if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), want) {
+			t.Fatalf("rekey: %v (exit %d), want exit 2 saying %q", err, exitcode.Of(err), want)
+		}
+		if d := applied.diff(f.snapshot()); d != "" {
+			t.Fatalf("the refused rekey changed the database:\n%s", d)
+		}
+		f.wantStates(p, migrate.StateEncrypted)
+		if vr := f.verify(p); !vr.OK() {
+			t.Fatalf("verify after the refused rekey: %v", vr.Err())
+		}
+	}
+	refused(planWith("column.yaml", planColumn{iv: "column"}),
+		"people.email: a rekey that changes only its IV mode (field → column) keeps suite aes-256-cbc and key version 1")
+	if _, err := f.ks.Add("other"); err != nil {
+		t.Fatal(err)
+	}
+	other := planWith("other.yaml", planColumn{key: "other", iv: "field"})
+	refused(other, "changes only its key (pii v1 → other v1)")
+	refused(other, "add versions to key other (colcrypt keys add "+filepath.Join(f.dir, "test.keystore")+" other) until its newest is not v1")
+
+	if _, err := f.ks.Add("other"); err != nil { // other v2
+		t.Fatal(err)
+	}
+	if _, err := f.engine(other, f.ks, migrate.Options{NoBackupCheck: true}).Rekey(context.Background(), nil); err != nil {
+		t.Fatalf("rekey to key other v2: %v", err)
+	}
+	if h := f.headers("people", "email"); len(h) != 1 || h["aes-256-cbc/v2"] != 3 {
+		t.Errorf("people.email after the rekey to other v2 holds %v, want 3 values under aes-256-cbc/v2", h)
+	}
+	if vr := f.verify(other); !vr.OK() || vr.Values != 6 {
+		t.Fatalf("verify after the rekey: %+v %v", vr, vr.Err())
+	}
+	f.revert(other)
+	if d := original.diff(f.snapshot()); d != "" {
+		t.Fatalf("revert after the rekey:\n%s", d)
+	}
+}
+
 // TestRewrapLeavesCiphertextIdentical rewraps the keystore under a new
 // passphrase: not one stored byte changes, and verify passes with the new
 // passphrase while the old one no longer opens the keystore.

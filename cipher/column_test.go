@@ -52,6 +52,16 @@ func allCombos(t testing.TB) []combo {
 	return out
 }
 
+// mustEncrypt encrypts p with col and fails the test if it cannot.
+func mustEncrypt(t testing.TB, col *Column, p []byte) (ct, iv []byte) {
+	t.Helper()
+	ct, iv, err := col.Encrypt(p)
+	if err != nil {
+		t.Fatalf("Encrypt(%d bytes): %v", len(p), err)
+	}
+	return ct, iv
+}
+
 func newTestColumn(t testing.TB, c combo, keys map[uint16][]byte, encryptVersion uint16) *Column {
 	t.Helper()
 	col, err := NewColumn(c.p, keys, encryptVersion, c.columnIV)
@@ -147,6 +157,9 @@ func TestCiphertextLenSpec(t *testing.T) {
 		if got := CiphertextLen(TripleDESCBC, false, row.n); got != row.tdes {
 			t.Errorf("CiphertextLen(3des, false, %d) = %d, want %d", row.n, got, row.tdes)
 		}
+		if got := CiphertextLen(TripleDESCBC, true, row.n); got != row.tdes+3 {
+			t.Errorf("CiphertextLen(3des, true, %d) = %d, want %d", row.n, got, row.tdes+3)
+		}
 		if got := CiphertextLen(AEADAES256CBCHMACSHA256, false, row.n); got != 49+row.aes {
 			t.Errorf("CiphertextLen(aead, false, %d) = %d, want %d", row.n, got, 49+row.aes)
 		}
@@ -162,12 +175,35 @@ func TestCiphertextLenSpec(t *testing.T) {
 		t.Errorf("worked example IVs = %d, want 80000", got)
 	}
 
+	// SPEC §2: ciphertext = header + ((n / block) + 1) × block, the header
+	// 3 bytes for versioned keys (format tag, key version as uint16) and 0
+	// for unversioned ones; blocks of 16 bytes for AES, 8 for 3DES. The
+	// AEAD cell adds 0x01 ‖ MAC(32) ‖ IV(16) before its body (SPEC §3).
+	const versionHeader = 3
+	spec2 := map[Suite]struct{ cell, block int }{
+		AES128CBC:               {0, 16},
+		AES192CBC:               {0, 16},
+		AES256CBC:               {0, 16},
+		TripleDESCBC:            {0, 8},
+		AEADAES256CBCHMACSHA256: {1 + 32 + 16, 16},
+	}
 	for _, s := range Suites() {
+		sp, ok := spec2[s]
+		if !ok {
+			t.Errorf("suite %s has no size in SPEC §2/§3", s)
+			continue
+		}
 		for _, v := range []bool{false, true} {
-			fixed, block := Shape(s, v)
+			header := 0
+			if v {
+				header = versionHeader
+			}
+			if fixed, block := Shape(s, v); fixed != header+sp.cell || block != sp.block {
+				t.Errorf("Shape(%s, %t) = %d, %d; want %d fixed bytes and %d-byte blocks", s, v, fixed, block, header+sp.cell, sp.block)
+			}
 			for n := range 100 {
-				if got, want := CiphertextLen(s, v, n), fixed+(n/block+1)*block; got != want {
-					t.Fatalf("CiphertextLen(%s, %t, %d) = %d, Shape says %d", s, v, n, got, want)
+				if got, want := CiphertextLen(s, v, n), header+sp.cell+(n/sp.block+1)*sp.block; got != want {
+					t.Fatalf("CiphertextLen(%s, %t, %d) = %d, want %d (SPEC §2)", s, v, n, got, want)
 				}
 			}
 		}
@@ -443,9 +479,9 @@ func TestDeterminism(t *testing.T) {
 	for _, cb := range allCombos(t) {
 		t.Run(cb.String(), func(t *testing.T) {
 			col := newTestColumn(t, cb, map[uint16][]byte{1: testKey(cb.p.Suite, 1)}, 1)
-			ct1, iv1, _ := col.Encrypt(a)
-			ct2, iv2, _ := col.Encrypt(a)
-			ct3, _, _ := col.Encrypt(b)
+			ct1, iv1 := mustEncrypt(t, col, a)
+			ct2, iv2 := mustEncrypt(t, col, a)
+			ct3, _ := mustEncrypt(t, col, b)
 			if bytes.Equal(ct1, ct3) {
 				t.Error("different plaintexts gave equal ciphertexts")
 			}
@@ -468,8 +504,8 @@ func TestDeterminism(t *testing.T) {
 	p := Params{Suite: AES256CBC, IV: IVColumn}
 	x := newTestColumn(t, combo{p, bytes.Repeat([]byte{1}, 16)}, k, 1)
 	y := newTestColumn(t, combo{p, bytes.Repeat([]byte{2}, 16)}, k, 1)
-	cx, _, _ := x.Encrypt(a)
-	cy, _, _ := y.Encrypt(a)
+	cx, _ := mustEncrypt(t, x, a)
+	cy, _ := mustEncrypt(t, y, a)
 	if bytes.Equal(cx, cy) {
 		t.Error("column IV is not used")
 	}
@@ -515,17 +551,22 @@ func valueIV(p Params, ct, iv []byte) []byte {
 func TestResultsDoNotAlias(t *testing.T) {
 	for _, cb := range allCombos(t) {
 		col := newTestColumn(t, cb, map[uint16][]byte{1: testKey(cb.p.Suite, 1)}, 1)
-		ct, iv, _ := col.Encrypt([]byte("first"))
+		ct, iv := mustEncrypt(t, col, []byte("first"))
 		keepCT, keepIV := bytes.Clone(ct), bytes.Clone(iv)
 		for range 5 {
-			col.Encrypt([]byte("second value, longer"))
-			col.Decrypt(ct, iv)
+			mustEncrypt(t, col, []byte("second value, longer"))
+			if _, err := col.Decrypt(ct, iv); err != nil {
+				t.Fatalf("%v: decrypt a kept ciphertext: %v", cb, err)
+			}
 		}
 		_ = append(ct, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
 		if !bytes.Equal(ct, keepCT) || !bytes.Equal(iv, keepIV) {
 			t.Errorf("%v: a kept ciphertext or IV changed", cb)
 		}
-		back, _ := col.Decrypt(ct, iv)
+		back, err := col.Decrypt(ct, iv)
+		if err != nil {
+			t.Fatalf("%v: decrypt a kept ciphertext: %v", cb, err)
+		}
 		_ = append(back, 'X')
 		if got, err := col.Decrypt(ct, iv); err != nil || string(got) != "first" {
 			t.Errorf("%v: decrypt after appending to a result = %q, %v", cb, got, err)
@@ -538,7 +579,7 @@ func TestCloneConcurrent(t *testing.T) {
 		base := newTestColumn(t, cb, map[uint16][]byte{1: testKey(cb.p.Suite, 1), 2: testKey(cb.p.Suite, 2)}, 2)
 		// Use the original first, so a clone that shared or copied its buffer
 		// of random bytes would repeat (or zero) IVs.
-		ct0, iv0, _ := base.Encrypt([]byte("x"))
+		ct0, iv0 := mustEncrypt(t, base, []byte("x"))
 		clone := base.Clone()
 		if cb.p.IV == IVField {
 			seen := make(map[string]bool)
@@ -547,7 +588,7 @@ func TestCloneConcurrent(t *testing.T) {
 				if i%2 == 1 {
 					col = clone
 				}
-				ct, iv, _ := col.Encrypt([]byte("x"))
+				ct, iv := mustEncrypt(t, col, []byte("x"))
 				iv = valueIV(cb.p, ct, iv)
 				if seen[string(iv)] || bytes.Count(iv, []byte{0}) == len(iv) {
 					t.Fatalf("%v: clone and original repeat IV %x", cb, iv)
@@ -719,10 +760,10 @@ func TestNewColumnCopiesInputs(t *testing.T) {
 	key := testKey(AES128CBC, 1)
 	iv := bytes.Repeat([]byte{7}, 16)
 	col := newTestColumn(t, combo{Params{Suite: AES128CBC, IV: IVColumn}, iv}, map[uint16][]byte{1: key}, 1)
-	ct, _, _ := col.Encrypt([]byte("v"))
+	ct, _ := mustEncrypt(t, col, []byte("v"))
 	clear(key)
 	clear(iv)
-	ct2, _, _ := col.Encrypt([]byte("v"))
+	ct2, _ := mustEncrypt(t, col, []byte("v"))
 	if !bytes.Equal(ct, ct2) {
 		t.Error("the Column depends on the caller's key or IV slices after NewColumn")
 	}

@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,32 +15,17 @@ import (
 // a missing one are checkpointed, the missing one's rows have no
 // ciphertext, and the job's last completed phase is prepare. The resumed
 // apply (with a retuned batch size, which the plan fingerprint allows)
-// must finish, and verify after cut-over and revert must both pass: no
-// chunk's plaintext digest may be counted twice.
+// must write the missing chunk's rows and no others: afterwards the copy's
+// checkpoints form one chain over the whole table, each chunk starting
+// where the one before it ends, so no row is copied (nor its plaintext
+// digest counted) twice. Verify after cut-over and revert must both pass.
 func TestResumeAfterOutOfOrderChunks(t *testing.T) {
 	f := newFixture(t, customersSetup(1200)...)
 	p := customersPlan(f, "plan.yaml", "")
 	before := f.snapshot()
 	f.apply(p, migrate.Options{Until: "copy", Workers: 1, BatchRows: 50, InPlace: true})
 
-	db := f.raw()
-	type chunkRow struct {
-		lo, hi string
-		rows   int
-	}
-	rows, err := db.Query(`SELECT lo, COALESCE(hi, ''), rows_done FROM colcrypt_chunks WHERE phase = 'copy'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chunks []chunkRow
-	for rows.Next() {
-		var c chunkRow
-		if err := rows.Scan(&c.lo, &c.hi, &c.rows); err != nil {
-			t.Fatal(err)
-		}
-		chunks = append(chunks, c)
-	}
-	rows.Close()
+	chunks := copyChunks(t, f)
 	if len(chunks) < 4 {
 		t.Fatalf("the copy made %d chunks; the test needs at least 4", len(chunks))
 	}
@@ -56,6 +42,7 @@ func TestResumeAfterOutOfOrderChunks(t *testing.T) {
 	}
 	lo, hi := keyID(t, gap.lo), keyID(t, gap.hi)
 	t.Logf("%d chunks; dropping the checkpoint of (%d, %d], %d rows", len(chunks), lo, hi, gap.rows)
+	db := f.raw()
 	for _, stmt := range []string{
 		`DELETE FROM colcrypt_chunks WHERE phase = 'copy' AND lo = '` + strings.ReplaceAll(gap.lo, "'", "''") + `'`,
 		`UPDATE customers SET ssn__colcrypt = NULL, email__colcrypt = NULL, notes__colcrypt = NULL, notes_iv = NULL
@@ -67,9 +54,41 @@ func TestResumeAfterOutOfOrderChunks(t *testing.T) {
 		}
 	}
 	db.Close()
+	kept := map[[2]string]bool{}
+	for _, c := range chunks {
+		if c != *gap {
+			kept[[2]string{c.lo, c.hi}] = true
+		}
+	}
 
 	f.apply(p, migrate.Options{Workers: 2, BatchRows: 7})
 	f.wantEncrypted("customers", "ssn", "email", "notes")
+	// The checkpoints after the resumed apply: one chain from the start
+	// of the table to its end, and the chunks the resumed run recorded
+	// hold the hole's rows and no more.
+	after := copyChunks(t, f)
+	sort.Slice(after, func(i, j int) bool { return chunkOrder(t, after[i].lo) < chunkOrder(t, after[j].lo) })
+	prevHi, total, rewritten, broken := "", 0, 0, false
+	for i, c := range after {
+		if c.lo != prevHi && !broken {
+			t.Errorf("after the resumed apply, copy chunk %d of %d covers (%s, %s] but the chunk before it ends at %q: the chunks overlap or leave a gap\nchunks: %v",
+				i+1, len(after), c.lo, c.hi, prevHi, after)
+			broken = true
+		}
+		prevHi, total = c.hi, total+c.rows
+		if !kept[[2]string{c.lo, c.hi}] {
+			rewritten += c.rows
+		}
+	}
+	if len(after) == 0 || prevHi != "" {
+		t.Errorf("after the resumed apply the copy's last chunk ends at %q, not at the end of the table", prevHi)
+	}
+	if total != 1200 {
+		t.Errorf("after the resumed apply the copy's chunks hold %d rows, want the table's 1200", total)
+	}
+	if rewritten != gap.rows {
+		t.Errorf("the resumed apply copied %d rows, want only the %d rows of the lost chunk (%d, %d]", rewritten, gap.rows, lo, hi)
+	}
 	if vr := f.verify(p); !vr.OK() {
 		t.Errorf("verify after the resumed apply: %v", vr.Err())
 	}
@@ -79,6 +98,47 @@ func TestResumeAfterOutOfOrderChunks(t *testing.T) {
 	if d := before.diff(f.snapshot()); d != "" {
 		t.Fatalf("after apply and revert the database differs:\n%s", d)
 	}
+}
+
+// chunkRow is one checkpoint of the copy: its key range (lo, hi] as
+// recorded ("" for the start and the end of the table) and its rows.
+type chunkRow struct {
+	lo, hi string
+	rows   int
+}
+
+// copyChunks reads the copy's checkpoints.
+func copyChunks(t *testing.T, f *fixture) []chunkRow {
+	t.Helper()
+	db := f.raw()
+	defer db.Close()
+	rows, err := db.Query(`SELECT lo, COALESCE(hi, ''), rows_done FROM colcrypt_chunks WHERE phase = 'copy'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var chunks []chunkRow
+	for rows.Next() {
+		var c chunkRow
+		if err := rows.Scan(&c.lo, &c.hi, &c.rows); err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, c)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return chunks
+}
+
+// chunkOrder orders chunks by their lower key: the start of the table
+// ("") first.
+func chunkOrder(t *testing.T, lo string) int {
+	t.Helper()
+	if lo == "" {
+		return -1
+	}
+	return keyID(t, lo)
 }
 
 // keyID decodes a checkpointed integer key such as ["i123"].

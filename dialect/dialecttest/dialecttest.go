@@ -63,8 +63,14 @@ type Engine struct {
 	// A literal NULL (any case) must read back as NULL.
 	Types []TypeCase
 	// Unsupported are declared types whose codec must fail with
-	// dialect.ErrUnsupportedType. It may be empty.
+	// dialect.ErrUnsupportedType. An engine that refuses no declared type
+	// leaves it empty and sets NoUnsupportedTypes instead.
 	Unsupported []string
+	// NoUnsupportedTypes says the engine's codec refuses no declared type
+	// (SQLite: every declared type has an affinity). The suite then checks
+	// that types other engines refuse (refusedElsewhere) get a codec here.
+	// An engine must either list Unsupported or set this.
+	NoUnsupportedTypes bool
 	// Same returns an SQL boolean expression that holds when the two SQL
 	// expressions hold the identical value, type or storage class
 	// included, and when both are NULL.
@@ -101,6 +107,15 @@ var ciphertextSizes = []int64{1, 16, 8000, 8001, 0}
 
 // unboundedSample is the length stored in the unbounded ciphertext column.
 const unboundedSample = 100_000
+
+// refusedElsewhere are declared types another engine's codec refuses
+// (SQL Server: REAL and FLOAT(n≤24), SPEC §2, and types outside its list;
+// PostgreSQL: types outside its list), which an engine with
+// NoUnsupportedTypes must encrypt.
+var refusedElsewhere = []string{
+	"REAL", "FLOAT(24)", "UNIQUEIDENTIFIER", "DATETIMEOFFSET", "SQL_VARIANT", "ROWVERSION", "HIERARCHYID",
+	"MONEY", "INTERVAL", "INET", "POINT", "TSVECTOR", "BIT(3)",
+}
 
 // Run creates the fixture and runs the conformance subtests.
 func Run(t *testing.T, e Engine) {
@@ -170,7 +185,7 @@ func (s *suite) dropAll(t *testing.T, ctx context.Context) {
 	for i := range s.e.Types {
 		tables = append(tables, codecTable(i))
 	}
-	for i := range s.e.Unsupported {
+	for i := range max(len(s.e.Unsupported), len(refusedElsewhere)) {
 		tables = append(tables, unsupportedTable(i))
 	}
 	for i := range ciphertextSizes {
@@ -470,10 +485,17 @@ func (s *suite) codecCase(t *testing.T, tableName string, tc TypeCase) {
 func isNullLiteral(lit string) bool { return strings.EqualFold(strings.TrimSpace(lit), "NULL") }
 
 // unsupported checks that the codec refuses types colcrypt cannot encrypt,
-// naming them, so the planner can report a blocker.
+// naming them, so the planner can report a blocker; or, for an engine
+// that refuses none, that it gives a codec for types other engines refuse.
 func (s *suite) unsupported(t *testing.T) {
-	if len(s.e.Unsupported) == 0 {
-		t.Skip("the engine lists no unsupported types")
+	switch {
+	case s.e.NoUnsupportedTypes && len(s.e.Unsupported) > 0:
+		t.Fatalf("the engine says it refuses no declared type (NoUnsupportedTypes) but lists %v as unsupported", s.e.Unsupported)
+	case s.e.NoUnsupportedTypes:
+		s.noneUnsupported(t)
+		return
+	case len(s.e.Unsupported) == 0:
+		t.Fatal("the engine lists no unsupported types: list them in Engine.Unsupported, or set Engine.NoUnsupportedTypes if its codec refuses none")
 	}
 	for i, declared := range s.e.Unsupported {
 		t.Run(declared, func(t *testing.T) {
@@ -493,6 +515,26 @@ func (s *suite) unsupported(t *testing.T) {
 				(col.Type != "" && strings.Contains(msg, strings.ToLower(col.Type)))
 			if !namesType {
 				t.Errorf("Codec(%s): the error %q names neither %q nor %q", declared, err, col.Type, declared)
+			}
+		})
+	}
+}
+
+// noneUnsupported checks that an engine with NoUnsupportedTypes gives a
+// codec for each type of refusedElsewhere, so the planner lets a plan
+// encrypt it.
+func (s *suite) noneUnsupported(t *testing.T) {
+	for i, declared := range refusedElsewhere {
+		t.Run(declared, func(t *testing.T) {
+			name := unsupportedTable(i)
+			s.exec(t, fmt.Sprintf("CREATE TABLE %s (%s int NOT NULL PRIMARY KEY, %s %s NULL)",
+				s.table(name), s.q("id"), s.q("v"), declared))
+			col := s.read(t, name).Column("v")
+			if col == nil {
+				t.Fatalf("%s: column v not read back", name)
+			}
+			if c, err := s.e.Dialect.Codec(col); err != nil || c == nil {
+				t.Errorf("Codec(%s) = %v, %v; the engine says it refuses no declared type", declared, c, err)
 			}
 		})
 	}

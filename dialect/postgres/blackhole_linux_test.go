@@ -43,12 +43,13 @@ type blackholePath struct {
 const blackholeNet = "10.213"
 
 // newBlackholePath builds a path to the server at target (host:port) and
-// removes it when the test ends. It skips the test when it may not create
-// network namespaces (not root, or no support for them).
+// removes it when the test ends. When it may not create network namespaces
+// (not root, or no support for them) it skips the test, or fails it when CI
+// is set, so that CI never passes by skipping.
 func newBlackholePath(t *testing.T, target string) *blackholePath {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("the black-hole test needs root, to create a network namespace and a veth pair")
+		blackholeUnavailable(t, "the black-hole test needs root, to create a network namespace and a veth pair: run the tests as root")
 	}
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -58,7 +59,7 @@ func newBlackholePath(t *testing.T, target string) *blackholePath {
 	p := &blackholePath{t: t, ns: "colcrypt-bh-" + id, nsLink: "ccbhn" + id}
 	rootLink := "ccbhr" + id // ≤ 15 characters, as interface names must be
 	if out, err := osexec.Command("ip", "netns", "add", p.ns).CombinedOutput(); err != nil {
-		t.Skipf("the black-hole test cannot create a network namespace: ip netns add: %v: %s", err, trimOut(out))
+		blackholeUnavailable(t, fmt.Sprintf("the black-hole test cannot create a network namespace (it needs iproute2's ip and a kernel with network namespaces): ip netns add: %v: %s", err, trimOut(out)))
 	}
 	t.Cleanup(func() { p.ip("netns", "del", p.ns) })
 	rootIP, nsIP := freeSubnet(t)
@@ -85,6 +86,16 @@ func newBlackholePath(t *testing.T, target string) *blackholePath {
 	p.relay = startRelay(ln, target)
 	t.Cleanup(p.relay.close)
 	return p
+}
+
+// blackholeUnavailable skips the test with msg, or fails it when CI is
+// set, as internal/pgtest does for a missing PostgreSQL.
+func blackholeUnavailable(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
 
 // freeSubnet picks a /30 of blackholeNet that no interface of the host

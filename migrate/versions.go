@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/colcrypt/colcrypt/cipher"
@@ -69,10 +70,21 @@ func (e *Engine) keyVersionCounts(ctx context.Context) (map[string][]VersionCoun
 	return out, nil
 }
 
+// VersionUse is a column that still holds values under a key version.
+type VersionUse struct {
+	Column string // table.column
+	Detail string // how many values, or the column's state
+	// Versioned: its values carry their key version, so a rekey can move
+	// them; an unversioned column must be reverted and applied again.
+	Versioned bool
+}
+
+func (u VersionUse) String() string { return u.Column + " (" + u.Detail + ")" }
+
 // VersionInUse reports the columns of the plan that still hold values
 // under key name/version, with their counts: a version in use must not be
 // retired.
-func (e *Engine) VersionInUse(ctx context.Context, name string, version int) ([]string, error) {
+func (e *Engine) VersionInUse(ctx context.Context, name string, version int) ([]VersionUse, error) {
 	all, err := e.loadStates(ctx)
 	if err != nil {
 		return nil, err
@@ -81,7 +93,7 @@ func (e *Engine) VersionInUse(ctx context.Context, name string, version int) ([]
 	if err != nil {
 		return nil, err
 	}
-	var uses []string
+	var uses []VersionUse
 	for k, st := range all {
 		if st.KeyName != name || (st.State != StateEncrypted && st.State != StateKeyChange && st.State != StateEncrypting && st.State != StateDecrypting) {
 			continue
@@ -93,14 +105,16 @@ func (e *Engine) VersionInUse(ctx context.Context, name string, version int) ([]
 				n, found = c.Values, true
 			}
 		}
+		column := st.Table + "." + st.Column
 		switch {
 		case found && n > 0:
-			uses = append(uses, fmt.Sprintf("%s.%s (%d values)", st.Table, st.Column, n))
+			uses = append(uses, VersionUse{Column: column, Detail: fmt.Sprintf("%d values", n), Versioned: true})
 		case counts[k] == nil && st.KeyVersion == version:
 			// Unversioned or uncountable: the recorded version decides.
-			uses = append(uses, fmt.Sprintf("%s.%s (state %s)", st.Table, st.Column, StateDesc(st.State)))
+			uses = append(uses, VersionUse{Column: column, Detail: "state " + StateDesc(st.State), Versioned: st.Versioned})
 		}
 	}
+	slices.SortFunc(uses, func(a, b VersionUse) int { return strings.Compare(a.Column, b.Column) })
 	return uses, nil
 }
 

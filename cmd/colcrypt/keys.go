@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/keystore"
+	"github.com/colcrypt/colcrypt/migrate"
 )
 
 func init() { register(newKeysCmd) }
@@ -151,6 +153,16 @@ func newKeysRewrapCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The plan, when given, is read and its database reached
+			// before the keystore changes: a bad plan changes nothing.
+			var e *migrate.Engine
+			if planPath != "" {
+				var closeDB func()
+				if e, closeDB, err = a.engine(cmd.Context(), planPath, false, jobFlags{}); err != nil {
+					return err
+				}
+				defer closeDB()
+			}
 			s, err := a.replacementSecret("rewrap keystore " + path)
 			if err != nil {
 				return err
@@ -164,14 +176,9 @@ func newKeysRewrapCmd(a *app) *cobra.Command {
 			}
 			a.log.Info("keystore rewrapped", "keystore", path, "protector", k.Protector(), "keys", len(k.List()))
 			fmt.Fprintf(a.stdout, "rewrapped keystore %s: %d keys, now protected by the new %s\n", path, len(k.List()), k.Protector())
-			if planPath != "" {
+			if e != nil {
 				// The protection change is part of the job's history, as
 				// SQL Server's state 6 is for TDE.
-				e, closeDB, err := a.engine(cmd.Context(), planPath, false, jobFlags{})
-				if err != nil {
-					return err
-				}
-				defer closeDB()
 				detail := fmt.Sprintf("keystore %s rewrapped: %s → new %s; data keys and check values unchanged", path, before, k.Protector())
 				if err := e.RecordProtectionChange(cmd.Context(), detail); err != nil {
 					return err
@@ -201,13 +208,17 @@ gone or no longer holds those bytes, unless --no-backup-check waives the check
 			if err := mustNotExist(purpose, file); err != nil {
 				return err
 			}
-			k, err := a.openKeystore(path)
+			k, master, err := a.openKeystoreSecret(path)
 			if err != nil {
 				return err
 			}
 			pass, err := a.backupPassphrase(purpose, true)
 			if err != nil {
 				return err
+			}
+			if master.Passphrase != nil && subtle.ConstantTimeCompare(master.Passphrase, pass) == 1 {
+				return exitcode.Input(fmt.Errorf("%s: the backup passphrase is the keystore's own passphrase; "+
+					"a backup must be under a separate one (set %s to another)", purpose, backupVars.passphrase))
 			}
 			if err := k.Backup(file, pass); err != nil {
 				return keystoreError(err, keystore.Secret{}, masterVars)
@@ -279,8 +290,7 @@ func newKeysRetireCmd(a *app) *cobra.Command {
 					return err
 				}
 				if len(uses) > 0 {
-					return exitcode.Input(fmt.Errorf("key %s version %d still protects %s: rekey them first (colcrypt rekey %s --all), then retire",
-						name, version, strings.Join(uses, ", "), planPath))
+					return exitcode.Input(fmt.Errorf("key %s version %d still protects %s; then retire", name, version, retireAdvice(uses, planPath)))
 				}
 			}
 			if err := k.Retire(name, uint16(version)); err != nil {
@@ -306,4 +316,27 @@ func newKeysRetireCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&planPath, "plan", "", "refuse when this plan's database still holds values under the version")
 	return cmd
+}
+
+// retireAdvice lists the columns a key version still protects, each with
+// what moves it off that version: a rekey for versioned columns, a revert
+// and a new apply for the others, which rekey refuses.
+func retireAdvice(uses []migrate.VersionUse, planPath string) string {
+	var rekey, reapply []string
+	for _, u := range uses {
+		if u.Versioned {
+			rekey = append(rekey, u.String())
+		} else {
+			reapply = append(reapply, u.String())
+		}
+	}
+	var parts []string
+	if len(rekey) > 0 {
+		parts = append(parts, fmt.Sprintf("%s: rekey them first (colcrypt rekey %s --all)", strings.Join(rekey, ", "), planPath))
+	}
+	if len(reapply) > 0 {
+		parts = append(parts, fmt.Sprintf("%s, not versioned, which rekey cannot move: revert the plan (colcrypt revert %s) and apply it again",
+			strings.Join(reapply, ", "), planPath))
+	}
+	return strings.Join(parts, "; and ")
 }

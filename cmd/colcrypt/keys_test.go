@@ -411,6 +411,23 @@ func TestKeysBadInput(t *testing.T) {
 			want: `retire key pii: version "one" is not a number from 1 to 65535`,
 		},
 		{
+			// SPEC §3: a backup is under a separate passphrase.
+			name: "backup under the keystore's own passphrase",
+			env:  []string{"COLCRYPT_PASSPHRASE", testPass, "COLCRYPT_BACKUP_PASSPHRASE", testPass},
+			args: []string{"keys", "backup", ks, newTarget},
+			want: "back up keystore " + ks + " to " + newTarget + ": the backup passphrase is the keystore's own passphrase; " +
+				"a backup must be under a separate one (set COLCRYPT_BACKUP_PASSPHRASE to another)",
+		},
+		{
+			// The plan is read before the keystore changes: it was read
+			// after, and the keystore was rewrapped although the command
+			// failed.
+			name: "rewrap with a plan that cannot be read",
+			env:  []string{"COLCRYPT_PASSPHRASE", testPass, "COLCRYPT_NEW_PASSPHRASE", "a new passphrase for the keystore"},
+			args: []string{"keys", "rewrap", ks, "--plan", filepath.Join(dir, "nosuch.yaml")},
+			want: "read plan: open " + filepath.Join(dir, "nosuch.yaml") + ": no such file or directory",
+		},
+		{
 			name: "unknown list format",
 			args: []string{"keys", "list", ks, "--format", "xml"},
 			want: `unknown format "xml": use text or json`,
@@ -452,3 +469,37 @@ func TestKeysBadInput(t *testing.T) {
 
 // keyID names one version of a key in test maps and messages: "pii/2".
 func keyID(name string, version int) string { return name + "/" + strconv.Itoa(version) }
+
+// TestRetireSaysHowToMoveEachColumn: keys retire --plan refuses a version
+// that still protects values, and says per column what moves it off: a
+// rekey for a versioned column, a revert and a new apply for one that is
+// not versioned (it said to rekey those too, which rekey refuses).
+func TestRetireSaysHowToMoveEachColumn(t *testing.T) {
+	for _, c := range []struct {
+		versioned string
+		want, not string
+	}{
+		{"true", "customers.email (1 values): rekey them first (colcrypt rekey PLAN --all); then retire", "not versioned"},
+		{"false", "customers.email (state encrypted), not versioned, which rekey cannot move: " +
+			"revert the plan (colcrypt revert PLAN) and apply it again; then retire", "rekey them"},
+	} {
+		t.Run("versioned "+c.versioned, func(t *testing.T) {
+			f := newBadInputFixture(t)
+			setSecrets(t, "COLCRYPT_PASSPHRASE", badInputPass, "COLCRYPT_BACKUP_PASSPHRASE", "the backup's own passphrase")
+			plan := f.plan(t, "plan.yaml", goodPlanBody+"        versioned: "+c.versioned+"\n")
+			mustRun(t, "apply", plan, "--no-backup-check")
+			mustRun(t, "keys", "add", f.keystore, "pii")
+			r := runCLI(t, "keys", "retire", f.keystore, "pii", "1", "--plan", plan)
+			want := strings.ReplaceAll(c.want, "PLAN", plan)
+			if r.code != exitcode.BadInput || !strings.HasPrefix(r.stderr, "colcrypt: key pii version 1 still protects ") ||
+				!strings.HasSuffix(r.stderr, want+"\n") || strings.Contains(r.stderr, c.not) {
+				t.Errorf("retire of the version in use: exit %d, %q; want exit 2 ending %q", r.code, r.stderr, want)
+			}
+			for _, k := range listJSON(t, f.keystore) {
+				if k.Status != "active" {
+					t.Errorf("after the refused retire, pii v%d is %s", k.Version, k.Status)
+				}
+			}
+		})
+	}
+}

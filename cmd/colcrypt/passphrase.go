@@ -124,19 +124,26 @@ func (a *app) readPassword(prompt string) ([]byte, error) {
 // file is checked first, so nobody types a passphrase for a missing file.
 // Every failure is one line naming the file and what to do (exit 2).
 func (a *app) openKeystore(path string) (*keystore.Keystore, error) {
+	k, _, err := a.openKeystoreSecret(path)
+	return k, err
+}
+
+// openKeystoreSecret is openKeystore, also giving the master secret that
+// opened it.
+func (a *app) openKeystoreSecret(path string) (*keystore.Keystore, keystore.Secret, error) {
 	purpose := "open keystore " + path
 	if err := checkReadable(purpose, path, masterVars); err != nil {
-		return nil, err
+		return nil, keystore.Secret{}, err
 	}
 	s, err := a.masterSecret(purpose)
 	if err != nil {
-		return nil, err
+		return nil, s, err
 	}
 	k, err := keystore.Open(path, s)
 	if err != nil {
-		return nil, keystoreError(err, s, masterVars)
+		return nil, s, keystoreError(err, s, masterVars)
 	}
-	return k, nil
+	return k, s, nil
 }
 
 // checkReadable fails early, before any prompt, when path is not a

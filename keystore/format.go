@@ -49,6 +49,7 @@ const (
 
 	protectorPassphrase = "passphrase"
 	protectorMasterKey  = "master-key"
+	protectorPKCS11     = "pkcs11"
 
 	kdfArgon2id = "argon2id"
 )
@@ -60,8 +61,11 @@ type header struct {
 	Protector string     `json:"protector"`
 	KDF       string     `json:"kdf,omitempty"`
 	KDFParams *KDFParams `json:"kdf_params,omitempty"`
-	Salt      []byte     `json:"salt"`
-	Verifier  []byte     `json:"verifier"`
+	// PKCS11 is set when the protector is "pkcs11": where the HSM's key is
+	// and the master key it encrypted (never the PIN or the module path).
+	PKCS11   *pkcs11Header `json:"pkcs11,omitempty"`
+	Salt     []byte        `json:"salt"`
+	Verifier []byte        `json:"verifier"`
 }
 
 // body is the sealed part of the file.
@@ -90,11 +94,25 @@ type entry struct {
 	Wrapped    []byte    `json:"wrapped"`
 }
 
+// protectorName says what protects the file, for messages: see
+// Keystore.Protector.
 func (h *header) protectorName() string {
-	if h.Protector == protectorMasterKey {
-		return "master key"
+	if h.Protector == protectorPKCS11 && h.PKCS11 != nil {
+		return fmt.Sprintf("%s %q in token %q", KindPKCS11, h.PKCS11.Key, h.PKCS11.Token)
 	}
-	return "passphrase"
+	return protectorKind(h.Protector)
+}
+
+// protectorKind is the kind of a header's protector, as
+// WrongProtectorError names it.
+func protectorKind(protector string) string {
+	switch protector {
+	case protectorMasterKey:
+		return KindMasterKey
+	case protectorPKCS11:
+		return KindPKCS11
+	}
+	return KindPassphrase
 }
 
 // encode lays out a whole file.
@@ -179,8 +197,21 @@ func (h *header) validate() error {
 		if h.Purpose == purposeBackup {
 			return fmt.Errorf("a backup protected by a master key")
 		}
+	case protectorPKCS11:
+		if h.KDF != "" || h.KDFParams != nil || h.PKCS11 == nil {
+			return fmt.Errorf("PKCS#11 protection without its labels or with kdf parameters")
+		}
+		if h.Purpose == purposeBackup {
+			return fmt.Errorf("a backup protected by a PKCS#11 key")
+		}
+		if err := h.PKCS11.validate(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("unknown protector %q", h.Protector)
+	}
+	if h.Protector != protectorPKCS11 && h.PKCS11 != nil {
+		return fmt.Errorf("PKCS#11 labels in a file protected by a %s", h.protectorName())
 	}
 	if len(h.Salt) != saltSize {
 		return fmt.Errorf("salt of %d bytes, want %d", len(h.Salt), saltSize)
@@ -194,14 +225,22 @@ func (h *header) validate() error {
 // unlock derives the subkeys of p from s and decrypts the body. The caller
 // owns the returned subkeys and wipes them when done.
 func (p *parsed) unlock(s Secret) (subkeys, *body, error) {
-	gave := protectorPassphrase
-	if s.MasterKey != nil {
-		gave = protectorMasterKey
+	if gave := s.protector(); gave != p.hdr.Protector {
+		return subkeys{}, nil, &WrongProtectorError{
+			File:  protectorKind(p.hdr.Protector),
+			Given: protectorKind(gave),
+			msg:   fmt.Sprintf("protected by a %s, not a %s", p.hdr.protectorName(), protectorKind(gave)),
+		}
 	}
-	if gave != p.hdr.Protector {
-		return subkeys{}, nil, failf(ErrWrongProtector, "protected by a %s, not a %s", p.hdr.protectorName(), (&header{Protector: gave}).protectorName())
+	var master []byte
+	if p.hdr.Protector == protectorPKCS11 {
+		var err error
+		if master, err = unwrapInHSM(s.PKCS11, p.hdr.PKCS11, p.hdr.Salt); err != nil {
+			return subkeys{}, nil, err
+		}
+	} else {
+		master = masterKey(s, p.hdr.KDFParams, p.hdr.Salt)
 	}
-	master := masterKey(s, p.hdr.KDFParams, p.hdr.Salt)
 	keys := deriveSubkeys(master, p.hdr.Salt)
 	wipe(master)
 	if !verifierMatches(p.hdr.Verifier, keys.verifier) {

@@ -1,6 +1,7 @@
 // Package keystore owns colcrypt's key hierarchy (SPEC §3) and the file
-// that holds it. A master key — from a passphrase through argon2id, or
-// given raw for automation — derives a key-encryption key (KEK) that wraps
+// that holds it. A master key — from a passphrase through argon2id, given
+// raw for automation, or drawn at random and kept encrypted by an AES key
+// in a PKCS#11 HSM — derives a key-encryption key (KEK) that wraps
 // each data-encryption key (DEK) individually; the wrapped DEKs, their
 // names, versions, statuses, check values and the keystore's timestamps
 // live in one file, 0600, written atomically and authenticated as a whole.
@@ -8,8 +9,8 @@
 // separate passphrase.
 //
 // Key material leaves this package only through Key. No error, log line or
-// string this package produces contains a key, a passphrase or anything
-// derived from them other than a check value.
+// string this package produces contains a key, a passphrase, a PKCS#11 PIN
+// or anything derived from them other than a check value.
 package keystore
 
 import (
@@ -64,17 +65,35 @@ const maxNameLen = 64
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Secret is what opens a keystore: exactly one of a passphrase (stretched
-// with argon2id) or a 32-byte master key (COLCRYPT_MASTER_KEY, for
-// automation).
+// with argon2id), a 32-byte master key (COLCRYPT_MASTER_KEY, for
+// automation) or a key in a PKCS#11 HSM.
 type Secret struct {
 	Passphrase []byte
 	MasterKey  []byte
+	PKCS11     *PKCS11
 }
 
-func (s Secret) validate() error {
+// protector is the header's name of what s is.
+func (s Secret) protector() string {
+	switch {
+	case s.PKCS11 != nil:
+		return protectorPKCS11
+	case s.MasterKey != nil:
+		return protectorMasterKey
+	}
+	return protectorPassphrase
+}
+
+// validate checks s; creating is true when s is to protect a file (Create,
+// Rewrap, Restore), which needs more of a PKCS#11 key than opening does.
+func (s Secret) validate(creating bool) error {
 	switch {
 	case len(s.Passphrase) > 0 && s.MasterKey != nil:
 		return fail(ErrInvalid, "give a passphrase or a master key, not both")
+	case s.PKCS11 != nil && (len(s.Passphrase) > 0 || s.MasterKey != nil):
+		return fail(ErrInvalid, "give a PKCS#11 key or a passphrase or a master key, only one")
+	case s.PKCS11 != nil:
+		return s.PKCS11.validate(creating)
 	case s.MasterKey != nil:
 		if len(s.MasterKey) != MasterKeySize {
 			return failf(ErrInvalid, "master key must be %d bytes, not %d", MasterKeySize, len(s.MasterKey))
@@ -131,29 +150,36 @@ type Keystore struct {
 	now func() time.Time
 }
 
-// newProtection makes a header and subkeys for s with a fresh salt.
-func newProtection(purpose string, s Secret, o options) (header, subkeys) {
-	h := header{Purpose: purpose, Salt: randomBytes(saltSize)}
-	if s.MasterKey != nil {
-		h.Protector = protectorMasterKey
-	} else {
-		h.Protector = protectorPassphrase
+// newProtection makes a header and subkeys for s with a fresh salt. Only
+// a PKCS#11 key can fail: the HSM encrypts a new master key.
+func newProtection(purpose string, s Secret, o options) (header, subkeys, error) {
+	h := header{Purpose: purpose, Protector: s.protector(), Salt: randomBytes(saltSize)}
+	var master []byte
+	switch h.Protector {
+	case protectorPKCS11:
+		var err error
+		if master, h.PKCS11, err = wrapInHSM(s.PKCS11, h.Salt); err != nil {
+			return header{}, subkeys{}, err
+		}
+	case protectorPassphrase:
 		h.KDF = kdfArgon2id
 		kdf := o.kdf
 		h.KDFParams = &kdf
+		master = masterKey(s, h.KDFParams, h.Salt)
+	default:
+		master = masterKey(s, nil, h.Salt)
 	}
-	master := masterKey(s, h.KDFParams, h.Salt)
 	keys := deriveSubkeys(master, h.Salt)
 	wipe(master)
 	h.Verifier = bytes.Clone(keys.verifier)
-	return h, keys
+	return h, keys, nil
 }
 
 // Create writes a new, empty keystore at path protected by s. It refuses
 // to overwrite an existing file (ErrExists).
 func Create(path string, s Secret, opts ...Option) (*Keystore, error) {
 	wrap := func(err error) error { return fmt.Errorf("create keystore %s: %w", path, err) }
-	if err := s.validate(); err != nil {
+	if err := s.validate(true); err != nil {
 		return nil, wrap(err)
 	}
 	o, err := buildOptions(opts)
@@ -164,7 +190,10 @@ func Create(path string, s Secret, opts ...Option) (*Keystore, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return nil, wrap(fail(ErrExists, "already exists"))
 	}
-	hdr, keys := newProtection(purposeKeystore, s, o)
+	hdr, keys, err := newProtection(purposeKeystore, s, o)
+	if err != nil {
+		return nil, wrap(err)
+	}
 	k := &Keystore{
 		path: path,
 		hdr:  hdr,
@@ -181,7 +210,7 @@ func Create(path string, s Secret, opts ...Option) (*Keystore, error) {
 // Open reads the keystore at path and unlocks it with s.
 func Open(path string, s Secret) (*Keystore, error) {
 	wrap := func(err error) error { return fmt.Errorf("open keystore %s: %w", path, err) }
-	if err := s.validate(); err != nil {
+	if err := s.validate(false); err != nil {
 		return nil, wrap(err)
 	}
 	data, err := readFile(path)
@@ -218,7 +247,8 @@ func unlock(data []byte, purpose string, s Secret) (*Keystore, error) {
 // Path is the file the keystore was opened from or created at.
 func (k *Keystore) Path() string { return k.path }
 
-// Protector says what opens the keystore: "passphrase" or "master key".
+// Protector says what opens the keystore: "passphrase", "master key", or
+// `PKCS#11 key "LABEL" in token "LABEL"`.
 func (k *Keystore) Protector() string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -389,14 +419,17 @@ func (k *Keystore) find(name string, version uint16) (*entry, error) {
 // re-encrypting. After Save only newSecret opens the file.
 func (k *Keystore) Rewrap(newSecret Secret, opts ...Option) error {
 	wrap := func(err error) error { return fmt.Errorf("rewrap keystore %s: %w", k.path, err) }
-	if err := newSecret.validate(); err != nil {
+	if err := newSecret.validate(true); err != nil {
 		return wrap(err)
 	}
 	o, err := buildOptions(opts)
 	if err != nil {
 		return wrap(err)
 	}
-	hdr, keys := newProtection(purposeKeystore, newSecret, o)
+	hdr, keys, err := newProtection(purposeKeystore, newSecret, o)
+	if err != nil {
+		return wrap(err)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	rewrapped, err := rewrapEntries(k.body.Keys, k.keys.kek, keys.kek)
@@ -504,7 +537,7 @@ func (k *Keystore) Created() time.Time {
 func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) error {
 	wrap := func(err error) error { return fmt.Errorf("back up keystore %s to %s: %w", k.path, path, err) }
 	s := Secret{Passphrase: backupPassphrase}
-	if err := s.validate(); err != nil {
+	if err := s.validate(true); err != nil {
 		return wrap(err)
 	}
 	o, err := buildOptions(opts)
@@ -518,7 +551,10 @@ func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) 
 	if err != nil {
 		return wrap(err)
 	}
-	hdr, keys := newProtection(purposeBackup, s, o)
+	hdr, keys, err := newProtection(purposeBackup, s, o)
+	if err != nil {
+		return wrap(err)
+	}
 	defer keys.wipe()
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -554,7 +590,7 @@ func (k *Keystore) Backup(path string, backupPassphrase []byte, opts ...Option) 
 // restored from is still its backup, wherever it was first written.
 func Restore(backupPath string, backupPassphrase []byte, target string, s Secret, opts ...Option) (*Keystore, error) {
 	wrap := func(err error) error { return fmt.Errorf("restore keystore %s: %w", target, err) }
-	if err := s.validate(); err != nil {
+	if err := s.validate(true); err != nil {
 		return nil, wrap(err)
 	}
 	o, err := buildOptions(opts)
@@ -569,7 +605,7 @@ func Restore(backupPath string, backupPassphrase []byte, target string, s Secret
 		return nil, fmt.Errorf("open backup %s: %w", backupPath, err)
 	}
 	bs := Secret{Passphrase: backupPassphrase}
-	if err := bs.validate(); err != nil {
+	if err := bs.validate(false); err != nil {
 		return nil, fmt.Errorf("open backup %s: %w", backupPath, err)
 	}
 	data, err := readFile(backupPath)
@@ -581,7 +617,10 @@ func Restore(backupPath string, backupPassphrase []byte, target string, s Secret
 		return nil, fmt.Errorf("open backup %s: %w", backupPath, err)
 	}
 	defer src.keys.wipe()
-	hdr, keys := newProtection(purposeKeystore, s, o)
+	hdr, keys, err := newProtection(purposeKeystore, s, o)
+	if err != nil {
+		return nil, wrap(err)
+	}
 	entries, err := rewrapEntries(src.body.Keys, src.keys.kek, keys.kek)
 	if err != nil {
 		keys.wipe()

@@ -28,7 +28,14 @@ func newKeysCmd(a *app) *cobra.Command {
 The master passphrase comes from COLCRYPT_PASSPHRASE (or a 32-byte master key
 as 64 hex characters in COLCRYPT_MASTER_KEY), the new one of a rewrap from
 COLCRYPT_NEW_PASSPHRASE (or COLCRYPT_NEW_MASTER_KEY), a backup passphrase from
-COLCRYPT_BACKUP_PASSPHRASE; otherwise colcrypt asks on the terminal.`,
+COLCRYPT_BACKUP_PASSPHRASE; otherwise colcrypt asks on the terminal.
+
+A keystore may instead be protected by an AES key in a PKCS#11 HSM:
+COLCRYPT_PKCS11_MODULE (the vendor's library), COLCRYPT_PKCS11_TOKEN and
+COLCRYPT_PKCS11_KEY (labels; recorded in the keystore, so opening needs only
+the module and the PIN) and COLCRYPT_PKCS11_PIN (the user PIN). The new
+protector of a rewrap comes from COLCRYPT_NEW_PKCS11_TOKEN, _KEY and _PIN
+(and _MODULE, which defaults to COLCRYPT_PKCS11_MODULE).`,
 	}
 	cmd.AddCommand(
 		newKeysInitCmd(a),
@@ -58,6 +65,9 @@ func newKeysInitCmd(a *app) *cobra.Command {
 				return err
 			}
 			k, err := keystore.Create(path, s)
+			if s.PKCS11 != nil {
+				clear(s.PKCS11.PIN)
+			}
 			if err != nil {
 				return keystoreError(err, s, masterVars)
 			}
@@ -168,8 +178,12 @@ func newKeysRewrapCmd(a *app) *cobra.Command {
 				return err
 			}
 			before := k.Protector()
-			if err := k.Rewrap(s); err != nil {
-				return exitcode.Input(err)
+			err = k.Rewrap(s)
+			if s.PKCS11 != nil {
+				clear(s.PKCS11.PIN)
+			}
+			if err != nil {
+				return keystoreError(err, s, newMasterVars)
 			}
 			if err := k.Save(); err != nil {
 				return keystoreError(err, keystore.Secret{}, masterVars)
@@ -253,7 +267,13 @@ func newKeysRestoreCmd(a *app) *cobra.Command {
 				return err
 			}
 			k, err := keystore.Restore(file, pass, path, s)
+			if s.PKCS11 != nil {
+				clear(s.PKCS11.PIN)
+			}
 			if err != nil {
+				if isPKCS11Error(err) {
+					return keystoreError(err, s, masterVars)
+				}
 				return keystoreError(err, keystore.Secret{Passphrase: pass}, backupVars)
 			}
 			a.log.Info("keystore restored", "keystore", path, "backup", file, "keys", len(k.List()))

@@ -18,17 +18,93 @@ import (
 // secretVars names where one secret may come from, and whose it is, for
 // prompts and for the hint of an error.
 type secretVars struct {
-	passphrase string // variable holding a passphrase
-	masterKey  string // variable holding 64 hex characters; "" when only a passphrase will do
-	owner      string // "keystore", "new keystore" or "backup"
+	passphrase string      // variable holding a passphrase
+	masterKey  string      // variable holding 64 hex characters; "" when only a passphrase will do
+	pkcs11     *pkcs11Vars // variables naming a key in a PKCS#11 HSM; nil when only a passphrase will do
+	owner      string      // "keystore", "new keystore" or "backup"
+	// opening is set for the hints of opening an existing keystore, whose
+	// header already names its PKCS#11 token and key.
+	opening bool
+}
+
+// pkcs11Vars are the variables of a master key in a PKCS#11 HSM. The
+// token, key or PIN variable chooses the HSM; the module alone does not:
+// it says where this machine's PKCS#11 library is, and may be set for
+// every run.
+type pkcs11Vars struct {
+	module, token, key, pin string
+	// sharedModule is read when module is empty: the new protector of a
+	// rewrap is usually in the same HSM.
+	sharedModule string
 }
 
 // The variables of SPEC §5.
 var (
-	masterVars    = secretVars{passphrase: "COLCRYPT_PASSPHRASE", masterKey: "COLCRYPT_MASTER_KEY", owner: "keystore"}
-	newMasterVars = secretVars{passphrase: "COLCRYPT_NEW_PASSPHRASE", masterKey: "COLCRYPT_NEW_MASTER_KEY", owner: "new keystore"}
-	backupVars    = secretVars{passphrase: "COLCRYPT_BACKUP_PASSPHRASE", owner: "backup"}
+	masterVars = secretVars{passphrase: "COLCRYPT_PASSPHRASE", masterKey: "COLCRYPT_MASTER_KEY", owner: "keystore",
+		pkcs11: &pkcs11Vars{module: "COLCRYPT_PKCS11_MODULE", token: "COLCRYPT_PKCS11_TOKEN", key: "COLCRYPT_PKCS11_KEY", pin: "COLCRYPT_PKCS11_PIN"}}
+	newMasterVars = secretVars{passphrase: "COLCRYPT_NEW_PASSPHRASE", masterKey: "COLCRYPT_NEW_MASTER_KEY", owner: "new keystore",
+		pkcs11: &pkcs11Vars{module: "COLCRYPT_NEW_PKCS11_MODULE", token: "COLCRYPT_NEW_PKCS11_TOKEN", key: "COLCRYPT_NEW_PKCS11_KEY",
+			pin: "COLCRYPT_NEW_PKCS11_PIN", sharedModule: "COLCRYPT_PKCS11_MODULE"}}
+	backupVars = secretVars{passphrase: "COLCRYPT_BACKUP_PASSPHRASE", owner: "backup"}
 )
+
+// group is how messages name all the variables at once: "the
+// COLCRYPT_PKCS11_* variables".
+func (v *pkcs11Vars) group() string {
+	return "the " + strings.TrimSuffix(v.pin, "PIN") + "* variables"
+}
+
+// chosen says whether the variables choose the HSM: the token, key or
+// PIN variable is set.
+func (v *pkcs11Vars) chosen() bool {
+	return os.Getenv(v.token) != "" || os.Getenv(v.key) != "" || os.Getenv(v.pin) != ""
+}
+
+// read returns the PKCS#11 key the variables name, or nil when none of
+// token, key and PIN is set. creating is true when the key is to protect
+// a keystore (init, restore, the new side of a rewrap), which needs its
+// labels; opening needs only the module and the PIN.
+func (v *pkcs11Vars) read(purpose string, creating bool) (*keystore.PKCS11, error) {
+	if !v.chosen() {
+		return nil, nil
+	}
+	p := &keystore.PKCS11{
+		Module: strings.TrimSpace(os.Getenv(v.module)),
+		Token:  os.Getenv(v.token),
+		Key:    os.Getenv(v.key),
+		PIN:    []byte(os.Getenv(v.pin)),
+	}
+	if p.Module == "" && v.sharedModule != "" {
+		p.Module = strings.TrimSpace(os.Getenv(v.sharedModule))
+	}
+	var missing []string
+	if p.Module == "" {
+		name := v.module
+		if v.sharedModule != "" {
+			name += " (or " + v.sharedModule + ")"
+		}
+		missing = append(missing, name)
+	}
+	if creating && p.Token == "" {
+		missing = append(missing, v.token)
+	}
+	if creating && p.Key == "" {
+		missing = append(missing, v.key)
+	}
+	if len(p.PIN) == 0 {
+		missing = append(missing, v.pin)
+	}
+	if len(missing) == 0 {
+		return p, nil
+	}
+	clear(p.PIN)
+	need := v.module + ", " + v.token + ", " + v.key + " and " + v.pin
+	if !creating {
+		need = v.module + " and " + v.pin + " (the token and key labels are in the keystore)"
+	}
+	return nil, exitcode.Input(fmt.Errorf("%s: %s not set: a master key in a PKCS#11 HSM needs %s",
+		purpose, strings.Join(missing, " and "), need))
+}
 
 // masterSecret returns the secret of an existing keystore, from
 // COLCRYPT_PASSPHRASE or COLCRYPT_MASTER_KEY, else from a prompt on the
@@ -45,8 +121,8 @@ func (a *app) newMasterSecret(purpose string) (keystore.Secret, error) {
 }
 
 // replacementSecret returns the new secret of a rewrap, from
-// COLCRYPT_NEW_PASSPHRASE or COLCRYPT_NEW_MASTER_KEY, else a prompt asked
-// twice.
+// COLCRYPT_NEW_PASSPHRASE, COLCRYPT_NEW_MASTER_KEY or the
+// COLCRYPT_NEW_PKCS11_* variables, else a prompt asked twice.
 func (a *app) replacementSecret(purpose string) (keystore.Secret, error) {
 	return a.secret(newMasterVars, purpose, "New passphrase to "+purpose, true)
 }
@@ -59,6 +135,9 @@ func (a *app) backupPassphrase(purpose string, confirm bool) ([]byte, error) {
 	return s.Passphrase, err
 }
 
+// secret reads the secret v names. confirm is true for a secret that will
+// protect something new: a prompt asks twice, and a PKCS#11 key needs its
+// token and key labels.
 func (a *app) secret(v secretVars, purpose, prompt string, confirm bool) (keystore.Secret, error) {
 	// An empty variable counts as unset: `COLCRYPT_PASSPHRASE= colcrypt …`
 	// means "ask me", and an empty passphrase is never right.
@@ -66,6 +145,20 @@ func (a *app) secret(v secretVars, purpose, prompt string, confirm bool) (keysto
 	var hexKey string
 	if v.masterKey != "" {
 		hexKey = strings.TrimSpace(os.Getenv(v.masterKey))
+	}
+	if v.pkcs11 != nil && v.pkcs11.chosen() {
+		if pass != "" || hexKey != "" {
+			other := v.passphrase
+			if pass == "" {
+				other = v.masterKey
+			}
+			return keystore.Secret{}, exitcode.Input(fmt.Errorf("%s: both %s and %s are set: set only one", purpose, other, v.pkcs11.group()))
+		}
+		hsm, err := v.pkcs11.read(purpose, confirm)
+		if err != nil {
+			return keystore.Secret{}, err
+		}
+		return keystore.Secret{PKCS11: hsm}, nil
 	}
 	switch {
 	case pass != "" && hexKey != "":
@@ -140,8 +233,13 @@ func (a *app) openKeystoreSecret(path string) (*keystore.Keystore, keystore.Secr
 		return nil, s, err
 	}
 	k, err := keystore.Open(path, s)
+	if s.PKCS11 != nil {
+		clear(s.PKCS11.PIN) // the HSM has done its part
+	}
 	if err != nil {
-		return nil, s, keystoreError(err, s, masterVars)
+		opening := masterVars
+		opening.opening = true
+		return nil, s, keystoreError(err, s, opening)
 	}
 	return k, s, nil
 }
@@ -185,6 +283,17 @@ func keystoreError(err error, s keystore.Secret, v secretVars) error {
 
 func keystoreHint(err error, s keystore.Secret, v secretVars) string {
 	gaveKey := s.MasterKey != nil
+	if s.PKCS11 != nil && v.pkcs11 != nil {
+		if hint := pkcs11Hint(err, v); hint != "" {
+			return hint
+		}
+	}
+	switch {
+	case errors.Is(err, keystore.ErrWrongProtector):
+		if wpe, ok := errors.AsType[*keystore.WrongProtectorError](err); ok && v.pkcs11 != nil {
+			return fmt.Sprintf("set %s instead of %s", v.needs(wpe.File), v.gave(wpe.Given))
+		}
+	}
 	switch {
 	case errors.Is(err, keystore.ErrWrongSecret):
 		if gaveKey {
@@ -207,4 +316,62 @@ func keystoreHint(err error, s keystore.Secret, v secretVars) string {
 		return "check the path, or create a keystore with colcrypt keys init"
 	}
 	return ""
+}
+
+// needs names the variables of a kind of protector (a
+// keystore.WrongProtectorError's File) that open a keystore.
+func (v secretVars) needs(kind string) string {
+	switch kind {
+	case keystore.KindMasterKey:
+		return v.masterKey
+	case keystore.KindPKCS11:
+		return v.pkcs11.module + " and " + v.pkcs11.pin
+	}
+	return v.passphrase
+}
+
+// gave names the variables of a kind of protector that was given.
+func (v secretVars) gave(kind string) string {
+	if kind == keystore.KindPKCS11 {
+		return v.pkcs11.group()
+	}
+	return v.needs(kind)
+}
+
+// pkcs11Hint says what to do about an error of a PKCS#11 key given
+// through v, naming the variable to change.
+func pkcs11Hint(err error, v secretVars) string {
+	p := v.pkcs11
+	switch {
+	case errors.Is(err, keystore.ErrPKCS11Module):
+		return fmt.Sprintf("set %s to the path of the HSM vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so for SoftHSM2", p.module)
+	case errors.Is(err, keystore.ErrPKCS11Token) && v.opening:
+		return fmt.Sprintf("set %s to the module of the HSM that holds the keystore's token", p.module)
+	case errors.Is(err, keystore.ErrPKCS11Token):
+		return fmt.Sprintf("set %s to the label of one of the module's tokens, or %s to another HSM's module", p.token, p.module)
+	case errors.Is(err, keystore.ErrPKCS11PIN):
+		return fmt.Sprintf("set %s to the token's user PIN", p.pin)
+	case errors.Is(err, keystore.ErrPKCS11Key) && v.opening:
+		return fmt.Sprintf("the key that protected the keystore is gone from the token: set %s to the module of the HSM that holds it, "+
+			"or restore the keystore from a backup with colcrypt keys restore", p.module)
+	case errors.Is(err, keystore.ErrPKCS11Key):
+		return fmt.Sprintf("set %s to the label of an AES key in the token (made in the HSM, not extractable, allowed to encrypt and decrypt)", p.key)
+	case errors.Is(err, keystore.ErrPKCS11Label):
+		return fmt.Sprintf("unset %s and %s: the keystore names its own token and key", p.token, p.key)
+	case errors.Is(err, keystore.ErrWrongSecret):
+		return fmt.Sprintf("set %s to the module of the HSM that holds the keystore's key, or restore the keystore from a backup with colcrypt keys restore", p.module)
+	}
+	return ""
+}
+
+// isPKCS11Error tells an error of the HSM itself (module, token, PIN, key)
+// from one of the keystore file or a passphrase.
+func isPKCS11Error(err error) bool {
+	for _, target := range []error{keystore.ErrPKCS11Module, keystore.ErrPKCS11Token, keystore.ErrPKCS11PIN,
+		keystore.ErrPKCS11Key, keystore.ErrPKCS11Label, keystore.ErrNoCgo} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }

@@ -139,9 +139,29 @@ func (r *runner) runKill(killAfter time.Duration, args ...string) result {
 
 // runDuring runs colcrypt (at most a minute) and, in the test's goroutine
 // while it runs, during, which may stop it with SIGKILL; exited is closed
-// when the process has ended. It returns once both have.
+// when the process has ended. It returns once both have. It fails the test
+// (t.Fatalf), so it must run on the test's goroutine; other goroutines use
+// tryRun.
 func (r *runner) runDuring(during func(p *os.Process, exited <-chan struct{}), args ...string) result {
 	r.t.Helper()
+	res, err := r.runOrError(during, args...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return res
+}
+
+// tryRun runs colcrypt to the end (at most a minute) and returns what a
+// run would fail the test with as an error instead: it may run on any
+// goroutine.
+func (r *runner) tryRun(args ...string) (result, error) {
+	return r.runOrError(func(*os.Process, <-chan struct{}) {}, args...)
+}
+
+// runOrError is runDuring, with an error where runDuring fails the test:
+// the process could not start, ended on a signal other than our SIGKILL,
+// or ran out of time.
+func (r *runner) runOrError(during func(p *os.Process, exited <-chan struct{}), args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, colcryptBin, args...)
@@ -152,7 +172,7 @@ func (r *runner) runDuring(during func(p *os.Process, exited <-chan struct{}), a
 	// Stdin stays nil: /dev/null, not a terminal, so no prompt can hang.
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start colcrypt %s: %v", strings.Join(args, " "), err)
+		return result{}, fmt.Errorf("start colcrypt %s: %w", strings.Join(args, " "), err)
 	}
 	exited := make(chan struct{})
 	var err error
@@ -171,13 +191,13 @@ func (r *runner) runDuring(during func(p *os.Process, exited <-chan struct{}), a
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			res.killed = ws.Signal() == syscall.SIGKILL
 			if !res.killed || ctx.Err() != nil {
-				r.t.Fatalf("colcrypt %s ended by %v (timeout: %v)\nstderr:\n%s", strings.Join(args, " "), ws.Signal(), ctx.Err(), res.stderr)
+				return res, fmt.Errorf("colcrypt %s ended by %v (timeout: %v)\nstderr:\n%s", strings.Join(args, " "), ws.Signal(), ctx.Err(), res.stderr)
 			}
 		}
 	default:
-		r.t.Fatalf("colcrypt %s: %v", strings.Join(args, " "), err)
+		return res, fmt.Errorf("colcrypt %s: %w", strings.Join(args, " "), err)
 	}
-	return res
+	return res, nil
 }
 
 // mustRun runs colcrypt and fails the test unless it exits with want.

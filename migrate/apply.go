@@ -54,6 +54,11 @@ type Result struct {
 
 // Apply runs the encryption job, or resumes it where it stopped.
 func (e *Engine) Apply(ctx context.Context) (*Result, error) {
+	unlock, err := e.lockTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	// colcrypt's own tables are created only once the plan has passed
 	// (startJob): a refused apply leaves the database untouched.
 	id := e.jobID()

@@ -23,6 +23,11 @@ import (
 // already rewritten: nothing is ever unreadable or encrypted twice.
 // columns are TABLE.COLUMN names; none means every planned column.
 func (e *Engine) Rekey(ctx context.Context, columns []string) (*Result, error) {
+	unlock, err := e.lockTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	all, err := e.loadStates(ctx)
 	if err != nil {
 		return nil, err

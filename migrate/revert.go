@@ -19,6 +19,11 @@ var revertPhases = []string{phasePrepared, phaseDecrypt, phaseVerified, phaseCut
 // copy, and swaps back, restoring type, nullability, default, checks, keys,
 // indexes and foreign keys as recorded.
 func (e *Engine) Revert(ctx context.Context) (*Result, error) {
+	unlock, err := e.lockTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	id := e.jobID()
 	j, states, err := e.openJob(ctx, id)
 	if err != nil {

@@ -1,0 +1,99 @@
+package postgres_test
+
+import (
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/dialect/postgres"
+	"github.com/colcrypt/colcrypt/internal/pgtest"
+)
+
+func tryLock(t *testing.T, db *sql.DB, names ...string) (func(), error) {
+	t.Helper()
+	return postgres.Dialect{}.TryLockTables(t.Context(), db, names)
+}
+
+func mustLock(t *testing.T, db *sql.DB, names ...string) func() {
+	t.Helper()
+	release, err := tryLock(t, db, names...)
+	if err != nil {
+		t.Fatalf("lock %q: %v", names, err)
+	}
+	return release
+}
+
+func mustBeHeld(t *testing.T, db *sql.DB, names ...string) {
+	t.Helper()
+	release, err := tryLock(t, db, names...)
+	if err == nil {
+		release()
+		t.Fatalf("lock %q was granted while another session holds it", names)
+	}
+	var held *dialect.LockHeldError
+	if !errors.As(err, &held) || !errors.Is(err, dialect.ErrLockHeld) {
+		t.Fatalf("lock %q: %v, want a *dialect.LockHeldError", names, err)
+	}
+}
+
+// advisoryHolders counts the sessions of this database, other than the
+// asking one, that hold an advisory lock.
+func advisoryHolders(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRowContext(t.Context(), `SELECT count(DISTINCT pid) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestJobLock(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	open := func() *sql.DB {
+		db, err := postgres.Dialect{}.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	first, second := open(), open()
+	const people, orders = "public\x00people", "public\x00orders"
+
+	release := mustLock(t, first, people)
+	mustBeHeld(t, second, people)
+	// All or none: with people held, a lock of both leaves orders free.
+	mustBeHeld(t, second, orders, people)
+	mustLock(t, second, orders)()
+	// Another session of the same pool is refused too.
+	mustBeHeld(t, first, people)
+	release()
+	release() // a second release is harmless
+	if n := advisoryHolders(t, second); n != 0 {
+		t.Fatalf("after release %d sessions still hold advisory locks", n)
+	}
+	mustLock(t, second, people, orders)()
+
+	// The holding session ends (a killed process, a lost connection): its
+	// locks go with it.
+	release = mustLock(t, first, people)
+	mustBeHeld(t, second, people)
+	if _, err := second.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks
+WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); advisoryHolders(t, second) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated session still holds its advisory lock after 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mustLock(t, second, people)()
+	release() // on the terminated connection: closes it without an error
+	mustLock(t, first, people)()
+}

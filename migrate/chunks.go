@@ -370,6 +370,59 @@ func (e *Engine) runPool(ctx context.Context, tj *tableJob, produce func(context
 	return g.Wait()
 }
 
+// resumableChunks gives the recorded chunks of a table's phase for a walk
+// to build on. A recorded chunk after a hole (a chunk a crash lost while a
+// later one committed) is where the walk filling the hole must stop, and
+// the walk finds that point by its key's row (keyWithin). When that row
+// was deleted since, the walk would run past it and write and count the
+// chunks after it a second time (verify then found the digests no longer
+// added up, every time). So such a chunk, and the chunks chained after
+// it, are forgotten: the walk writes that range again, as one of its own.
+func (e *Engine) resumableChunks(ctx context.Context, jobID string, tj *tableJob, phase string) (map[string]chunkRecord, error) {
+	done, err := e.st.chunks(ctx, jobID, tj.tn.String(), phase)
+	if err != nil {
+		return nil, err
+	}
+	ends := map[string]bool{}
+	for _, r := range done {
+		ends[r.Hi] = true
+	}
+	var lost []string
+	for lo := range done {
+		if lo == "" || ends[lo] {
+			continue
+		}
+		k, err := decodeKey(lo)
+		if err != nil {
+			return nil, err
+		}
+		if there, err := e.keyWithin(ctx, tj, k, nil, nil); err != nil {
+			return nil, err
+		} else if !there {
+			lost = append(lost, lo)
+		}
+	}
+	for _, lo := range lost {
+		n := 0
+		for enc := lo; ; n++ {
+			rec, ok := done[enc]
+			if !ok {
+				break
+			}
+			if err := e.forgetChunk(ctx, jobID, tj, phase, enc); err != nil {
+				return nil, err
+			}
+			delete(done, enc)
+			if rec.Hi == "" {
+				break
+			}
+			enc = rec.Hi
+		}
+		e.log.Info("the row a recorded chunk begins at is gone: its chunks are written again", "table", tj.name, "phase", phase, "chunks", n)
+	}
+	return done, nil
+}
+
 // walk reads contiguous chunks from the start of the table to its end and
 // sends them with their rows.
 func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRecord, exprs []string, sizer *chunkSizer,

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/dialect/sqlite"
 	"github.com/colcrypt/colcrypt/internal/exitcode"
 	"github.com/colcrypt/colcrypt/migrate"
 )
@@ -376,5 +378,40 @@ func TestVerifyBetweenCutoverGroups(t *testing.T) {
 	vr := f.verify(p)
 	if !vr.OK() || vr.Values != 4 || vr.Rows != 5 {
 		t.Fatalf("verify between the two groups: %+v %v, want 4 values in 5 rows", vr, vr.Err())
+	}
+}
+
+// failingRevert is SQLite's dialect, except that a revert's chunks fail.
+type failingRevert struct{ sqlite.Dialect }
+
+func (d failingRevert) RebuildChunk(ctx context.Context, tx dialect.Querier, ts dialect.TableSwap, u dialect.Update) error {
+	if ts.Reverse {
+		return errors.New("disk full")
+	}
+	return d.Dialect.RebuildChunk(ctx, tx, ts, u)
+}
+
+// TestVerifyDuringAStoppedRevert: verify of a plan whose revert stopped
+// midway says to finish the revert; it said the job "was reverted (phase
+// prepare)", as if it were done.
+func TestVerifyDuringAStoppedRevert(t *testing.T) {
+	f := newFixture(t,
+		`CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)`,
+		`INSERT INTO people VALUES (1, 'a@example.com'), (2, NULL), (3, 'c@example.com')`,
+	)
+	p := f.plan("plan.yaml", planSpec{tables: []planTable{{name: "people", columns: []planColumn{{name: "email"}}}}})
+	f.apply(p, migrate.Options{})
+	if _, err := f.engineOn(failingRevert{}, p, f.ks, migrate.Options{}).Revert(context.Background()); err == nil {
+		t.Fatal("the revert whose chunks fail succeeded")
+	}
+	_, err := f.engine(p, f.ks, migrate.Options{}).Verify(context.Background())
+	want := "the revert of plan " + p.Path + " was stopped before it finished; finish it with colcrypt revert " + p.Path
+	if exitcode.Of(err) != exitcode.BadInput || err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("verify during a stopped revert: %v (exit %d), want exit 2 saying %q", err, exitcode.Of(err), want)
+	}
+	f.revert(p)
+	_, err = f.engine(p, f.ks, migrate.Options{}).Verify(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "nothing to verify: the job of plan "+p.Path+" was reverted") {
+		t.Fatalf("verify after the revert: %v, want nothing to verify", err)
 	}
 }

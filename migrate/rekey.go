@@ -328,7 +328,15 @@ func (e *Engine) checkRekeyRules(t *tableJob, c *colJob) error {
 
 // rekeyTable rewrites the selected columns of a table chunk by chunk.
 func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*colJob) error {
-	done, err := e.st.chunks(ctx, j.ID, t.tn.String(), phaseRekey)
+	// Cut-over dropped the row id a keyless table is paged by: the rekey
+	// adds it again (a resumed one finds it) and drops it once every value
+	// is rewritten, before the columns leave state 4.
+	if t.rowID != "" {
+		if err := e.ddl(ctx, "add "+rowIDColumn+" to "+t.name, func(ctx context.Context) error { return e.m.AddRowID(ctx, e.db, t.tn) }); err != nil {
+			return err
+		}
+	}
+	done, err := e.resumableChunks(ctx, j.ID, t, phaseRekey)
 	if err != nil {
 		return err
 	}
@@ -435,6 +443,13 @@ func (e *Engine) rekeyTable(ctx context.Context, j *job, t *tableJob, cols []*co
 			return err
 		}
 		e.note(ctx, j.ID, "purged", t.tn.String())
+	}
+	if t.rowID != "" {
+		if err := e.ddl(ctx, "drop "+rowIDColumn+" of "+t.name, func(ctx context.Context) error {
+			return e.m.DropColumn(ctx, e.db, t.tn, rowIDColumn)
+		}); err != nil {
+			return err
+		}
 	}
 	// Every value is under the target now: it becomes the column's state.
 	for _, c := range cols {

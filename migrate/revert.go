@@ -276,7 +276,7 @@ func (e *Engine) restoredColumn(t *tableJob, c *colJob) string {
 // replacement), chunk by chunk, with a checkpoint and plaintext digest per
 // chunk in the same transaction.
 func (e *Engine) decryptTable(ctx context.Context, jobID string, tj *tableJob, prog *progress) error {
-	done, err := e.st.chunks(ctx, jobID, tj.tn.String(), phaseDecrypt)
+	done, err := e.resumableChunks(ctx, jobID, tj, phaseDecrypt)
 	if err != nil {
 		return err
 	}

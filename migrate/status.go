@@ -216,7 +216,11 @@ func (e *Engine) Verify(ctx context.Context) (*VerifyResult, error) {
 		return nil, exitcode.Input(fmt.Errorf("nothing to verify: no job of plan %s in this database (run colcrypt apply first)", e.plan.Path))
 	}
 	if j.Kind == jobKindRevert {
-		return nil, exitcode.Input(fmt.Errorf("nothing to verify: the job of plan %s was reverted (phase %s)", e.plan.Path, j.Phase))
+		if j.Phase != phaseDone {
+			return nil, exitcode.Input(fmt.Errorf("nothing to verify: the revert of plan %s was stopped before it finished; "+
+				"finish it with colcrypt revert %s (then colcrypt apply %s encrypts again, if that is what you want)", e.plan.Path, e.plan.Path, e.plan.Path))
+		}
+		return nil, exitcode.Input(fmt.Errorf("nothing to verify: the job of plan %s was reverted", e.plan.Path))
 	}
 	// While the copy is under way (or has not begun), the chunks it
 	// recorded are verified; the rest of the table is not copied yet.

@@ -134,15 +134,21 @@ func (r *rekeyRun) engineWith(p *planner.Plan, opt migrate.Options) *migrate.Eng
 // version their versioned header names ("aes-256-cbc/v2").
 func (r *rekeyRun) headers(column string) map[string]int64 {
 	r.t.Helper()
+	return r.tableHeaders("accounts", column)
+}
+
+// tableHeaders is headers of a column of another table.
+func (r *rekeyRun) tableHeaders(table, column string) map[string]int64 {
+	r.t.Helper()
 	out := map[string]int64{}
-	for _, row := range queryRows(r.t, r.db, `SELECT `+column+` FROM accounts WHERE `+column+` IS NOT NULL`) {
+	for _, row := range queryRows(r.t, r.db, `SELECT `+column+` FROM `+table+` WHERE `+column+` IS NOT NULL`) {
 		ct, ok := row[0].([]byte)
 		if !ok {
-			r.t.Fatalf("accounts.%s holds a %T, want bytea", column, row[0])
+			r.t.Fatalf("%s.%s holds a %T, want bytea", table, column, row[0])
 		}
 		suite, v, err := cipher.Header(ct)
 		if err != nil {
-			r.t.Fatalf("accounts.%s holds a value without a versioned header: %v", column, err)
+			r.t.Fatalf("%s.%s holds a value without a versioned header: %v", table, column, err)
 		}
 		out[string(suite)+"/v"+strconv.Itoa(int(v))]++
 	}
@@ -735,4 +741,66 @@ func (h messageHandler) Handle(_ context.Context, rec slog.Record) error {
 		}
 	}
 	return nil
+}
+
+// TestRekeyOfATableWithoutAKey: a table with no key is paged by a row id
+// colcrypt adds, and its cut-over drops it. Rekey read its chunks by that
+// column and failed at once ("column colcrypt_row_id does not exist"),
+// leaving the column in state 4; now it adds the row id again, rewrites
+// every value, and drops it before the column leaves state 4.
+func TestRekeyOfATableWithoutAKey(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.DSN(t)
+	db, err := postgres.Dialect{}.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	exec(t, db, `CREATE TABLE readings (n int, note text)`,
+		`INSERT INTO readings SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE 'reading ' || g END FROM generate_series(1, 1000) g`)
+	catalog, rows := catalogSnapshot(t, db, "readings"), multisetSnapshot(t, db, "readings")
+	dir := t.TempDir()
+	r := &rekeyRun{t: t, db: db, dir: dir, dsn: dsn, ks: engineKeystore(t, filepath.Join(dir, "test.keystore"))}
+	p := r.writePlan("plan.yaml", `version: 1
+database:
+  engine: postgres
+  dsn: "%DSN%"
+keystore: test.keystore
+defaults:
+  key: pii
+job:
+  workers: 2
+  batch_rows: 100
+tables:
+  - name: readings
+    columns:
+      - name: note
+`)
+	if _, err := r.engine(p).Apply(ctx); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if _, err := r.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.engineWith(p, migrate.Options{NoBackupCheck: true}).Rekey(ctx, nil); err != nil {
+		t.Fatalf("rekey of a table without a key: %v", err)
+	}
+	if h := r.tableHeaders("readings", "note"); len(h) != 1 || h["aead-aes-256-cbc-hmac-sha256/v2"] != 889 {
+		t.Errorf("readings.note after the rekey holds %v, want 889 values under v2", h)
+	}
+	if _, ok := catalogSnapshot(t, db, "readings")["column readings.colcrypt_row_id"]; ok {
+		t.Error("the rekey left its row id column behind")
+	}
+	if res, err := r.engine(p).Verify(ctx); err != nil || !res.OK() {
+		t.Fatalf("verify after the rekey: %v %v", res, err)
+	}
+	if _, err := r.engine(p).Revert(ctx); err != nil {
+		t.Fatalf("revert: %v", err)
+	}
+	if d := diffSnapshots(catalog, catalogSnapshot(t, db, "readings")); d != "" {
+		t.Errorf("the schema after revert differs:\n%s", d)
+	}
+	if after := multisetSnapshot(t, db, "readings"); !maps.Equal(after, rows) {
+		t.Errorf("after revert %d rows differ, e.g.:\n%s", countDiff(rows, after), firstDiff(rows, after))
+	}
 }

@@ -241,7 +241,7 @@ func (e *Engine) rekeyTargetOf(ctx context.Context, j *job, t *tableJob, c *colJ
 			// Rewriting one side of a foreign key in place would break it
 			// until the other side is rewritten too.
 			return nil, info, exitcode.Input(fmt.Errorf("%s.%s is part of foreign key %s: an in-place rekey would break it while it runs; "+
-				"revert the plan and apply it again with the new key instead", t.name, c.col.Name, fk.Name))
+				"revert the plan and apply it again with the new key instead", t.name, c.col.Name, fk.Label()))
 		}
 	}
 	if err := e.checkRekeyRules(t, c); err != nil {

@@ -426,3 +426,32 @@ func encryptedWithNewVersion(t *testing.T) (*fixture, *planner.Plan, snapshot) {
 	}
 	return f, p, original
 }
+
+// TestRekeyRefusesAForeignKeyColumnNamingTheKey: rekey refuses a column of
+// a foreign key, before anything changes, and names the key even when it
+// has no name (SQLite's often have none: the message said "foreign key :").
+func TestRekeyRefusesAForeignKeyColumnNamingTheKey(t *testing.T) {
+	f := newFixture(t,
+		`CREATE TABLE patients (ssn TEXT PRIMARY KEY, name TEXT)`,
+		`CREATE TABLE visits (id INTEGER PRIMARY KEY, ssn TEXT REFERENCES patients (ssn))`,
+		`INSERT INTO patients VALUES ('123-45-6789', 'Ann')`,
+		`INSERT INTO visits VALUES (1, '123-45-6789')`,
+	)
+	p := f.plan("plan.yaml", planSpec{suite: "aes-256-cbc", iv: "column", tables: []planTable{
+		{name: "patients", columns: []planColumn{{name: "ssn"}}},
+		{name: "visits", columns: []planColumn{{name: "ssn"}}},
+	}})
+	f.apply(p, migrate.Options{})
+	applied := f.snapshot()
+	if _, err := f.ks.Add("pii"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.engine(p, f.ks, migrate.Options{NoBackupCheck: true}).Rekey(context.Background(), nil)
+	want := "patients.ssn is part of foreign key visits (ssn) REFERENCES patients (ssn): an in-place rekey would break it"
+	if exitcode.Of(err) != exitcode.BadInput || err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("rekey of a foreign key's column: %v (exit %d), want exit 2 saying %q", err, exitcode.Of(err), want)
+	}
+	if d := applied.diff(f.snapshot()); d != "" {
+		t.Fatalf("the refused rekey changed the database:\n%s", d)
+	}
+}

@@ -6,6 +6,7 @@
 package schema
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -174,6 +175,15 @@ type ForeignKey struct {
 	OnDelete   string
 	OnUpdate   string
 	Definition string
+}
+
+// Label names the key in messages: its name, or, for a key without one
+// (SQLite's are often unnamed), its columns and what they reference.
+func (fk *ForeignKey) Label() string {
+	if fk.Name != "" {
+		return fk.Name
+	}
+	return fmt.Sprintf("%s (%s) REFERENCES %s (%s)", fk.Table, strings.Join(fk.Columns, ", "), fk.RefTable, strings.Join(fk.RefColumns, ", "))
 }
 
 // Check is a check constraint with the columns its expression references.

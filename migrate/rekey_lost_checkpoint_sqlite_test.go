@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/colcrypt/colcrypt/cipher"
 	"github.com/colcrypt/colcrypt/migrate"
 )
 
@@ -116,27 +115,5 @@ func TestRekeyRerunsAChunkWhoseCheckpointWasLost(t *testing.T) {
 // rangeHeaders is headers for the rows of customers with id from..to.
 func (f *fixture) rangeHeaders(column string, from, to int) map[string]int {
 	f.t.Helper()
-	db := f.raw()
-	defer db.Close()
-	rows, err := db.Query(`SELECT "`+column+`" FROM customers WHERE "`+column+`" IS NOT NULL AND id BETWEEN ? AND ?`, from, to)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var ct []byte
-		if err := rows.Scan(&ct); err != nil {
-			f.t.Fatal(err)
-		}
-		suite, v, err := cipher.Header(ct)
-		if err != nil {
-			f.t.Fatalf("customers.%s holds a value without a versioned header: %v", column, err)
-		}
-		out[string(suite)+"/v"+strconv.Itoa(int(v))]++
-	}
-	if err := rows.Err(); err != nil {
-		f.t.Fatal(err)
-	}
-	return out
+	return f.headersWhere("customers", column, "id BETWEEN ? AND ?", from, to)
 }

@@ -21,9 +21,15 @@ import (
 // column, read from the versioned headers in the database.
 func (f *fixture) headers(table, column string) map[string]int {
 	f.t.Helper()
+	return f.headersWhere(table, column, "1 = 1")
+}
+
+// headersWhere is headers of the rows where cond holds (with args).
+func (f *fixture) headersWhere(table, column, cond string, args ...any) map[string]int {
+	f.t.Helper()
 	db := f.raw()
 	defer db.Close()
-	rows, err := db.Query(`SELECT "` + column + `" FROM "` + table + `" WHERE "` + column + `" IS NOT NULL`)
+	rows, err := db.Query(`SELECT "`+column+`" FROM "`+table+`" WHERE "`+column+`" IS NOT NULL AND (`+cond+`)`, args...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -39,6 +45,9 @@ func (f *fixture) headers(table, column string) map[string]int {
 			f.t.Fatalf("%s.%s holds a value without a versioned header: %v", table, column, err)
 		}
 		out[string(suite)+"/v"+strconv.Itoa(int(v))]++
+	}
+	if err := rows.Err(); err != nil {
+		f.t.Fatal(err)
 	}
 	return out
 }

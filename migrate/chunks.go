@@ -423,6 +423,19 @@ func (e *Engine) resumableChunks(ctx context.Context, jobID string, tj *tableJob
 	return done, nil
 }
 
+// forgetChunk deletes the checkpoint of the chunk that begins at loEnc,
+// so that the next walk writes it again. It runs before the workers start.
+func (e *Engine) forgetChunk(ctx context.Context, jobID string, tj *tableJob, phase, loEnc string) error {
+	key, err := e.st.boundHash(tj.keyIsEnc, loEnc)
+	if err != nil {
+		return err
+	}
+	return retry(ctx, e.log, "forget a chunk of "+tj.name, func(ctx context.Context) error {
+		_, err := e.db.ExecContext(ctx, e.st.clearCheckpointSQL(), jobID, tj.tn.String(), phase, key, loHash(loEnc))
+		return err
+	})
+}
+
 // walk reads contiguous chunks from the start of the table to its end and
 // sends them with their rows.
 func (e *Engine) walk(ctx context.Context, tj *tableJob, done map[string]chunkRecord, exprs []string, sizer *chunkSizer,

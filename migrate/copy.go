@@ -299,23 +299,6 @@ func (e *Engine) writeChunk(ctx context.Context, jobID string, tj *tableJob, pha
 	return nil
 }
 
-// forgetChunk deletes the checkpoint of the chunk that begins at loEnc,
-// so that the next walk writes it again.
-func (e *Engine) forgetChunk(ctx context.Context, jobID string, tj *tableJob, phase, loEnc string) error {
-	key, err := e.st.boundHash(tj.keyIsEnc, loEnc)
-	if err != nil {
-		return err
-	}
-	if e.writeMu != nil {
-		e.writeMu.Lock()
-		defer e.writeMu.Unlock()
-	}
-	return retry(ctx, e.log, "forget a chunk of "+tj.name, func(ctx context.Context) error {
-		_, err := e.db.ExecContext(ctx, e.st.clearCheckpointSQL(), jobID, tj.tn.String(), phase, key, loHash(loEnc))
-		return err
-	})
-}
-
 // connTx is a chunk's transaction with the connection it runs on
 // (dialect.RawQuerier).
 type connTx struct {

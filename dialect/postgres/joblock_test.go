@@ -2,41 +2,13 @@ package postgres_test
 
 import (
 	"database/sql"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/dialect/dialecttest"
 	"github.com/colcrypt/colcrypt/dialect/postgres"
 	"github.com/colcrypt/colcrypt/internal/pgtest"
 )
-
-func tryLock(t *testing.T, db *sql.DB, names ...string) (func(), error) {
-	t.Helper()
-	return postgres.Dialect{}.TryLockTables(t.Context(), db, names)
-}
-
-func mustLock(t *testing.T, db *sql.DB, names ...string) func() {
-	t.Helper()
-	release, err := tryLock(t, db, names...)
-	if err != nil {
-		t.Fatalf("lock %q: %v", names, err)
-	}
-	return release
-}
-
-func mustBeHeld(t *testing.T, db *sql.DB, names ...string) {
-	t.Helper()
-	release, err := tryLock(t, db, names...)
-	if err == nil {
-		release()
-		t.Fatalf("lock %q was granted while another session holds it", names)
-	}
-	var held *dialect.LockHeldError
-	if !errors.As(err, &held) || !errors.Is(err, dialect.ErrLockHeld) {
-		t.Fatalf("lock %q: %v, want a *dialect.LockHeldError", names, err)
-	}
-}
 
 // advisoryHolders counts the sessions of this database, other than the
 // asking one, that hold an advisory lock.
@@ -64,24 +36,24 @@ func TestJobLock(t *testing.T) {
 	first, second := open(), open()
 	const people, orders = "public\x00people", "public\x00orders"
 
-	release := mustLock(t, first, people)
-	mustBeHeld(t, second, people)
+	release := dialecttest.MustLock(t, postgres.Dialect{}, first, people)
+	dialecttest.MustBeHeld(t, postgres.Dialect{}, second, people)
 	// All or none: with people held, a lock of both leaves orders free.
-	mustBeHeld(t, second, orders, people)
-	mustLock(t, second, orders)()
+	dialecttest.MustBeHeld(t, postgres.Dialect{}, second, orders, people)
+	dialecttest.MustLock(t, postgres.Dialect{}, second, orders)()
 	// Another session of the same pool is refused too.
-	mustBeHeld(t, first, people)
+	dialecttest.MustBeHeld(t, postgres.Dialect{}, first, people)
 	release()
 	release() // a second release is harmless
 	if n := advisoryHolders(t, second); n != 0 {
 		t.Fatalf("after release %d sessions still hold advisory locks", n)
 	}
-	mustLock(t, second, people, orders)()
+	dialecttest.MustLock(t, postgres.Dialect{}, second, people, orders)()
 
 	// The holding session ends (a killed process, a lost connection): its
 	// locks go with it.
-	release = mustLock(t, first, people)
-	mustBeHeld(t, second, people)
+	release = dialecttest.MustLock(t, postgres.Dialect{}, first, people)
+	dialecttest.MustBeHeld(t, postgres.Dialect{}, second, people)
 	if _, err := second.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks
 WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
@@ -93,7 +65,7 @@ WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	mustLock(t, second, people)()
+	dialecttest.MustLock(t, postgres.Dialect{}, second, people)()
 	release() // on the terminated connection: closes it without an error
-	mustLock(t, first, people)()
+	dialecttest.MustLock(t, postgres.Dialect{}, first, people)()
 }

@@ -223,6 +223,21 @@ func (r *rekeyRun) failUpdatesOf(table string, id int) (remove func()) {
 	}
 }
 
+// newRekeyDB opens a fresh database of the test cluster, runs stmts in it,
+// and gives it with a keystore in a temporary folder.
+func newRekeyDB(t *testing.T, stmts ...string) *rekeyRun {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	db, err := postgres.Dialect{}.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	exec(t, db, stmts...)
+	dir := t.TempDir()
+	return &rekeyRun{t: t, db: db, dir: dir, dsn: dsn, ks: engineKeystore(t, filepath.Join(dir, "test.keystore"))}
+}
+
 // newRekeyRun creates the fixture in a new database, applies rekeyPlan
 // with email under AES-256-CBC (IV column), and adds key version 2 with a
 // backup taken after it. It returns the run, the plan, and the catalog and
@@ -230,18 +245,10 @@ func (r *rekeyRun) failUpdatesOf(table string, id int) (remove func()) {
 func newRekeyRun(t *testing.T) (r *rekeyRun, cbc *planner.Plan, catalog, rows map[string]string) {
 	t.Helper()
 	ctx := t.Context()
-	dsn := pgtest.DSN(t)
-	db, err := postgres.Dialect{}.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	exec(t, db, rekeyFixture...)
+	r = newRekeyDB(t, rekeyFixture...)
+	db, dir := r.db, r.dir
 	catalog = catalogSnapshot(t, db, "accounts")
 	rows = rowSnapshot(t, db, "accounts")
-
-	dir := t.TempDir()
-	r = &rekeyRun{t: t, db: db, dir: dir, dsn: dsn, ks: engineKeystore(t, filepath.Join(dir, "test.keystore"))}
 	cbc = r.plan("cbc.yaml", "aes-256-cbc")
 	if res, err := r.engine(cbc).Apply(ctx); err != nil {
 		t.Fatalf("apply: %v", err)
@@ -432,20 +439,13 @@ func TestRekeyStoppedMidway(t *testing.T) {
 func TestRekeyResumesAfterATableFinished(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := pgtest.DSN(t)
-	db, err := postgres.Dialect{}.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	exec(t, db,
+	r := newRekeyDB(t,
 		`CREATE TABLE first_t (id int PRIMARY KEY, x text)`,
 		`CREATE TABLE second_t (id int PRIMARY KEY, y varchar(40))`,
 		`INSERT INTO first_t SELECT g, 'x' || g FROM generate_series(1, 300) g`,
 		`INSERT INTO second_t SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'y' || g END FROM generate_series(1, 300) g`)
+	db := r.db
 	rows := rowSnapshot(t, db, "first_t", "second_t")
-	dir := t.TempDir()
-	r := &rekeyRun{t: t, db: db, dir: dir, dsn: dsn, ks: engineKeystore(t, filepath.Join(dir, "test.keystore"))}
 	p := r.writePlan("two.yaml", `version: 1
 database:
   engine: postgres
@@ -469,7 +469,7 @@ tables:
 	if _, err := r.ks.Add("pii"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.ks.Backup(filepath.Join(dir, "after-v2.backup"), []byte("backup passphrase"), cheapRekeyKDF); err != nil {
+	if err := r.ks.Backup(filepath.Join(r.dir, "after-v2.backup"), []byte("backup passphrase"), cheapRekeyKDF); err != nil {
 		t.Fatal(err)
 	}
 	remove := r.failUpdatesOf("second_t", 200)
@@ -750,17 +750,10 @@ func (h messageHandler) Handle(_ context.Context, rec slog.Record) error {
 // every value, and drops it before the column leaves state 4.
 func TestRekeyOfATableWithoutAKey(t *testing.T) {
 	ctx := t.Context()
-	dsn := pgtest.DSN(t)
-	db, err := postgres.Dialect{}.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	exec(t, db, `CREATE TABLE readings (n int, note text)`,
+	r := newRekeyDB(t, `CREATE TABLE readings (n int, note text)`,
 		`INSERT INTO readings SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE 'reading ' || g END FROM generate_series(1, 1000) g`)
+	db := r.db
 	catalog, rows := catalogSnapshot(t, db, "readings"), multisetSnapshot(t, db, "readings")
-	dir := t.TempDir()
-	r := &rekeyRun{t: t, db: db, dir: dir, dsn: dsn, ks: engineKeystore(t, filepath.Join(dir, "test.keystore"))}
 	p := r.writePlan("plan.yaml", `version: 1
 database:
   engine: postgres

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/colcrypt/colcrypt/dialect"
+	"github.com/colcrypt/colcrypt/dialect/dialecttest"
 )
 
 // lockHolderVariable makes the test binary a child that takes the job
@@ -35,50 +35,21 @@ func openLockDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-func tryLock(t *testing.T, db *sql.DB, names ...string) (func(), error) {
-	t.Helper()
-	return Dialect{}.TryLockTables(t.Context(), db, names)
-}
-
-// mustLock takes the locks and fails the test when they are refused.
-func mustLock(t *testing.T, db *sql.DB, names ...string) func() {
-	t.Helper()
-	release, err := tryLock(t, db, names...)
-	if err != nil {
-		t.Fatalf("lock %q: %v", names, err)
-	}
-	return release
-}
-
-// mustBeHeld checks that the locks are refused, naming a held table.
-func mustBeHeld(t *testing.T, db *sql.DB, names ...string) {
-	t.Helper()
-	release, err := tryLock(t, db, names...)
-	if err == nil {
-		release()
-		t.Fatalf("lock %q was granted while another holder has it", names)
-	}
-	var held *dialect.LockHeldError
-	if !errors.As(err, &held) || !errors.Is(err, dialect.ErrLockHeld) {
-		t.Fatalf("lock %q: %v, want a *dialect.LockHeldError", names, err)
-	}
-}
-
 func TestJobLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data.db")
 	first, second := openLockDB(t, path), openLockDB(t, path)
 	const people, orders = "\x00people", "\x00orders"
 
-	release := mustLock(t, first, people)
-	mustBeHeld(t, second, people)
+	release := dialecttest.MustLock(t, Dialect{}, first, people)
+	dialecttest.MustBeHeld(t, Dialect{}, second, people)
 	// All or none: with people held, a lock of both leaves orders free.
-	mustBeHeld(t, second, orders, people)
-	mustLock(t, second, orders)()
+	dialecttest.MustBeHeld(t, Dialect{}, second, orders, people)
+	dialecttest.MustLock(t, Dialect{}, second, orders)()
 	// Two locks in one process exclude each other too, on one *sql.DB.
-	mustBeHeld(t, first, people)
+	dialecttest.MustBeHeld(t, Dialect{}, first, people)
 	release()
 	release() // a second release is harmless
-	mustLock(t, second, people, orders)()
+	dialecttest.MustLock(t, Dialect{}, second, people, orders)()
 
 	if _, err := os.Stat(path + lockFileSuffix); err != nil {
 		t.Errorf("the lock file: %v", err)
@@ -94,7 +65,7 @@ func TestJobLockInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	release := mustLock(t, db, "\x00people")
+	release := dialecttest.MustLock(t, Dialect{}, db, "\x00people")
 	release()
 }
 
@@ -128,14 +99,14 @@ func TestJobLockFreedWhenTheHolderIsKilled(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the child did not take the lock within 30s")
 	}
-	mustBeHeld(t, db, "\x00people")
-	mustLock(t, db, "\x00orders")()
+	dialecttest.MustBeHeld(t, Dialect{}, db, "\x00people")
+	dialecttest.MustLock(t, Dialect{}, db, "\x00orders")()
 
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	mustLock(t, db, "\x00people")()
+	dialecttest.MustLock(t, Dialect{}, db, "\x00people")()
 }
 
 // TestJobLockHolderProcess is the child of
@@ -146,7 +117,7 @@ func TestJobLockHolderProcess(t *testing.T) {
 		t.Skip("the child process of TestJobLockFreedWhenTheHolderIsKilled")
 	}
 	db := openLockDB(t, path)
-	mustLock(t, db, "\x00people")
+	dialecttest.MustLock(t, Dialect{}, db, "\x00people")
 	fmt.Println("locked")
 	time.Sleep(time.Minute)
 	t.Fatal("not killed within a minute")

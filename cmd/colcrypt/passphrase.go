@@ -288,11 +288,8 @@ func keystoreHint(err error, s keystore.Secret, v secretVars) string {
 			return hint
 		}
 	}
-	switch {
-	case errors.Is(err, keystore.ErrWrongProtector):
-		if wpe, ok := errors.AsType[*keystore.WrongProtectorError](err); ok && v.pkcs11 != nil {
-			return fmt.Sprintf("set %s instead of %s", v.needs(wpe.File), v.gave(wpe.Given))
-		}
+	if wpe, ok := errors.AsType[*keystore.WrongProtectorError](err); ok && v.pkcs11 != nil {
+		return fmt.Sprintf("set %s instead of %s", v.needs(wpe.File), v.gave(wpe.Given))
 	}
 	switch {
 	case errors.Is(err, keystore.ErrWrongSecret):
